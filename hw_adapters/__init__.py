@@ -1,0 +1,50 @@
+"""The edge: everything that talks to a servo bus, behind `open_bus(url)`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hw_adapters.base import (
+    BusError,
+    ConfigError,
+    PingInfo,
+    ServoAlarm,
+    ServoBus,
+    ServoFault,
+    ServoState,
+    TwinError,
+)
+
+SCHEMES = ("sim", "mock")
+
+__all__ = [
+    "SCHEMES",
+    "BusError",
+    "ConfigError",
+    "PingInfo",
+    "ServoAlarm",
+    "ServoBus",
+    "ServoFault",
+    "ServoState",
+    "TwinError",
+    "open_bus",
+]
+
+
+def open_bus(url: str, **context: Any) -> ServoBus:
+    """Open the bus a URL names. `sim://` takes `plant=` and `clock=` from the runtime.
+
+    Raises ConfigError for an unknown scheme or option, listing the valid ones.
+    """
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        raise ConfigError(f"{url!r} is not a bus URL; expected SCHEME://..., schemes: {', '.join(SCHEMES)}")
+    if scheme == "sim":
+        from hw_adapters.sim import open_sim_bus
+
+        return open_sim_bus(url, **context)
+    if scheme == "mock":
+        from hw_adapters.mock import open_mock_bus
+
+        return open_mock_bus(url, **context)
+    raise ConfigError(f"unknown bus scheme {scheme!r} in {url!r}; valid schemes: {', '.join(SCHEMES)}")

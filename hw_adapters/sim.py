@@ -1,0 +1,178 @@
+"""`sim://` — the twin's bus: virtual servos in the PyBullet plant.
+
+Every transaction first brings the plant up to the clock's time, then reads
+or writes the servos' control tables byte for byte as a real adapter would,
+and records the wire time it would take on a real bus of that baud rate.
+
+In a run the runtime passes the plant and the environment's clock. Alone
+(`sim://?robot=pan_tilt&model=xl430-w250&ids=1,2`), the bus builds its own
+plant and keeps its own virtual clock, advanced by its transactions and by
+`wait()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from hw_adapters import wire
+from hw_adapters.base import BusError, ConfigError, PingInfo, ServoBus, ServoState, parse_bus_url, parse_ids
+from sim_models.plant import Mount, Plant
+from sim_models.servo.catalogue import servo_spec
+from sim_models.servo.device import RegisterError, VirtualServo
+
+SIM_OPTIONS: dict[str, type] = {"robot": str, "model": str, "ids": str, "baud": int, "dt": float}
+
+
+class SimBus(ServoBus):
+    """A bus over the servos of a `Plant`; time comes from `clock()` (s)."""
+
+    def __init__(self, plant: Plant, clock: Callable[[], float] | None = None, baud: int = 1_000_000) -> None:
+        self.plant = plant
+        self.baud = baud
+        self._own_time = 0.0
+        self._clock = clock if clock is not None else (lambda: self._own_time)
+        self._owns_plant = False
+        self._servos = {s.servo_id: s for s in plant.servos}
+        protocols = {s.spec.protocol for s in self._servos.values()}
+        if len(protocols) > 1:
+            raise ConfigError("one bus cannot mix Dynamixel and Feetech servos")
+        self.protocol = protocols.pop() if protocols else "dynamixel"
+        self._closed = False
+
+    # -- helpers -------------------------------------------------------------
+    def _sync(self) -> None:
+        if self._closed:
+            raise BusError("the bus is closed")
+        self.plant.advance_to(self._clock())
+
+    def _spend(self, seconds: float) -> None:
+        self.last_duration_s = seconds
+        if self._owns_plant:
+            self._own_time += seconds
+
+    def _servo(self, servo_id: int) -> VirtualServo:
+        try:
+            return self._servos[servo_id]
+        except KeyError:
+            raise BusError(f"servo {servo_id} did not answer (no status packet)") from None
+
+    def _return_delay(self, servo: VirtualServo) -> float:
+        return servo.read(servo.table["return_delay_time"].address, 1)[0] * 2e-6
+
+    # -- ServoBus ---------------------------------------------------------------
+    def ping(self, servo_id: int) -> PingInfo | None:
+        self._sync()
+        servo = self._servos.get(servo_id)
+        request = wire.bytes_time(wire.instruction_size(self.protocol, 0), self.baud)
+        if servo is None:
+            self._spend(request)
+            return None
+        reply = wire.status_size(self.protocol, 3 if self.protocol == "dynamixel" else 0)
+        self._spend(request + wire.bytes_time(reply, self.baud) + self._return_delay(servo))
+        firmware_reg = "firmware_version" if self.protocol == "dynamixel" else "firmware_major"
+        reg = servo.table[firmware_reg]
+        return PingInfo(
+            id=servo_id,
+            model_number=servo.spec.model_number,
+            model=servo.spec.name,
+            firmware=servo.read(reg.address, 1)[0],
+        )
+
+    def scan(self, ids: Iterable[int] = range(0, 253)) -> list[PingInfo]:
+        found, total = [], 0.0
+        for i in ids:
+            info = self.ping(i)
+            total += self.last_duration_s
+            if info is not None:
+                found.append(info)
+        self.last_duration_s = total
+        return found
+
+    def read_states(self, ids: Iterable[int]) -> dict[int, ServoState]:
+        self._sync()
+        ids = list(ids)
+        servos = [self._servo(i) for i in ids]
+        out: dict[int, ServoState] = {}
+        delays = 0.0
+        extra = 0.0
+        for i, servo in zip(ids, servos, strict=True):
+            delays += self._return_delay(servo)
+            if self.protocol == "dynamixel":
+                block = servo.read(wire.DXL_STATE_ADDR, wire.DXL_STATE_LEN)
+                hw_error = servo.read(servo.table["hardware_error_status"].address, 1)[0]
+                if hw_error:  # the status packet's alert bit makes the adapter read it
+                    extra += wire.bytes_time(
+                        wire.instruction_size("dynamixel", 4) + wire.status_size("dynamixel", 1), self.baud
+                    )
+                out[i] = wire.decode_dxl_state(i, block, hw_error, servo.spec.name, servo.spec.resolution_ticks)
+            else:
+                block = servo.read(wire.STS_STATE_ADDR, wire.STS_STATE_LEN)
+                out[i] = wire.decode_sts_state(i, block, servo.spec.resolution_ticks)
+        length = wire.DXL_STATE_LEN if self.protocol == "dynamixel" else wire.STS_STATE_LEN
+        self._spend(wire.sync_read_time(self.protocol, len(ids), length, self.baud, delays) + extra)
+        return out
+
+    def write_goals(self, goals: Mapping[int, float]) -> None:
+        self._sync()
+        for servo_id, angle in goals.items():
+            servo = self._servo(servo_id)
+            reg = servo.table["goal_position"]
+            ticks = wire.rad_to_ticks(angle, servo.spec.resolution_ticks)
+            try:
+                servo.write(reg.address, reg.encode(ticks))
+            except RegisterError as exc:
+                raise BusError(f"servo {servo_id}: {exc}") from None
+        self._spend(wire.sync_write_time(self.protocol, len(goals), 4 if self.protocol == "dynamixel" else 2, self.baud))
+
+    def set_torque(self, ids: Iterable[int], enabled: bool) -> None:
+        self._sync()
+        ids = list(ids)
+        for servo_id in ids:
+            servo = self._servo(servo_id)
+            servo.write(servo.table["torque_enable"].address, bytes([int(enabled)]))
+        self._spend(wire.sync_write_time(self.protocol, len(ids), 1, self.baud))
+
+    def wait(self, seconds: float) -> None:
+        if not self._owns_plant:
+            super().wait(seconds)
+        self._own_time += seconds
+        self.plant.advance_to(self._own_time)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self.plant.advance_to(self._clock())
+            for servo in self._servos.values():
+                servo.write(servo.table["torque_enable"].address, b"\x00")
+        finally:
+            self._closed = True
+            if self._owns_plant:
+                self.plant.close()
+
+
+def open_sim_bus(url: str, plant: Plant | None = None, clock: Callable[[], float] | None = None) -> SimBus:
+    """`sim://` with the runtime's plant, or a standalone plant from the URL's options."""
+    _, _, opts = parse_bus_url(url, SIM_OPTIONS)
+    baud = int(opts.get("baud", 1_000_000))  # type: ignore[arg-type]
+    if plant is not None:
+        if {"robot", "model", "ids", "dt"} & opts.keys():
+            raise ConfigError(f"{url}: robot, model, ids and dt come from the scenario in a run")
+        return SimBus(plant, clock, baud)
+    from sim_models.robots import actuated_joints, robot_urdf_text
+
+    if "robot" not in opts:
+        raise ConfigError(
+            f"{url}: a standalone sim:// bus needs ?robot=NAME (e.g. sim://?robot=pan_tilt&model=xl430-w250)"
+        )
+    urdf = robot_urdf_text(str(opts["robot"]))
+    joints = list(actuated_joints(urdf))
+    spec = servo_spec(str(opts.get("model", "xl430-w250")))
+    ids = parse_ids(str(opts["ids"])) if "ids" in opts else list(range(1, len(joints) + 1))
+    if len(ids) > len(joints):
+        raise ConfigError(f"{url}: {len(ids)} ids but the robot has {len(joints)} joints")
+    mounts = [Mount(j, VirtualServo(spec, i)) for j, i in zip(joints, ids, strict=False)]
+    sim_plant = Plant(urdf, mounts, dt=float(opts.get("dt", 0.001)))  # type: ignore[arg-type]
+    bus = SimBus(sim_plant, None, baud)
+    bus._owns_plant = True
+    return bus

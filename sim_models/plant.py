@@ -1,0 +1,195 @@
+"""The PyBullet world: one robot, its servos, stepped lazily to the clock.
+
+The plant owns a private PyBullet client in DIRECT mode (no global
+connection). Joint motors are disabled; every physics step each servo turns
+its shaft state into a torque that is applied with TORQUE_CONTROL.
+
+Time is not the plant's own: callers bring it up to the environment's time
+with `advance_to(t)` before they read, write or break anything. Steps are
+counted in integers so that the plant's time never drifts from k·dt.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sim_models.errors import ConfigError
+from sim_models.servo.device import VirtualServo
+
+
+@dataclass
+class Mount:
+    """How a servo is fixed to a joint: servo angle = direction·q + offset (rad)."""
+
+    joint: str
+    servo: VirtualServo
+    direction: float = 1.0
+    offset_rad: float = 0.0
+
+
+class Plant:
+    """A robot in PyBullet driven by virtual servos."""
+
+    def __init__(
+        self,
+        urdf_text: str,
+        mounts: Sequence[Mount],
+        *,
+        dt: float = 0.001,
+        gravity: float = -9.81,
+        initial_positions: dict[str, float] | None = None,
+        solver_iterations: int = 50,
+    ) -> None:
+        import pybullet as pb
+
+        if not (dt > 0 and math.isfinite(dt)):
+            raise ConfigError(f"physics dt must be a positive number of seconds, got {dt!r}")
+        self._pb = pb
+        self.dt = dt
+        self.steps = 0
+        self.client = pb.connect(pb.DIRECT)
+        try:
+            self.body = self._load(urdf_text)
+            pb.setGravity(0, 0, gravity, physicsClientId=self.client)
+            pb.setTimeStep(dt, physicsClientId=self.client)
+            pb.setPhysicsEngineParameter(numSolverIterations=solver_iterations, physicsClientId=self.client)
+            self.joint_index = self._joint_indices()
+            self._disable_motors()
+            self.mounts = list(mounts)
+            for mount in self.mounts:
+                if mount.joint not in self.joint_index:
+                    raise ConfigError(
+                        f"servo {mount.servo.servo_id} is mounted on joint {mount.joint!r}, "
+                        f"which the robot lacks; joints: {', '.join(self.joint_index)}"
+                    )
+                self._add_reflected_inertia(mount)
+            for name, q in (initial_positions or {}).items():
+                if name not in self.joint_index:
+                    raise ConfigError(f"initial position for unknown joint {name!r}")
+                pb.resetJointState(self.body, self.joint_index[name], q, 0.0, physicsClientId=self.client)
+        except BaseException:
+            pb.disconnect(self.client)
+            raise
+        self._indices = [self.joint_index[m.joint] for m in self.mounts]
+        self._servos = [m.servo for m in self.mounts]
+        self._signs = [m.direction for m in self.mounts]
+        self._offsets = [m.offset_rad for m in self.mounts]
+        self._sync_servo_state()
+
+    # -- construction -------------------------------------------------------
+    def _load(self, urdf_text: str) -> int:
+        pb = self._pb
+        fd, path = tempfile.mkstemp(suffix=".urdf", prefix="servotwin-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(urdf_text)
+            try:
+                return pb.loadURDF(
+                    path, useFixedBase=True, flags=pb.URDF_USE_INERTIA_FROM_FILE, physicsClientId=self.client
+                )
+            except pb.error as exc:
+                raise ConfigError(f"PyBullet could not load the robot description: {exc}") from None
+        finally:
+            os.unlink(path)
+
+    def _joint_indices(self) -> dict[str, int]:
+        pb = self._pb
+        out = {}
+        for i in range(pb.getNumJoints(self.body, physicsClientId=self.client)):
+            info = pb.getJointInfo(self.body, i, physicsClientId=self.client)
+            if info[2] in (pb.JOINT_REVOLUTE, pb.JOINT_PRISMATIC):
+                out[info[1].decode()] = i
+        return out
+
+    def _disable_motors(self) -> None:
+        pb = self._pb
+        idx = list(self.joint_index.values())
+        pb.setJointMotorControlArray(
+            self.body, idx, pb.VELOCITY_CONTROL, forces=[0.0] * len(idx), physicsClientId=self.client
+        )
+        for link in range(-1, pb.getNumJoints(self.body, physicsClientId=self.client)):
+            pb.changeDynamics(
+                self.body, link, linearDamping=0.0, angularDamping=0.0, jointDamping=0.0,
+                physicsClientId=self.client,
+            )
+
+    def _add_reflected_inertia(self, mount: Mount) -> None:
+        # PyBullet has no joint armature: add the servo's reflected rotor inertia to
+        # the driven link. It also adds to the other two axes, a small error for the
+        # light links of servo rigs, and it keeps the stiff motor line stable at 1 ms.
+        pb = self._pb
+        link = self.joint_index[mount.joint]
+        info = pb.getDynamicsInfo(self.body, link, physicsClientId=self.client)
+        extra = mount.servo.spec.reflected_inertia_kg_m2
+        diag = [v + extra for v in info[2]]
+        pb.changeDynamics(self.body, link, localInertiaDiagonal=diag, physicsClientId=self.client)
+
+    # -- time ---------------------------------------------------------------
+    @property
+    def time(self) -> float:
+        return self.steps * self.dt
+
+    def advance_to(self, t: float) -> None:
+        """Step the physics until the plant's time has caught up with t (s)."""
+        target = int(math.floor(t / self.dt + 1e-9))
+        n = target - self.steps
+        if n > 0:
+            self._run_steps(n)
+
+    def _run_steps(self, n: int) -> None:
+        pb = self._pb
+        body, client, dt = self.body, self.client, self.dt
+        indices, servos, signs, offsets = self._indices, self._servos, self._signs, self._offsets
+        get_states = pb.getJointStates
+        set_array = pb.setJointMotorControlArray
+        step = pb.stepSimulation
+        torque_mode = pb.TORQUE_CONTROL
+        pairs = list(zip(servos, signs, offsets, strict=True))
+        for _ in range(n):
+            states = get_states(body, indices, physicsClientId=client)
+            forces = [
+                sign * servo.step(sign * st[0] + off, sign * st[1], dt)
+                for (servo, sign, off), st in zip(pairs, states, strict=True)
+            ]
+            set_array(body, indices, torque_mode, forces=forces, physicsClientId=client)
+            step(physicsClientId=client)
+        self.steps += n
+        self._sync_servo_state()
+
+    def _sync_servo_state(self) -> None:
+        # Reads see the state at the plant's current time, not one step behind.
+        states = self._pb.getJointStates(self.body, self._indices, physicsClientId=self.client)
+        for servo, sign, off, st in zip(self._servos, self._signs, self._offsets, states, strict=True):
+            servo.position = sign * st[0] + off
+            servo.velocity = sign * st[1]
+
+    # -- access ---------------------------------------------------------------
+    def servo(self, servo_id: int) -> VirtualServo:
+        for s in self._servos:
+            if s.servo_id == servo_id:
+                return s
+        raise KeyError(servo_id)
+
+    @property
+    def servos(self) -> list[VirtualServo]:
+        return list(self._servos)
+
+    def joint_positions(self, names: Iterable[str]) -> list[float]:
+        pb = self._pb
+        idx = [self.joint_index[n] for n in names]
+        return [s[0] for s in pb.getJointStates(self.body, idx, physicsClientId=self.client)]
+
+    def close(self) -> None:
+        if self.client is not None and self._pb.isConnected(self.client):
+            self._pb.disconnect(self.client)
+        self.client = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Plant:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,330 @@
+"""A virtual servo: control table, firmware and motor, stepped with the physics.
+
+Each physics step the plant hands the servo its output-shaft angle and speed
+(rad, rad/s, in the servo's own frame) and applies the torque it returns
+(N·m). Between steps the bus (or the emulator) reads and writes the control
+table through `read` and `write`, exactly as over a wire.
+
+Motor: a DC motor behind a gearbox, as a voltage-limited torque-speed line
+at the output, tau = k_v·V − k_w·omega, clamped to the stall torque at the supply
+voltage. k_v and k_w are chosen so that the *net* output after friction
+passes through the datasheet points: tau_stall at zero speed and zero torque at
+the no-load speed. Coulomb friction is smoothed near zero speed so that a
+held load sees the full stall torque. Backlash: when the motor torque
+reverses, nothing is transmitted until the motor side has crossed the gap at
+its free-running speed. Heating: I²R into a first-order thermal mass; at the
+temperature limit the firmware cuts torque and raises the overheat alarm
+until the servo is rebooted or re-enabled after cooling.
+
+Firmware: position PID on encoder ticks in the vendor's gain units, with a
+trapezoidal profile (profile velocity/acceleration) or open-loop PWM.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sim_models.errors import ConfigError
+from sim_models.servo.catalogue import ServoSpec
+from sim_models.servo.control_table import TABLES, ControlTable
+
+# Dynamixel X position controller, after the e-Manual's block diagram:
+# KP = P/128, KI = I/65536, KD = D/16, output in PWM units (885 = 100 %).
+_DXL_GAIN_SCALE = (1.0 / 128.0, 1.0 / 65536.0, 1.0 / 16.0)
+# Feetech publishes no gain units. Scale fitted to public bench tests of the
+# STS3215 at P = 32: 1.8–2.6° error holding 1.47 N·m (half its stall torque),
+# i.e. about 20 PWM units (of 1000) per tick.
+_FEETECH_GAIN_SCALE = (0.625, 1.0 / 256.0, 0.25)
+
+DXL_VELOCITY_UNIT = 0.229 * 2.0 * math.pi / 60.0  # rad/s per unit
+DXL_PROFILE_ACC_UNIT = 214.577 * 2.0 * math.pi / 3600.0  # rad/s² per unit
+
+FAULT_INPUT_VOLTAGE = 1
+FAULT_OVERHEAT = 4
+FAULT_OVERLOAD = 32
+
+_SMOOTH_FRICTION_RAD_S = 0.02
+_AMBIENT_C = 25.0
+
+
+class RegisterError(ConfigError):
+    """A write to a read-only register or outside the table."""
+
+
+class VirtualServo:
+    """One simulated servo. Angles are output-shaft rad with 0 at tick 2048."""
+
+    def __init__(self, spec: ServoSpec, servo_id: int, supply_v: float | None = None) -> None:
+        self.spec = spec
+        self.table: ControlTable = TABLES[spec.protocol]
+        self.supply_v = spec.nominal_voltage_v if supply_v is None else supply_v
+        self.regs = bytearray(self.table.size)
+        self._dxl = spec.protocol == "dynamixel"
+        w0 = spec.no_load_speed_rad_s
+        self._kv = spec.stall_torque_nm / spec.nominal_voltage_v
+        self._kw = (spec.stall_torque_nm - spec.coulomb_friction_nm - spec.viscous_friction_nm_s_per_rad * w0) / w0
+        self._tau_max = spec.stall_torque_nm * self.supply_v / spec.nominal_voltage_v
+        self._kt = spec.stall_torque_nm / spec.stall_current_a
+        self._ticks_per_rad = spec.resolution_ticks / (2.0 * math.pi)
+        self._half_gap = math.radians(spec.backlash_deg) / 2.0
+        self._full_pwm = 885.0 if self._dxl else 1000.0
+        self._gain_scale = _DXL_GAIN_SCALE if self._dxl else _FEETECH_GAIN_SCALE
+        self.temperature_c = _AMBIENT_C
+        self.current_a = 0.0
+        self.position = 0.0
+        self.velocity = 0.0
+        self.pwm = 0.0
+        self.gap = -self._half_gap
+        self.faults = 0
+        self.time_s = 0.0
+        self._setpoint = 0.0
+        self._sp_velocity = 0.0
+        self._integral = 0.0
+        self._prev_error = 0.0
+        self._factory_defaults(servo_id)
+
+    # -- control table ---------------------------------------------------
+    def _set(self, name: str, value: int) -> None:
+        reg = self.table[name]
+        self.regs[reg.address : reg.address + reg.size] = reg.encode(value)
+
+    def _get(self, name: str) -> int:
+        reg = self.table[name]
+        return reg.decode(bytes(self.regs[reg.address : reg.address + reg.size]))
+
+    def _factory_defaults(self, servo_id: int) -> None:
+        s = self.spec
+        self._set("model_number", s.model_number)
+        self._set("id", servo_id)
+        self._set("temperature_limit", int(s.temperature_limit_c))
+        self._set("position_p_gain", s.position_p_gain)
+        self._set("position_i_gain", s.position_i_gain)
+        self._set("position_d_gain", s.position_d_gain)
+        self._set("return_delay_time", int(round(s.return_delay_us / 2.0)))
+        if self._dxl:
+            self._set("firmware_version", 52)
+            self._set("baud_rate", 1)
+            self._set("operating_mode", 3)
+            self._set("pwm_limit", s.pwm_limit)
+            self._set("max_position_limit", s.resolution_ticks - 1)
+            self._set("min_position_limit", 0)
+            self._set("status_return_level", 2)
+            self._set("max_voltage_limit", int(s.nominal_voltage_v * 10 * 1.3))
+            self._set("min_voltage_limit", int(s.nominal_voltage_v * 10 * 0.5))
+            self._set("velocity_limit", int(s.no_load_speed_rad_s / DXL_VELOCITY_UNIT))
+        else:
+            self._set("firmware_major", 3)
+            self._set("firmware_minor", 10)
+            self._set("baud_rate", 0)
+            self._set("status_return_level", 1)
+            self._set("max_position_limit", s.resolution_ticks - 1)
+            self._set("max_torque_limit", s.pwm_limit)
+            self._set("torque_limit", s.pwm_limit)
+            self._set("max_voltage_limit", int(s.nominal_voltage_v * 1.4))
+            self._set("min_voltage_limit", int(s.nominal_voltage_v * 0.4))
+        self._set("goal_position", s.resolution_ticks // 2)
+        self._load_settings()
+
+    @property
+    def servo_id(self) -> int:
+        return self._get("id")
+
+    @property
+    def torque_enabled(self) -> bool:
+        return self._torque_on
+
+    def write(self, address: int, data: bytes) -> None:
+        """Write raw bytes as a protocol write would. RegisterError on bad access."""
+        end = address + len(data)
+        if address < 0 or end > self.table.size:
+            raise RegisterError(f"write of {len(data)} bytes at {address} is outside the table")
+        for reg in self.table.registers:
+            if reg.address < end and address < reg.address + reg.size:
+                if reg.access == "R":
+                    raise RegisterError(f"register {reg.name} ({reg.address}) is read-only")
+                if reg.eeprom and self._torque_on:
+                    raise RegisterError(f"EEPROM register {reg.name} is locked while torque is on")
+        was_on = self._torque_on
+        self.regs[address:end] = data
+        self._load_settings()
+        if self._torque_on and not was_on:
+            self._on_torque_enable()
+
+    def read(self, address: int, length: int) -> bytes:
+        """Read raw bytes; present values are encoded from the physics first."""
+        if address < 0 or length < 0 or address + length > self.table.size:
+            raise RegisterError(f"read of {length} bytes at {address} is outside the table")
+        self._store_present()
+        return bytes(self.regs[address : address + length])
+
+    def reboot(self) -> None:
+        """Clear alarms and torque off, as the vendor's reboot instruction does."""
+        self.faults = 0
+        self._set("torque_enable", 0)
+        self._load_settings()
+
+    def _load_settings(self) -> None:
+        g = self._get
+        self._torque_on = bool(g("torque_enable")) and not self.faults
+        if not self._torque_on and g("torque_enable") and self.faults:
+            self._set("torque_enable", 0)
+        kp, ki, kd = self._gain_scale
+        self._kp = g("position_p_gain") * kp
+        self._ki = g("position_i_gain") * ki
+        self._kd = g("position_d_gain") * kd
+        self._goal = (g("goal_position") - self.spec.resolution_ticks // 2) / self._ticks_per_rad
+        self._temp_limit = float(g("temperature_limit"))
+        if self._dxl:
+            mode = g("operating_mode")
+            self._pwm_mode = mode == 16
+            self._open_pwm = g("goal_pwm") / self._full_pwm
+            self._pwm_cap = min(g("pwm_limit"), 885) / self._full_pwm
+            vel = g("profile_velocity") * DXL_VELOCITY_UNIT
+            acc = g("profile_acceleration") * DXL_PROFILE_ACC_UNIT
+        else:
+            mode = g("operating_mode")
+            self._pwm_mode = mode == 2
+            pwm_reg = self.table["goal_time"]
+            raw = int.from_bytes(self.regs[pwm_reg.address : pwm_reg.address + 2], "little")
+            self._open_pwm = (-(raw & 0x3FF) if raw & 0x400 else (raw & 0x3FF)) / self._full_pwm
+            self._pwm_cap = min(g("torque_limit"), 1000) / self._full_pwm
+            vel = abs(g("goal_speed")) / self._ticks_per_rad
+            acc = g("acceleration") * 100.0 / self._ticks_per_rad
+        self._profile_v = vel if vel > 0 else math.inf
+        self._profile_a = acc if acc > 0 else math.inf
+
+    def _on_torque_enable(self) -> None:
+        # The firmware starts holding where the shaft is (goal := present), not
+        # where it was told before torque went off: no jump on enable.
+        ticks = int(math.floor(self.position * self._ticks_per_rad + 0.5))
+        self._set("goal_position", ticks + self.spec.resolution_ticks // 2)
+        self._goal = ticks / self._ticks_per_rad
+        self._setpoint = self.position
+        self._sp_velocity = 0.0
+        self._integral = 0.0
+        self._prev_error = 0.0
+
+    def _store_present(self) -> None:
+        ticks = int(math.floor(self.position * self._ticks_per_rad + 0.5)) + self.spec.resolution_ticks // 2
+        self._set("present_position", ticks)
+        moving = abs(self.velocity) > 0.02
+        self._set("moving", int(moving))
+        self._set("present_temperature", int(round(self.temperature_c)))
+        self._set("hardware_error_status", self._vendor_faults())
+        load = int(round(1000.0 * self.pwm))
+        if self._dxl:
+            self._set("present_velocity", int(round(self.velocity / DXL_VELOCITY_UNIT)))
+            self._set("present_input_voltage", int(round(self.supply_v * 10)))
+            self._set("present_pwm", int(round(self.pwm * self._full_pwm)))
+            self._set("present_current", self._dxl_current_units())
+            self._set("realtime_tick", int(self.time_s * 1000) % 32768)
+        else:
+            self._set("present_speed", int(round(self.velocity * self._ticks_per_rad)))
+            self._set("present_voltage", int(round(self.supply_v * 10)))
+            self._set("present_load", load)
+            self._set("present_current", int(round(self.current_a / 0.0065)))
+
+    def _dxl_current_units(self) -> int:
+        name = self.spec.name
+        if name.startswith("xl430"):
+            return int(round(1000.0 * self.pwm))  # Present Load, 0.1 % units
+        unit_a = 0.00269 if name.startswith("xm") else 0.001
+        return int(round(math.copysign(self.current_a, self.pwm) / unit_a))
+
+    def _vendor_faults(self) -> int:
+        if self._dxl:
+            return self.faults
+        out = 0
+        if self.faults & FAULT_INPUT_VOLTAGE:
+            out |= 1
+        if self.faults & FAULT_OVERHEAT:
+            out |= 4
+        if self.faults & FAULT_OVERLOAD:
+            out |= 32
+        return out
+
+    # -- physics ----------------------------------------------------------
+    def step(self, position: float, velocity: float, dt: float) -> float:
+        """Advance firmware and motor by dt; return the output torque (N·m)."""
+        self.position = position
+        self.velocity = velocity
+        self.time_s += dt
+        if self._torque_on:
+            if self._pwm_mode:
+                u = self._open_pwm
+            else:
+                u = self._position_control(dt)
+            cap = self._pwm_cap
+            u = cap if u > cap else (-cap if u < -cap else u)
+            tau_m = self._kv * self.supply_v * u - self._kw * velocity
+            tmax = self._tau_max
+            tau_m = tmax if tau_m > tmax else (-tmax if tau_m < -tmax else tau_m)
+            tau = self._backlash(tau_m, u, dt)
+        else:
+            u = 0.0
+            tau_m = 0.0
+            tau = 0.0
+        self.pwm = u
+        spec = self.spec
+        # Coulomb (smoothed at rest) + viscous friction at the output shaft.
+        s = velocity / _SMOOTH_FRICTION_RAD_S
+        s = 1.0 if s > 1.0 else (-1.0 if s < -1.0 else s)
+        tau -= spec.coulomb_friction_nm * s + spec.viscous_friction_nm_s_per_rad * velocity
+        self._heat(tau_m, dt)
+        return tau
+
+    def _position_control(self, dt: float) -> float:
+        sp = self._setpoint
+        goal = self._goal
+        vmax = self._profile_v
+        if vmax == math.inf and self._profile_a == math.inf:
+            sp = goal
+        else:
+            dist = goal - sp
+            amax = self._profile_a
+            v_stop = math.sqrt(2.0 * amax * abs(dist)) if amax != math.inf else vmax
+            v_target = math.copysign(min(vmax, v_stop), dist)
+            v = self._sp_velocity
+            dv = v_target - v
+            step_a = amax * dt
+            v += step_a if dv > step_a else (-step_a if dv < -step_a else dv)
+            sp += v * dt
+            if (dist > 0 and sp > goal) or (dist < 0 and sp < goal):
+                sp, v = goal, 0.0
+            self._sp_velocity = v
+        self._setpoint = sp
+        tpr = self._ticks_per_rad
+        error = (sp - self.position) * tpr
+        error = float(int(error + 0.5) if error >= 0 else -int(-error + 0.5))  # encoder ticks
+        self._integral += error
+        out = self._kp * error + self._ki * self._integral + self._kd * (error - self._prev_error)
+        self._prev_error = error
+        return out / self._full_pwm
+
+    def _backlash(self, tau_m: float, u: float, dt: float) -> float:
+        half = self._half_gap
+        if half <= 0.0:
+            return tau_m
+        gap = self.gap
+        if tau_m > 0.0 and gap < half:
+            gap += max(abs(u), 0.05) * self.spec.no_load_speed_rad_s * dt
+            self.gap = half if gap > half else gap
+            return tau_m if gap >= half else 0.0
+        if tau_m < 0.0 and gap > -half:
+            gap -= max(abs(u), 0.05) * self.spec.no_load_speed_rad_s * dt
+            self.gap = -half if gap < -half else gap
+            return tau_m if gap <= -half else 0.0
+        return tau_m
+
+    def _heat(self, tau_m: float, dt: float) -> None:
+        spec = self.spec
+        current = abs(tau_m) / self._kt
+        self.current_a = current
+        power = current * current * spec.winding_resistance_ohm
+        t = self.temperature_c
+        t += dt * (power - (t - _AMBIENT_C) / spec.thermal_resistance_k_per_w) / spec.thermal_capacity_j_per_k
+        self.temperature_c = t
+        if t >= self._temp_limit and not self.faults & FAULT_OVERHEAT:
+            self.faults |= FAULT_OVERHEAT
+            self._torque_on = False
+            self._set("torque_enable", 0)
