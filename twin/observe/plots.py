@@ -1,0 +1,169 @@
+"""PNG plots of a run: joint tracking, tracking error and latency distributions.
+
+Figures are built with :class:`matplotlib.figure.Figure` and rendered through
+:class:`matplotlib.backends.backend_agg.FigureCanvasAgg` directly: pyplot is never
+used, so no global backend is selected or changed and the functions work headless
+and inside notebooks alike. matplotlib is imported inside the functions to keep
+``import twin`` fast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from twin.observe.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_tracking", "plot_tracking_error", "plot_latency", "DPI"]
+
+DPI = 100
+"""Resolution of every PNG written here (dots per inch)."""
+
+_WIDTH_IN = 8.0
+_HEIGHT_PER_JOINT_IN = 2.2
+_MIN_HEIGHT_IN = 3.0
+
+
+def _new_figure(height_in: float) -> Figure:
+    """A fresh Agg-backed figure ``8 in`` wide and ``height_in`` tall."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(_WIDTH_IN, max(_MIN_HEIGHT_IN, height_in)), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as PNG at :data:`DPI` without the software tag; return ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    return path
+
+
+def _no_data(fig: Figure, message: str) -> None:
+    """Put ``message`` in the middle of an empty axes."""
+    ax = fig.add_subplot(1, 1, 1)
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=14, transform=ax.transAxes)
+
+
+def plot_tracking(tel: Telemetry, path: Path, title: str = "") -> Path:
+    """Plot goal (dashed) and actual (solid) position per joint, in degrees, against time (s).
+
+    One subplot per joint with a shared time axis. Returns ``path``.
+    """
+    t, goal, actual = tel.arrays()
+    n_joints = len(tel.joints)
+    fig = _new_figure(_HEIGHT_PER_JOINT_IN * n_joints)
+    if len(t) == 0:
+        _no_data(fig, "no samples")
+    else:
+        goal_deg = np.degrees(goal)
+        actual_deg = np.degrees(actual)
+        axes = fig.subplots(n_joints, 1, sharex=True, squeeze=False)[:, 0]
+        for j, (ax, name) in enumerate(zip(axes, tel.joints, strict=True)):
+            ax.plot(
+                t, goal_deg[:, j], linestyle="--", linewidth=1.2, color="tab:blue", label="goal"
+            )
+            ax.plot(
+                t,
+                actual_deg[:, j],
+                linestyle="-",
+                linewidth=1.2,
+                color="tab:orange",
+                label="actual",
+            )
+            ax.set_ylabel(f"{name}\nangle (deg)")
+            ax.grid(True, alpha=0.3)
+            if j == 0:
+                ax.legend(loc="upper right", fontsize="small")
+        axes[-1].set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_tracking_error(tel: Telemetry, path: Path, title: str = "") -> Path:
+    """Plot the tracking error goal − actual per joint, in degrees, on one axes against time (s).
+
+    Returns ``path``.
+    """
+    t, goal, actual = tel.arrays()
+    fig = _new_figure(_HEIGHT_PER_JOINT_IN * 2)
+    if len(t) == 0:
+        _no_data(fig, "no samples")
+    else:
+        err_deg = np.degrees(goal - actual)
+        ax = fig.add_subplot(1, 1, 1)
+        for j, name in enumerate(tel.joints):
+            ax.plot(t, err_deg[:, j], linewidth=1.0, label=name)
+        ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("goal − actual (deg)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize="small", ncol=min(4, len(tel.joints)))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_latency(samples_ms: Mapping[str, Sequence[float]], path: Path, title: str = "") -> Path:
+    """Plot the empirical CDF of latency samples (ms) per series, with p50 and p99 marked.
+
+    ``samples_ms`` maps a series name (e.g. ``"command"``, ``"link ctrl--edge"``) to its
+    samples in milliseconds. Empty series are listed as "no samples" in the legend; if
+    every series is empty the figure just says "no samples". Returns ``path``.
+    """
+    series: dict[str, np.ndarray] = {}
+    for name, samples in samples_ms.items():
+        arr = np.asarray(list(samples), dtype=np.float64).reshape(-1)
+        series[str(name)] = np.sort(arr[np.isfinite(arr)])
+    fig = _new_figure(_HEIGHT_PER_JOINT_IN * 2)
+    if not any(len(a) for a in series.values()):
+        _no_data(fig, "no samples")
+    else:
+        ax = fig.add_subplot(1, 1, 1)
+        all_positive = all(a[0] > 0 for a in series.values() if len(a))
+        for k, (name, arr) in enumerate(series.items()):
+            color = f"C{k % 10}"
+            if len(arr) == 0:
+                ax.plot([], [], color=color, label=f"{name}: no samples")
+                continue
+            p50, p99 = np.percentile(arr, [50.0, 99.0])
+            frac = np.arange(1, len(arr) + 1, dtype=np.float64) / len(arr)
+            ax.step(
+                arr,
+                frac,
+                where="post",
+                color=color,
+                linewidth=1.4,
+                label=f"{name} (n={len(arr)}, p50={p50:.3g} ms, p99={p99:.3g} ms)",
+            )
+            ax.axvline(p50, color=color, linestyle="--", linewidth=0.9)
+            ax.axvline(p99, color=color, linestyle=":", linewidth=0.9)
+        ax.axhline(0.5, color="grey", linestyle="--", linewidth=0.5)
+        ax.axhline(0.99, color="grey", linestyle=":", linewidth=0.5)
+        lo = min(a[0] for a in series.values() if len(a))
+        hi = max(a[-1] for a in series.values() if len(a))
+        if all_positive and hi / lo > 100.0 and math.isfinite(hi / lo):
+            ax.set_xscale("log")
+        ax.set_xlabel("latency (ms)   [dashed: p50, dotted: p99]")
+        ax.set_ylabel("fraction of samples ≤ x")
+        ax.set_ylim(0.0, 1.02)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right", fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
