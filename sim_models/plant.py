@@ -44,14 +44,16 @@ class Plant:
         initial_positions: dict[str, float] | None = None,
         solver_iterations: int = 50,
     ) -> None:
-        import pybullet as pb
+        from sim_models.bullet import connect_direct, pybullet
+
+        pb = pybullet()
 
         if not (dt > 0 and math.isfinite(dt)):
             raise ConfigError(f"physics dt must be a positive number of seconds, got {dt!r}")
         self._pb = pb
         self.dt = dt
         self.steps = 0
-        self.client = pb.connect(pb.DIRECT)
+        self.client = connect_direct()
         try:
             self.body = self._load(urdf_text)
             pb.setGravity(0, 0, gravity, physicsClientId=self.client)

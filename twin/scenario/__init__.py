@@ -1,0 +1,28 @@
+"""Scenario files: models, loading with precise errors, cross-field checks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from twin.scenario.checks import check_scenario
+from twin.scenario.loader import Problem, ScenarioError, load_model
+from twin.scenario.models import Scenario
+
+__all__ = ["Problem", "Scenario", "ScenarioError", "load_scenario", "scenario_schema"]
+
+
+def load_scenario(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Scenario:
+    """Read, override (`path=value`), validate and cross-check a scenario file.
+
+    Raises ScenarioError with one Problem per thing wrong (file, line, field).
+    """
+    return load_model(Scenario, path, overrides, checks=check_scenario)  # type: ignore[arg-type]
+
+
+def scenario_schema() -> dict:
+    """JSON Schema of scenario files, for editors."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "ServoTwin scenario"
+    return schema

@@ -1,0 +1,129 @@
+"""The `twin` command. Exit codes: 0 ok, 1 an assertion failed, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from sim_models.errors import TwinError
+
+EXIT_OK, EXIT_ASSERTION, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="twin", description="ServoTwin: run servo machines as microservices, simulated or real.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="run a scenario and check its assertions")
+    r.add_argument("scenario", type=Path)
+    r.add_argument("--out", type=Path, help="run directory (default: outputs.dir or runs/<name>)")
+    r.add_argument("--seed", type=int, help="override the scenario's seed")
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a field, e.g. --set duration=5 --set plant.servos.0.id=3")
+    r.add_argument("--render", action="store_true", help="also write robot.gif")
+    r.add_argument("--quiet", action="store_true", help="no progress, no summary")
+    v = sub.add_parser("validate", help="check scenario files")
+    v.add_argument("scenarios", type=Path, nargs="+")
+    sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args, sys.stdout, sys.stderr)
+        if args.command == "validate":
+            return _validate(args.scenarios, sys.stdout, sys.stderr)
+        from twin.scenario import scenario_schema
+
+        sys.stdout.write(json.dumps(scenario_schema(), indent=2) + "\n")
+        return EXIT_OK
+    except TwinError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+def _validate(files: Sequence[Path], out: TextIO, err: TextIO) -> int:
+    from twin.scenario import ScenarioError, load_scenario
+
+    status = EXIT_OK
+    for path in files:
+        try:
+            load_scenario(path)
+        except ScenarioError as exc:
+            err.write(f"{exc}\n")
+            status = EXIT_BAD_INPUT
+        else:
+            out.write(f"{path}: ok\n")
+    return status
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from twin.api import run
+    from twin.scenario import load_scenario
+
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        err.write(f"--seed must be within 0..{2**32 - 1}, got {args.seed}\n")
+        return EXIT_BAD_INPUT
+    scenario = load_scenario(args.scenario, args.sets)
+    run_dir = args.out or Path(scenario.outputs.dir or Path("runs") / scenario.name)
+    if run_dir.exists() and not run_dir.is_dir():
+        err.write(f"--out {run_dir}: exists and is not a directory\n")
+        return EXIT_BAD_INPUT
+    show = not args.quiet and err.isatty()
+
+    def progress(now: float, duration: float) -> None:
+        err.write(f"\r{scenario.name}: {now:7.2f} / {duration:.2f} s simulated")
+        err.flush()
+
+    result = run(scenario, args.seed, progress=progress if show else None, render=args.render)
+    if show:
+        err.write("\n")
+    try:
+        result.write(run_dir)
+    except OSError as exc:
+        err.write(f"cannot write the run directory {run_dir}: {exc.strerror or exc}\n")
+        return EXIT_BAD_INPUT
+    if not args.quiet:
+        out.write(summary(result.metrics, result.assertions, run_dir))
+    for failure in result.failures:
+        err.write(f"assertion failed: {failure.expression} (measured {failure.measured:g})\n")
+    return EXIT_OK if result.passed else EXIT_ASSERTION
+
+
+def summary(metrics: dict, assertions: Sequence, run_dir: Path) -> str:
+    t = metrics["tracking"]
+    lat = metrics["latency"]["command"]
+    lines = [f"{metrics['scenario']} (seed {metrics['seed']}, {metrics['duration_s']:g} s simulated)"]
+    for joint, m in t["joints"].items():
+        lines.append(f"  {joint:<16} tracking error rms {_n(m['rms_error_deg'])}°  max {_n(m['max_error_deg'])}°")
+    lines.append(
+        f"  command latency  p50 {_n(lat['p50_ms'])} ms  p99 {_n(lat['p99_ms'])} ms  max {_n(lat['max_ms'])} ms"
+    )
+    c, d = metrics["commands"], metrics["driver"]
+    lines.append(f"  commands {c['completed']}/{c['sent']} completed; driver deadline misses {d['deadline_misses']}")
+    for a in assertions:
+        lines.append(f"  {'PASS' if a.passed else 'FAIL'}  {a.expression}  (measured {a.measured:g})")
+    lines.append(f"  report: {run_dir / 'report.md'}")
+    return "\n".join(lines) + "\n"
+
+
+def _n(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Control logic that would run in production: trajectories, limits, calibration."""

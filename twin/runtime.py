@@ -1,0 +1,191 @@
+"""Wire a scenario into one SimPy environment and run it.
+
+One clock: the environment's. The plant is advanced lazily to `env.now` by
+the bus before every access; services exchange messages over the simulated
+network; nothing here reads the wall clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from hw_adapters import open_bus
+from sim_models.network import (
+    ConstantLatency,
+    EmpiricalLatency,
+    Latency,
+    LogNormalLatency,
+    Network,
+    NormalLatency,
+    UniformLatency,
+)
+from sim_models.plant import Mount, Plant
+from sim_models.rng import component_rng
+from sim_models.robots import actuated_joints, robot_urdf_text
+from sim_models.servo.catalogue import servo_spec
+from sim_models.servo.device import VirtualServo
+from twin.control.joints import Joint
+from twin.control.limits import Calibration, JointLimits
+from twin.scenario.models import (
+    Constant,
+    Distribution,
+    Empirical,
+    LogNormal,
+    Normal,
+    Scenario,
+    ServoConfig,
+    Uniform,
+)
+from twin.services.base import Bus, Instance
+from twin.services.driver import Driver
+from twin.services.gateway import Gateway
+from twin.services.operator import Operator
+from twin.services.planner import Planner
+from twin.services.telemetry import TelemetryService
+from twin.tasks import schedule
+
+Progress = Callable[[float, float], None]
+SERVO_RANGE = (-math.pi, math.pi * 2047 / 2048)  # 0..4095 ticks around the centre
+
+
+def latency_from(config: Distribution, seed: int, name: str) -> Latency:
+    """A sampler for a scenario distribution (ms in the file, s inside)."""
+    rng = component_rng(seed, name)
+    match config:
+        case Constant():
+            return ConstantLatency(rng, config.ms / 1000.0)
+        case Normal():
+            return NormalLatency(rng, config.mean_ms / 1000.0, config.std_ms / 1000.0)
+        case LogNormal():
+            return LogNormalLatency(rng, config.median_ms / 1000.0, config.sigma)
+        case Uniform():
+            return UniformLatency(rng, config.low_ms / 1000.0, config.high_ms / 1000.0)
+        case Empirical():
+            return EmpiricalLatency(rng, [v / 1000.0 for v in config.samples_ms])
+    raise TypeError(config)
+
+
+def servo_range_in_joint(cal: Calibration) -> tuple[float, float]:
+    a, b = (cal.to_joint(x) for x in SERVO_RANGE)
+    return min(a, b), max(a, b)
+
+
+def build_joints(scenario: Scenario, urdf_limits: dict[str, tuple[float, float]]) -> list[Joint]:
+    joints = []
+    for sc in scenario.plant.servos:
+        cal = Calibration(sc.direction, math.radians(sc.offset_deg))
+        spec = servo_spec(sc.model)
+        if sc.limits_deg is not None:
+            lo, hi = (math.radians(x) for x in sc.limits_deg)
+        else:
+            lo, hi = urdf_limits[sc.joint]
+            s_lo, s_hi = servo_range_in_joint(cal)
+            lo, hi = max(lo, s_lo), min(hi, s_hi)
+        vmax = (
+            math.radians(sc.max_velocity_deg_s)
+            if sc.max_velocity_deg_s is not None
+            else 0.9 * spec.no_load_speed_rad_s
+        )
+        joints.append(Joint(sc.joint, sc.id, JointLimits(lo, hi, vmax), cal))
+    return joints
+
+
+def build_plant(scenario: Scenario) -> tuple[Plant, dict[str, tuple[float, float]]]:
+    robot = scenario.plant.robot
+    urdf = robot_urdf_text(robot.urdf, **robot.params)
+    limits = actuated_joints(urdf)
+
+    def mount(sc: ServoConfig) -> Mount:
+        servo = VirtualServo(servo_spec(sc.model), sc.id, sc.supply_v)
+        return Mount(sc.joint, servo, float(sc.direction), math.radians(sc.offset_deg))
+
+    plant = Plant(
+        urdf,
+        [mount(sc) for sc in scenario.plant.servos],
+        dt=scenario.physics.dt_s,
+        gravity=scenario.physics.gravity_m_s2,
+        initial_positions={j: math.radians(d) for j, d in robot.initial_pose_deg.items()},
+        solver_iterations=scenario.physics.solver_iterations,
+    )
+    return plant, limits
+
+
+@dataclass
+class Machine:
+    """A scenario wired up and ready to run."""
+
+    scenario: Scenario
+    seed: int
+    env: simpy.Environment
+    plant: Plant
+    network: Network
+    joints: list[Joint]
+    operator: Operator
+    gateway: Gateway
+    planner: Planner
+    driver: Driver
+    telemetry: TelemetryService
+    instances: list[Instance] = field(default_factory=list)
+
+    def close(self) -> None:
+        if self.driver.servo_bus is not None:
+            self.driver.servo_bus.close()
+        self.plant.close()
+
+
+def build(scenario: Scenario, seed: int | None = None) -> Machine:
+    seed = scenario.seed if seed is None else seed
+    env = simpy.Environment()
+    plant, urdf_limits = build_plant(scenario)
+    try:
+        joints = build_joints(scenario, urdf_limits)
+        network = Network(env, seed)
+        for link in scenario.topology.links:
+            a, b = link.between
+            network.add_link(a, b, latency_from(link.latency, seed, f"link:{link.name}"), link.loss)
+        messaging = Bus(env, network)
+        services: dict[str, Any] = {}
+        instances = []
+        initial = [plant.joint_positions([j.name])[0] for j in joints]
+        for cfg in scenario.topology.services:
+            service = _make_service(cfg.type, scenario, messaging, joints, initial, plant, env)
+            for k in range(cfg.replicas):
+                inst = Instance(env, cfg.type, k, cfg.node, latency_from(cfg.processing, seed, f"service:{cfg.type}#{k}"))
+                messaging.add(inst)
+                service.replicas.append(inst)
+                instances.append(inst)
+            services[cfg.type] = service
+        messaging.subscribe("joint_states", "telemetry")
+        messaging.subscribe("joint_states", "planner")
+    except BaseException:
+        plant.close()
+        raise
+    machine = Machine(
+        scenario, seed, env, plant, network, joints,
+        services["operator"], services["gateway"], services["planner"], services["driver"], services["telemetry"],
+        instances,
+    )
+    for service in services.values():
+        service.start()
+    return machine
+
+
+def _make_service(kind: str, scenario: Scenario, bus: Bus, joints: list[Joint], initial: list[float],
+                  plant: Plant, env: simpy.Environment) -> Any:
+    cfg = next(s for s in scenario.topology.services if s.type == kind)
+    if kind == "operator":
+        return Operator(bus, schedule=schedule(scenario.task), timeout_s=cfg.request_timeout_ms / 1000.0)
+    if kind == "gateway":
+        return Gateway(bus, timeout_s=cfg.request_timeout_ms / 1000.0)
+    if kind == "planner":
+        return Planner(bus, joints=joints, profile=cfg.profile, timeout_s=cfg.request_timeout_ms / 1000.0,
+                       initial=initial)
+    if kind == "driver":
+        servo_bus = open_bus(f"sim://?baud={scenario.plant.bus.baud}", plant=plant, clock=lambda: env.now)
+        return Driver(bus, joints=joints, servo_bus=servo_bus, period_s=1.0 / cfg.rate_hz)
+    return TelemetryService(bus, joint_names=[j.name for j in joints])

@@ -1,0 +1,261 @@
+"""Pydantic models of a scenario file.
+
+Every model forbids unknown keys; unions are discriminated by `type:`; units
+are in the field names (`_s`, `_ms`, `_deg`, `_hz`, `_v`). Angles in scenario
+files are degrees (what people write); the runtime converts to rad.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from twin.scenario.assertions import Assertion
+
+Id = Annotated[int, Field(ge=0, le=252, description="servo bus id")]
+PositiveS = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegS = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=64)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# -- distributions ---------------------------------------------------------------------
+class Constant(Model):
+    type: Literal["constant"]
+    ms: NonNegS = Field(description="fixed delay in ms")
+
+
+class Normal(Model):
+    type: Literal["normal"]
+    mean_ms: NonNegS
+    std_ms: NonNegS = Field(description="standard deviation; draws are truncated at 0")
+
+
+class LogNormal(Model):
+    type: Literal["lognormal"]
+    median_ms: PositiveS
+    sigma: Annotated[float, Field(ge=0, le=3, description="shape: std of the underlying normal")]
+
+
+class Uniform(Model):
+    type: Literal["uniform"]
+    low_ms: NonNegS
+    high_ms: NonNegS
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high_ms < self.low_ms:
+            raise ValueError("high_ms must be >= low_ms")
+        return self
+
+
+class Empirical(Model):
+    type: Literal["empirical"]
+    samples_ms: list[NonNegS] = Field(min_length=1, description="measured delays, drawn uniformly")
+
+
+Distribution = Annotated[Constant | Normal | LogNormal | Uniform | Empirical, Field(discriminator="type")]
+ZERO = Constant(type="constant", ms=0.0)
+
+
+# -- plant -------------------------------------------------------------------------------
+class PhysicsConfig(Model):
+    dt_s: Annotated[float, Field(gt=0, le=0.01)] = 0.001
+    gravity_m_s2: float = -9.81
+    solver_iterations: Annotated[int, Field(ge=1, le=500)] = 50
+
+
+class RobotConfig(Model):
+    urdf: str = Field(description="built-in robot (pan_tilt, arm6, pendulum) or a path to a .urdf file")
+    params: dict[str, float] = Field(default_factory=dict, description="pendulum: length_m, mass_kg")
+    initial_pose_deg: dict[str, float] = Field(default_factory=dict)
+
+
+class ServoConfig(Model):
+    id: Id
+    model: str = Field(description="catalogue model, e.g. xl430-w250, sts3215")
+    joint: str
+    limits_deg: tuple[float, float] | None = Field(
+        default=None, description="joint position limits (lower, upper); default: the robot's"
+    )
+    max_velocity_deg_s: Annotated[float, Field(gt=0)] | None = None
+    offset_deg: float = Field(default=0.0, description="servo angle = direction * joint + offset")
+    direction: Literal[1, -1] = 1
+    supply_v: Annotated[float, Field(gt=0, le=30)] | None = None
+
+    @field_validator("limits_deg")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and v[0] >= v[1]:
+            raise ValueError("lower limit must be below upper limit")
+        return v
+
+
+class BusConfig(Model):
+    baud: Annotated[int, Field(ge=9600, le=4_500_000)] = 1_000_000
+
+
+class PlantConfig(Model):
+    robot: RobotConfig
+    servos: list[ServoConfig] = Field(min_length=1)
+    bus: BusConfig = BusConfig()
+
+
+# -- topology ----------------------------------------------------------------------------
+class NodeConfig(Model):
+    name: Name
+
+
+class ServiceBase(Model):
+    node: Name
+    replicas: Annotated[int, Field(ge=1, le=16)] = 1
+    processing: Distribution = Field(default=ZERO, description="time to handle one message")
+
+
+class OperatorService(ServiceBase):
+    type: Literal["operator"]
+    request_timeout_ms: PositiveS = 1000.0
+
+
+class GatewayService(ServiceBase):
+    type: Literal["gateway"]
+    request_timeout_ms: PositiveS = 500.0
+
+
+class PlannerService(ServiceBase):
+    type: Literal["planner"]
+    profile: Literal["min_jerk", "trapezoid"] = "min_jerk"
+    request_timeout_ms: PositiveS = 250.0
+
+
+class DriverService(ServiceBase):
+    type: Literal["driver"]
+    rate_hz: Annotated[float, Field(gt=0, le=2000)] = 100.0
+
+
+class TelemetryService(ServiceBase):
+    type: Literal["telemetry"]
+
+
+Service = Annotated[
+    OperatorService | GatewayService | PlannerService | DriverService | TelemetryService,
+    Field(discriminator="type"),
+]
+
+
+class LinkConfig(Model):
+    between: tuple[Name, Name]
+    latency: Distribution = ZERO
+    loss: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+    @property
+    def name(self) -> str:
+        a, b = sorted(self.between)
+        return f"{a}--{b}"
+
+
+class TopologyConfig(Model):
+    nodes: list[NodeConfig] = Field(min_length=1)
+    services: list[Service] = Field(min_length=1)
+    links: list[LinkConfig] = Field(default_factory=list)
+
+
+def default_topology() -> TopologyConfig:
+    """Every service on one node: no network between them."""
+    return TopologyConfig.model_validate(
+        {
+            "nodes": [{"name": "machine"}],
+            "services": [{"type": t, "node": "machine"} for t in SERVICE_TYPES],
+        }
+    )
+
+
+SERVICE_TYPES = ("operator", "gateway", "planner", "driver", "telemetry")
+
+
+# -- task ----------------------------------------------------------------------------------
+Pose = dict[str, float]  # joint -> degrees
+
+
+class WaypointStep(Model):
+    at_s: NonNegS = Field(description="when the operator sends the command")
+    pose: str | Pose = Field(description="a named pose or {joint: deg}")
+    duration_s: PositiveS = Field(description="time the motion should take")
+
+
+class WaypointsTask(Model):
+    type: Literal["waypoints"]
+    poses: dict[str, Pose] = Field(default_factory=dict)
+    steps: list[WaypointStep] = Field(min_length=1)
+
+
+class SineJoint(Model):
+    amplitude_deg: Annotated[float, Field(ge=0)]
+    frequency_hz: PositiveS
+    end_frequency_hz: PositiveS | None = Field(default=None, description="linear chirp to this")
+    offset_deg: float = 0.0
+
+
+class SineSweepTask(Model):
+    type: Literal["sine_sweep"]
+    start_s: NonNegS = 0.5
+    duration_s: PositiveS
+    joints: dict[str, SineJoint] = Field(min_length=1)
+
+
+class PickAndPlaceTask(Model):
+    type: Literal["pick_and_place"]
+    start_s: NonNegS = 0.5
+    cycles: Annotated[int, Field(ge=1, le=1000)] = 1
+    move_s: PositiveS = 1.0
+    grip_s: PositiveS = 0.5
+    gripper_joint: str = "gripper"
+    gripper_open_deg: float = 40.0
+    gripper_closed_deg: float = 0.0
+    home: Pose
+    above_pick: Pose
+    pick: Pose
+    above_place: Pose
+    place: Pose
+
+
+Task = Annotated[WaypointsTask | SineSweepTask | PickAndPlaceTask, Field(discriminator="type")]
+
+
+# -- outputs -------------------------------------------------------------------------------
+class RenderConfig(Model):
+    fps: Annotated[float, Field(gt=0, le=60)] = 15.0
+    width: Annotated[int, Field(ge=32, le=1920)] = 320
+    height: Annotated[int, Field(ge=32, le=1080)] = 240
+
+
+class OutputsConfig(Model):
+    dir: str | None = Field(default=None, description="run directory; default runs/<name>")
+    plots: bool = True
+    render: RenderConfig | None = Field(default=None, description="write robot.gif (or pass --render)")
+
+
+# -- scenario -----------------------------------------------------------------------------------
+class Scenario(Model):
+    name: Name
+    description: str = ""
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    duration: PositiveS = Field(description="simulated seconds")
+    physics: PhysicsConfig = PhysicsConfig()
+    plant: PlantConfig
+    topology: TopologyConfig = Field(default_factory=default_topology)
+    task: Task
+    assertions: list[Assertion] = Field(default_factory=list)
+    outputs: OutputsConfig = OutputsConfig()
+
+    @field_validator("duration")
+    @classmethod
+    def _bounded(cls, v: float) -> float:
+        if not math.isfinite(v) or v > 24 * 3600:
+            raise ValueError("duration must be at most a day of simulated time")
+        return v

@@ -1,0 +1,1 @@
+"""Services: SimPy processes with an inbox, talking over the simulated network."""

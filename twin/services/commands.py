@@ -1,0 +1,36 @@
+"""Operator commands as they travel through gateway and planner (SI units)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MoveCommand:
+    """Move every named joint to `target` (rad) in `duration_s`; others hold."""
+
+    target: dict[str, float]
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class SineCommand:
+    """Sine sweep of some joints for `duration_s` (rad, Hz)."""
+
+    amplitude: dict[str, float]
+    offset: dict[str, float]
+    f0: dict[str, float]
+    f1: dict[str, float]
+    duration_s: float
+
+
+Command = MoveCommand | SineCommand
+
+
+@dataclass(frozen=True)
+class JointStates:
+    """What the driver publishes each cycle (joint frame, rad)."""
+
+    t: float
+    setpoint: tuple[float, ...]
+    actual: tuple[float, ...]

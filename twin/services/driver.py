@@ -1,0 +1,125 @@
+"""The driver: a fixed-rate loop that owns the servo bus.
+
+Each cycle: one sync read of every servo, the active trajectory sampled at
+the cycle's time, goals clipped to the joint limits and written in one sync
+write, then the joint states published. Bus transactions take their wire
+time (or, on a real port, their wall time). A cycle that overruns its period
+counts as a deadline miss and the loop skips to the next period boundary
+rather than running late forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from hw_adapters import BusError, ServoBus
+from twin.control.joints import Joint
+from twin.control.limits import clip_to_limits
+from twin.control.trajectory import Anchored, Move, SineSweep
+from twin.services.base import Instance, Message, Service
+from twin.services.commands import JointStates
+
+
+@dataclass
+class DriverStats:
+    cycles: int = 0
+    deadline_misses: int = 0
+    clipped_goals: int = 0
+    bus_errors: int = 0
+    cycle_work_s: list[float] = field(default_factory=list)
+    command_latency_s: list[float] = field(default_factory=list)
+    max_temperature_c: dict[int, float] = field(default_factory=dict)
+    faults: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class Driver(Service):
+    joints: Sequence[Joint] = ()
+    servo_bus: ServoBus | None = None
+    period_s: float = 0.01
+    blend_s: float = 0.25
+    stats: DriverStats = field(default_factory=DriverStats)
+    setpoint: list[float] = field(default_factory=list)
+    _pending: tuple[Move | SineSweep, float] | None = None
+    _active: Anchored | None = None
+
+    def start(self) -> None:
+        super().start()
+        inst = self.replicas[0]
+        inst.env.process(self._loop(inst))
+
+    def handle(self, inst: Instance, message: Message) -> None:
+        if message.kind != "trajectory":
+            self.bus.reply(inst, message, error=f"driver: unknown request {message.kind!r}")
+            return None
+        self._pending = (message.body, message.issued_at)
+        self.bus.reply(inst, message, body="accepted")
+        return None
+
+    def _loop(self, inst: Instance) -> Generator[simpy.Event, Any, None]:
+        env, bus = inst.env, self.servo_bus
+        assert bus is not None
+        ids = [j.servo_id for j in self.joints]
+        cal = [j.calibration for j in self.joints]
+        limits = [j.limits for j in self.joints]
+        states = bus.read_states(ids)
+        yield env.timeout(bus.last_duration_s)
+        self.setpoint = [c.to_joint(states[i].position) for c, i in zip(cal, ids, strict=True)]
+        bus.set_torque(ids, True)
+        yield env.timeout(bus.last_duration_s)
+        stats = self.stats
+        next_t = env.now
+        period = self.period_s
+        while True:
+            start = env.now
+            try:
+                states = bus.read_states(ids)
+            except BusError:
+                stats.bus_errors += 1
+                states = None
+            yield env.timeout(bus.last_duration_s)
+            if states is not None:
+                actual = [c.to_joint(states[i].position) for c, i in zip(cal, ids, strict=True)]
+                self._watch_servos(states)
+                goals = self._next_setpoint(env.now)
+                goals, clipped = clip_to_limits(goals, limits)
+                stats.clipped_goals += clipped
+                try:
+                    bus.write_goals({i: c.to_servo(g) for i, c, g in zip(ids, cal, goals, strict=True)})
+                except BusError:
+                    stats.bus_errors += 1
+                else:
+                    self.setpoint = goals
+                yield env.timeout(bus.last_duration_s)
+                self.bus.publish(inst, "joint_states", JointStates(start, tuple(goals), tuple(actual)), start)
+            stats.cycles += 1
+            stats.cycle_work_s.append(env.now - start)
+            next_t += period
+            if env.now > next_t + 1e-12:
+                late = int((env.now - next_t) // period) + 1
+                stats.deadline_misses += late
+                next_t += late * period
+            yield env.timeout(next_t - env.now)
+
+    def _next_setpoint(self, now: float) -> list[float]:
+        if self._pending is not None:
+            trajectory, issued_at = self._pending
+            self._pending = None
+            blend = min(self.blend_s, trajectory.duration_s)
+            self._active = Anchored(trajectory, now, self.setpoint, blend)
+            self.stats.command_latency_s.append(now - issued_at)
+        if self._active is None:
+            return list(self.setpoint)
+        return self._active.sample(now)
+
+    def _watch_servos(self, states: dict) -> None:
+        temps, faults = self.stats.max_temperature_c, self.stats.faults
+        for i, s in states.items():
+            if s.temperature > temps.get(i, -273.0):
+                temps[i] = s.temperature
+            if s.faults:
+                faults[i] = faults.get(i, 0) | int(s.faults)

@@ -1,0 +1,47 @@
+"""The operator: sends the task's commands to the gateway at their times."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from twin.services.base import Bus, Instance, Message, RequestFailed, RequestTimeout, Service
+from twin.services.commands import Command
+
+
+@dataclass
+class CommandOutcome:
+    at_s: float
+    ok: bool
+    error: str | None = None
+    reply_s: float | None = None
+
+
+@dataclass
+class Operator(Service):
+    schedule: Sequence[tuple[float, Command]] = ()
+    timeout_s: float = 1.0
+    outcomes: list[CommandOutcome] = field(default_factory=list)
+
+    def start(self) -> None:
+        inst = self.replicas[0]
+        for at_s, command in self.schedule:
+            inst.env.process(self._issue(inst, at_s, command))
+
+    def _issue(self, inst: Instance, at_s: float, command: Command) -> Generator[simpy.Event, Any, None]:
+        env = inst.env
+        yield env.timeout(at_s)
+        message = Message("command", command, inst.name, env.now)
+        outcome = CommandOutcome(at_s, ok=False)
+        self.outcomes.append(outcome)
+        try:
+            yield from self.bus.request(inst, "gateway", message, self.timeout_s)
+        except (RequestTimeout, RequestFailed) as exc:
+            outcome.error = str(exc)
+            inst.stats.errors += 1
+        else:
+            outcome.ok = True
+        outcome.reply_s = env.now - at_s

@@ -1,0 +1,116 @@
+"""The planner: turns commands into smooth trajectories within the joint limits.
+
+It plans from the latest setpoint the driver published. A target outside a
+joint's position limits is refused with an error naming the joint; a move
+that would exceed a joint's velocity limit is slowed down (stretched) until it
+does not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from twin.control.joints import Joint
+from twin.control.trajectory import Move, SineSweep
+from twin.services.base import Instance, Message, RequestFailed, RequestTimeout, Service
+from twin.services.commands import JointStates, MoveCommand, SineCommand
+
+
+class PlanningError(ValueError):
+    pass
+
+
+@dataclass
+class Planner(Service):
+    joints: Sequence[Joint] = ()
+    profile: str = "min_jerk"
+    timeout_s: float = 0.25
+    initial: Sequence[float] = ()
+    stretched: int = 0
+    refused: int = 0
+    _setpoint: dict[str, list[float]] = field(default_factory=dict)
+
+    def handle(self, inst: Instance, message: Message) -> Generator[simpy.Event, Any, None] | None:
+        if message.kind == "joint_states":
+            states: JointStates = message.body
+            self._setpoint[inst.name] = list(states.setpoint)
+            return None
+        try:
+            trajectory = self.plan(inst, message.body)
+        except PlanningError as exc:
+            self.refused += 1
+            inst.stats.errors += 1
+            self.bus.reply(inst, message, error=f"planner: {exc}")
+            return None
+        return self._dispatch(inst, message, trajectory)
+
+    def _dispatch(self, inst: Instance, message: Message, trajectory: Move | SineSweep) -> Generator:
+        order = Message("trajectory", trajectory, inst.name, message.issued_at)
+        try:
+            yield from self.bus.request(inst, "driver", order, self.timeout_s)
+        except (RequestTimeout, RequestFailed) as exc:
+            inst.stats.errors += 1
+            self.bus.reply(inst, message, error=f"planner: {exc}")
+        else:
+            self.bus.reply(inst, message, body=trajectory.duration_s)
+
+    def plan(self, inst: Instance, command: MoveCommand | SineCommand) -> Move | SineSweep:
+        start = self._setpoint.get(inst.name, list(self.initial))
+        names = [j.name for j in self.joints]
+        if isinstance(command, MoveCommand):
+            return self._plan_move(start, names, command)
+        return self._plan_sine(start, names, command)
+
+    def _check_names(self, names: list[str], given: dict[str, float]) -> None:
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise PlanningError(f"unknown joint(s) {', '.join(unknown)}")
+
+    def _plan_move(self, start: list[float], names: list[str], command: MoveCommand) -> Move:
+        self._check_names(names, command.target)
+        target = [command.target.get(n, s) for n, s in zip(names, start, strict=True)]
+        for joint, q in zip(self.joints, target, strict=True):
+            lim = joint.limits
+            if not lim.contains(q):
+                raise PlanningError(
+                    f"joint {joint.name} target {math.degrees(q):.1f}° is outside "
+                    f"[{math.degrees(lim.lower):.1f}°, {math.degrees(lim.upper):.1f}°]"
+                )
+        move = Move(tuple(start), tuple(target), command.duration_s, self.profile)
+        needed = max(
+            (abs(b - a) * move.peak_shape_velocity / j.limits.max_velocity)
+            for a, b, j in zip(start, target, self.joints, strict=True)
+        )
+        if needed > command.duration_s:
+            self.stretched += 1
+            move = Move(tuple(start), tuple(target), needed, self.profile)
+        return move
+
+    def _plan_sine(self, start: list[float], names: list[str], command: SineCommand) -> SineSweep:
+        self._check_names(names, command.amplitude)
+        amp, off, f0, f1 = [], [], [], []
+        for joint, s in zip(self.joints, start, strict=True):
+            a = command.amplitude.get(joint.name, 0.0)
+            o = command.offset.get(joint.name, s)
+            lim = joint.limits
+            if a and not (lim.contains(o - a) and lim.contains(o + a)):
+                raise PlanningError(f"joint {joint.name} sine leaves its limits")
+            fmax = max(command.f0.get(joint.name, 0.0), command.f1.get(joint.name, 0.0))
+            if a * 2 * math.pi * fmax > lim.max_velocity:
+                raise PlanningError(
+                    f"joint {joint.name} sine peaks at {math.degrees(a * 2 * math.pi * fmax):.0f}°/s, "
+                    f"above its {math.degrees(lim.max_velocity):.0f}°/s limit"
+                )
+            amp.append(a)
+            off.append(o)
+            f0.append(command.f0.get(joint.name, 1.0))
+            f1.append(command.f1.get(joint.name, command.f0.get(joint.name, 1.0)))
+        return SineSweep(tuple(start), tuple(amp), tuple(off), tuple(f0), tuple(f1), command.duration_s)
+
+
+__all__ = ["Planner", "PlanningError", "RequestFailed", "RequestTimeout"]
