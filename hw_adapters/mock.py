@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from hw_adapters.base import BusError, PingInfo, ServoBus, ServoFault, ServoState, parse_bus_url, parse_ids
+from hw_adapters.base import (
+    BusError,
+    PingInfo,
+    ServoBus,
+    ServoFault,
+    ServoState,
+    parse_bus_url,
+    parse_ids,
+)
 from sim_models.servo.catalogue import servo_spec
 
 MOCK_OPTIONS: dict[str, type] = {"ids": str, "model": str}

@@ -15,7 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from hw_adapters import wire
-from hw_adapters.base import BusError, ConfigError, PingInfo, ServoBus, ServoState, parse_bus_url, parse_ids
+from hw_adapters.base import (
+    BusError,
+    ConfigError,
+    PingInfo,
+    ServoBus,
+    ServoState,
+    parse_bus_url,
+    parse_ids,
+)
 from sim_models.plant import Mount, Plant
 from sim_models.servo.catalogue import servo_spec
 from sim_models.servo.device import RegisterError, VirtualServo
@@ -57,7 +65,7 @@ class SimBus(ServoBus):
             raise BusError(f"servo {servo_id} did not answer (no status packet)") from None
 
     def _return_delay(self, servo: VirtualServo) -> float:
-        return servo.read(servo.table["return_delay_time"].address, 1)[0] * 2e-6
+        return servo.peek("return_delay_time") * 2e-6
 
     # -- ServoBus ---------------------------------------------------------------
     def ping(self, servo_id: int) -> PingInfo | None:
@@ -102,9 +110,12 @@ class SimBus(ServoBus):
                 hw_error = servo.read(servo.table["hardware_error_status"].address, 1)[0]
                 if hw_error:  # the status packet's alert bit makes the adapter read it
                     extra += wire.bytes_time(
-                        wire.instruction_size("dynamixel", 4) + wire.status_size("dynamixel", 1), self.baud
+                        wire.instruction_size("dynamixel", 4) + wire.status_size("dynamixel", 1),
+                        self.baud,
                     )
-                out[i] = wire.decode_dxl_state(i, block, hw_error, servo.spec.name, servo.spec.resolution_ticks)
+                out[i] = wire.decode_dxl_state(
+                    i, block, hw_error, servo.spec.name, servo.spec.resolution_ticks
+                )
             else:
                 block = servo.read(wire.STS_STATE_ADDR, wire.STS_STATE_LEN)
                 out[i] = wire.decode_sts_state(i, block, servo.spec.resolution_ticks)
@@ -122,7 +133,11 @@ class SimBus(ServoBus):
                 servo.write(reg.address, reg.encode(ticks))
             except RegisterError as exc:
                 raise BusError(f"servo {servo_id}: {exc}") from None
-        self._spend(wire.sync_write_time(self.protocol, len(goals), 4 if self.protocol == "dynamixel" else 2, self.baud))
+        self._spend(
+            wire.sync_write_time(
+                self.protocol, len(goals), 4 if self.protocol == "dynamixel" else 2, self.baud
+            )
+        )
 
     def set_torque(self, ids: Iterable[int], enabled: bool) -> None:
         self._sync()

@@ -8,6 +8,7 @@ Feetech SCS/STS format (see shared/servo-facts.md).
 from __future__ import annotations
 
 import math
+import struct
 
 from hw_adapters.base import ServoFault, ServoState
 
@@ -68,54 +69,53 @@ def _faults(raw: int, table: dict[int, ServoFault]) -> ServoFault:
     return out
 
 
-def _le(block: bytes, offset: int, size: int, signed: bool = False) -> int:
-    return int.from_bytes(block[offset : offset + size], "little", signed=signed)
-
-
 def _sign_magnitude(value: int, bit: int) -> int:
     magnitude = value & ((1 << bit) - 1)
     return -magnitude if value & (1 << bit) else magnitude
+
+
+# Little-endian layouts of the state blocks ('x' skips bytes we do not decode).
+_DXL_BLOCK = struct.Struct("<BxhhiixxxxxxxxHB")  # 122 moving .. 146 temperature
+_STS_BLOCK = struct.Struct("<HHHBBxBBxxH")  # 56 position .. 69 current
 
 
 def decode_dxl_state(
     servo_id: int, block: bytes, hw_error: int, model: str, resolution: int = 4096
 ) -> ServoState:
     """Decode Dynamixel X registers 122..146 (and Hardware Error Status) to SI."""
-    o = DXL_STATE_ADDR
-    raw_current = _le(block, 126 - o, 2, signed=True)
+    moving, pwm, raw_current, velocity, position, voltage, temperature = _DXL_BLOCK.unpack(block)
     if model.startswith("xl430"):
         load, current = raw_current / 1000.0, None  # Present Load, 0.1 %
     else:
-        unit = 0.00269 if model.startswith("xm") else 0.001
-        current = raw_current * unit
-        load = _le(block, 124 - o, 2, signed=True) / 885.0
+        current = raw_current * (0.00269 if model.startswith("xm") else 0.001)
+        load = pwm / 885.0
     return ServoState(
         id=servo_id,
-        position=(_le(block, 132 - o, 4, signed=True) - resolution // 2) * TWO_PI / resolution,
-        velocity=_le(block, 128 - o, 4, signed=True) * DXL_VELOCITY_UNIT,
+        position=(position - resolution // 2) * TWO_PI / resolution,
+        velocity=velocity * DXL_VELOCITY_UNIT,
         load=load,
         current=current,
-        temperature=float(block[146 - o]),
-        voltage=_le(block, 144 - o, 2) / 10.0,
-        faults=_faults(hw_error, _DXL_FAULT_BITS),
-        moving=bool(block[122 - o]),
+        temperature=float(temperature),
+        voltage=voltage / 10.0,
+        faults=_faults(hw_error, _DXL_FAULT_BITS) if hw_error else ServoFault.NONE,
+        moving=bool(moving),
     )
 
 
 def decode_sts_state(servo_id: int, block: bytes, resolution: int = 4096) -> ServoState:
-    """Decode Feetech STS registers 56..70 to SI."""
-    o = STS_STATE_ADDR
+    """Decode Feetech STS registers 56..70 to SI (sign-magnitude fields)."""
+    position, speed, load, voltage, temperature, error, moving, current = _STS_BLOCK.unpack(block)
     step = TWO_PI / resolution
     return ServoState(
         id=servo_id,
-        position=(_sign_magnitude(_le(block, 56 - o, 2), 15) - resolution // 2) * step,
-        velocity=_sign_magnitude(_le(block, 58 - o, 2), 15) * step,
-        load=_sign_magnitude(_le(block, 60 - o, 2), 10) / 1000.0,
-        current=_sign_magnitude(_le(block, 69 - o, 2), 15) * 0.0065,
-        temperature=float(block[63 - o]),
-        voltage=block[62 - o] / 10.0,
-        faults=_faults(block[65 - o], _STS_FAULT_BITS),
-        moving=bool(block[66 - o]),
+        position=(_sign_magnitude(position, 15) - resolution // 2) * step,
+        velocity=_sign_magnitude(speed, 15) * step,
+        load=_sign_magnitude(load, 10) / 1000.0,
+        current=_sign_magnitude(current, 15) * 0.0065,
+        temperature=float(temperature),
+        voltage=voltage / 10.0,
+        faults=_faults(error, _STS_FAULT_BITS) if error else ServoFault.NONE,
+        moving=bool(moving),
     )
 
 

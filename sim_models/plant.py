@@ -91,7 +91,10 @@ class Plant:
                 f.write(urdf_text)
             try:
                 return pb.loadURDF(
-                    path, useFixedBase=True, flags=pb.URDF_USE_INERTIA_FROM_FILE, physicsClientId=self.client
+                    path,
+                    useFixedBase=True,
+                    flags=pb.URDF_USE_INERTIA_FROM_FILE,
+                    physicsClientId=self.client,
                 )
             except pb.error as exc:
                 raise ConfigError(f"PyBullet could not load the robot description: {exc}") from None
@@ -111,11 +114,19 @@ class Plant:
         pb = self._pb
         idx = list(self.joint_index.values())
         pb.setJointMotorControlArray(
-            self.body, idx, pb.VELOCITY_CONTROL, forces=[0.0] * len(idx), physicsClientId=self.client
+            self.body,
+            idx,
+            pb.VELOCITY_CONTROL,
+            forces=[0.0] * len(idx),
+            physicsClientId=self.client,
         )
         for link in range(-1, pb.getNumJoints(self.body, physicsClientId=self.client)):
             pb.changeDynamics(
-                self.body, link, linearDamping=0.0, angularDamping=0.0, jointDamping=0.0,
+                self.body,
+                link,
+                linearDamping=0.0,
+                angularDamping=0.0,
+                jointDamping=0.0,
                 physicsClientId=self.client,
             )
 
@@ -160,10 +171,11 @@ class Plant:
             set_array(body, indices, torque_mode, forces=forces, physicsClientId=client)
             step(physicsClientId=client)
         self.steps += n
-        self._sync_servo_state()
 
     def _sync_servo_state(self) -> None:
-        # Reads see the state at the plant's current time, not one step behind.
+        # Only at construction: afterwards each servo keeps the shaft state it
+        # sampled at its last control tick (at most one physics step old), which
+        # is what a real servo's present-value registers hold too.
         states = self._pb.getJointStates(self.body, self._indices, physicsClientId=self.client)
         for servo, sign, off, st in zip(self._servos, self._signs, self._offsets, states, strict=True):
             servo.position = sign * st[0] + off

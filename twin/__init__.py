@@ -1,8 +1,8 @@
 """ServoTwin: a digital twin for servo-driven machines built as microservices.
 
-    import twin
-    result = twin.run(twin.load("scenarios/pan_tilt.yaml"))
-    result.metrics["tracking"]["max_error_deg"]
+import twin
+result = twin.run(twin.load("scenarios/pan_tilt.yaml"))
+result.metrics["tracking"]["max_error_deg"]
 """
 
 from sim_models.errors import ConfigError, TwinError

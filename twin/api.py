@@ -180,7 +180,10 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
         planner_stretched=machine.planner.stretched,
         planner_refused=machine.planner.refused,
         servos={
-            j.servo_id: (d.max_temperature_c.get(j.servo_id, math.nan), _fault_names(d.faults.get(j.servo_id, 0)))
+            j.servo_id: (
+                d.max_temperature_c.get(j.servo_id, math.nan),
+                _fault_names(d.faults.get(j.servo_id, 0)),
+            )
             for j in machine.joints
         },
         services={

@@ -21,14 +21,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="twin", description="ServoTwin: run servo machines as microservices, simulated or real.")
+    p = _Parser(
+        prog="twin",
+        description="ServoTwin: run servo machines as microservices, simulated or real.",
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="run a scenario and check its assertions")
     r.add_argument("scenario", type=Path)
     r.add_argument("--out", type=Path, help="run directory (default: outputs.dir or runs/<name>)")
     r.add_argument("--seed", type=int, help="override the scenario's seed")
-    r.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a field, e.g. --set duration=5 --set plant.servos.0.id=3")
+    r.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a field, e.g. --set duration=5 --set plant.servos.0.id=3",
+    )
     r.add_argument("--render", action="store_true", help="also write robot.gif")
     r.add_argument("--quiet", action="store_true", help="no progress, no summary")
     v = sub.add_parser("validate", help="check scenario files")
@@ -109,12 +118,16 @@ def summary(metrics: dict, assertions: Sequence, run_dir: Path) -> str:
     lat = metrics["latency"]["command"]
     lines = [f"{metrics['scenario']} (seed {metrics['seed']}, {metrics['duration_s']:g} s simulated)"]
     for joint, m in t["joints"].items():
-        lines.append(f"  {joint:<16} tracking error rms {_n(m['rms_error_deg'])}°  max {_n(m['max_error_deg'])}°")
+        lines.append(
+            f"  {joint:<16} tracking error rms {_n(m['rms_error_deg'])}°  max {_n(m['max_error_deg'])}°"
+        )
     lines.append(
         f"  command latency  p50 {_n(lat['p50_ms'])} ms  p99 {_n(lat['p99_ms'])} ms  max {_n(lat['max_ms'])} ms"
     )
     c, d = metrics["commands"], metrics["driver"]
-    lines.append(f"  commands {c['completed']}/{c['sent']} completed; driver deadline misses {d['deadline_misses']}")
+    lines.append(
+        f"  commands {c['completed']}/{c['sent']} completed; driver deadline misses {d['deadline_misses']}"
+    )
     for a in assertions:
         lines.append(f"  {'PASS' if a.passed else 'FAIL'}  {a.expression}  (measured {a.measured:g})")
     lines.append(f"  report: {run_dir / 'report.md'}")

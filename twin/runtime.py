@@ -151,23 +151,36 @@ def build(scenario: Scenario, seed: int | None = None) -> Machine:
         messaging = Bus(env, network)
         services: dict[str, Any] = {}
         instances = []
-        initial = [plant.joint_positions([j.name])[0] for j in joints]
         for cfg in scenario.topology.services:
-            service = _make_service(cfg.type, scenario, messaging, joints, initial, plant, env)
+            service = _make_service(cfg.type, scenario, messaging, joints, plant, env)
             for k in range(cfg.replicas):
-                inst = Instance(env, cfg.type, k, cfg.node, latency_from(cfg.processing, seed, f"service:{cfg.type}#{k}"))
+                inst = Instance(
+                    env,
+                    cfg.type,
+                    k,
+                    cfg.node,
+                    latency_from(cfg.processing, seed, f"service:{cfg.type}#{k}"),
+                )
                 messaging.add(inst)
                 service.replicas.append(inst)
                 instances.append(inst)
             services[cfg.type] = service
         messaging.subscribe("joint_states", "telemetry")
-        messaging.subscribe("joint_states", "planner")
     except BaseException:
         plant.close()
         raise
     machine = Machine(
-        scenario, seed, env, plant, network, joints,
-        services["operator"], services["gateway"], services["planner"], services["driver"], services["telemetry"],
+        scenario,
+        seed,
+        env,
+        plant,
+        network,
+        joints,
+        services["operator"],
+        services["gateway"],
+        services["planner"],
+        services["driver"],
+        services["telemetry"],
         instances,
     )
     for service in services.values():
@@ -175,16 +188,21 @@ def build(scenario: Scenario, seed: int | None = None) -> Machine:
     return machine
 
 
-def _make_service(kind: str, scenario: Scenario, bus: Bus, joints: list[Joint], initial: list[float],
-                  plant: Plant, env: simpy.Environment) -> Any:
+def _make_service(
+    kind: str,
+    scenario: Scenario,
+    bus: Bus,
+    joints: list[Joint],
+    plant: Plant,
+    env: simpy.Environment,
+) -> Any:
     cfg = next(s for s in scenario.topology.services if s.type == kind)
     if kind == "operator":
         return Operator(bus, schedule=schedule(scenario.task), timeout_s=cfg.request_timeout_ms / 1000.0)
     if kind == "gateway":
         return Gateway(bus, timeout_s=cfg.request_timeout_ms / 1000.0)
     if kind == "planner":
-        return Planner(bus, joints=joints, profile=cfg.profile, timeout_s=cfg.request_timeout_ms / 1000.0,
-                       initial=initial)
+        return Planner(bus, joints=joints, profile=cfg.profile, timeout_s=cfg.request_timeout_ms / 1000.0)
     if kind == "driver":
         servo_bus = open_bus(f"sim://?baud={scenario.plant.bus.baud}", plant=plant, clock=lambda: env.now)
         return Driver(bus, joints=joints, servo_bus=servo_bus, period_s=1.0 / cfg.rate_hz)

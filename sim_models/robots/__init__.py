@@ -48,8 +48,7 @@ def robot_urdf_text(name: str | os.PathLike[str], **params: float) -> str:
         if unknown:
             takes = ", ".join(valid) if valid else "none"
             raise ConfigError(
-                f"robot {name!r}: unknown parameter(s) {', '.join(unknown)}; "
-                f"valid parameters: {takes}"
+                f"robot {name!r}: unknown parameter(s) {', '.join(unknown)}; valid parameters: {takes}"
             )
         if name == "pendulum":
             return pendulum_urdf(**params)
@@ -60,9 +59,7 @@ def robot_urdf_text(name: str | os.PathLike[str], **params: float) -> str:
             "(or give a path to a .urdf file)"
         )
     if params:
-        raise ConfigError(
-            f"robot file {name!r} takes no parameters, got {', '.join(sorted(params))}"
-        )
+        raise ConfigError(f"robot file {name!r} takes no parameters, got {', '.join(sorted(params))}")
     path = Path(name)
     if not path.is_file():
         raise ConfigError(f"URDF file not found: {name}")

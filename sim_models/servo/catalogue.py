@@ -104,6 +104,4 @@ def servo_spec(name: str) -> ServoSpec:
     try:
         return specs[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown servo model {name!r}; known models: {', '.join(sorted(specs))}"
-        ) from None
+        raise ConfigError(f"unknown servo model {name!r}; known models: {', '.join(sorted(specs))}") from None

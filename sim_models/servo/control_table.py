@@ -24,6 +24,14 @@ class Register:
     signed: bool = False  # two's complement
     sign_bit: int | None = None  # Feetech sign-magnitude fields
 
+    def __post_init__(self) -> None:
+        bits = 8 * self.size
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if self.signed else (0, (1 << bits) - 1)
+        if self.sign_bit is not None:
+            lo, hi = -((1 << self.sign_bit) - 1), (1 << self.sign_bit) - 1
+        object.__setattr__(self, "lowest", lo)
+        object.__setattr__(self, "highest", hi)
+
     def decode(self, raw: bytes) -> int:
         value = int.from_bytes(raw, "little")
         if self.sign_bit is not None:
@@ -34,16 +42,14 @@ class Register:
         return value
 
     def encode(self, value: int) -> bytes:
+        """Little-endian bytes of `value`, saturated to the register's range."""
+        lo, hi = self.lowest, self.highest  # type: ignore[attr-defined]
+        value = lo if value < lo else (hi if value > hi else value)
         if self.sign_bit is not None:
-            limit = (1 << self.sign_bit) - 1
-            magnitude = min(abs(value), limit)
-            value = magnitude | ((1 << self.sign_bit) if value < 0 else 0)
-        else:
-            bits = 8 * self.size
-            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if self.signed else (0, (1 << bits) - 1)
-            value = max(lo, min(hi, value))
-            value &= (1 << bits) - 1
-        return value.to_bytes(self.size, "little")
+            if value < 0:
+                value = -value | (1 << self.sign_bit)
+            return value.to_bytes(self.size, "little")
+        return value.to_bytes(self.size, "little", signed=self.signed)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ trapezoidal profile (profile velocity/acceleration) or open-loop PWM.
 from __future__ import annotations
 
 import math
+import struct
 
 from sim_models.errors import ConfigError
 from sim_models.servo.catalogue import ServoSpec
@@ -43,7 +44,27 @@ FAULT_INPUT_VOLTAGE = 1
 FAULT_OVERHEAT = 4
 FAULT_OVERLOAD = 32
 
+# Present-value areas: Dynamixel X 122..146, Feetech STS 56..70 ('x' = untouched).
+_DXL_PRESENT = struct.Struct("<BxhhiixxxxxxxxHB")
+_STS_PRESENT = struct.Struct("<HHHBBxBBxxH")
+
+
+def _clamp(value: int, limit: int) -> int:
+    return -limit if value < -limit else (limit if value > limit else value)
+
+
+def _sign_magnitude(value: int, bit: int) -> int:
+    limit = (1 << bit) - 1
+    if value < 0:
+        return min(-value, limit) | (1 << bit)
+    return min(value, limit)
+
+
 _SMOOTH_FRICTION_RAD_S = 0.02
+_INV_SMOOTH = 1.0 / _SMOOTH_FRICTION_RAD_S
+# The thermal time constant is tens of seconds: integrating it every 10 steps
+# loses nothing and keeps the per-step cost down.
+_HEAT_EVERY = 10
 _AMBIENT_C = 25.0
 
 
@@ -62,8 +83,16 @@ class VirtualServo:
         self._dxl = spec.protocol == "dynamixel"
         w0 = spec.no_load_speed_rad_s
         self._kv = spec.stall_torque_nm / spec.nominal_voltage_v
-        self._kw = (spec.stall_torque_nm - spec.coulomb_friction_nm - spec.viscous_friction_nm_s_per_rad * w0) / w0
+        self._kw = (
+            spec.stall_torque_nm - spec.coulomb_friction_nm - spec.viscous_friction_nm_s_per_rad * w0
+        ) / w0
+        self._kv_supply = self._kv * self.supply_v
         self._tau_max = spec.stall_torque_nm * self.supply_v / spec.nominal_voltage_v
+        self._w0 = w0
+        self._coulomb = spec.coulomb_friction_nm
+        self._viscous = spec.viscous_friction_nm_s_per_rad
+        self._heat_acc = 0.0
+        self._heat_steps = 0
         self._kt = spec.stall_torque_nm / spec.stall_current_a
         self._ticks_per_rad = spec.resolution_ticks / (2.0 * math.pi)
         self._half_gap = math.radians(spec.backlash_deg) / 2.0
@@ -81,6 +110,11 @@ class VirtualServo:
         self._sp_velocity = 0.0
         self._integral = 0.0
         self._prev_error = 0.0
+        self._centre = spec.resolution_ticks // 2
+        self._goal_reg = self.table["goal_position"]
+        # Reads that reach the present-value area refresh it (Hardware Error Status, 70,
+        # is the lowest such register on Dynamixel; Present Position, 56, on Feetech).
+        self._present_start = 70 if self._dxl else 56
         self._factory_defaults(servo_id)
 
     # -- control table ---------------------------------------------------
@@ -135,6 +169,11 @@ class VirtualServo:
 
     def write(self, address: int, data: bytes) -> None:
         """Write raw bytes as a protocol write would. RegisterError on bad access."""
+        goal = self._goal_reg
+        if address == goal.address and len(data) == goal.size:  # the hot path: a new goal
+            self.regs[address : address + goal.size] = data
+            self._goal = (goal.decode(data) - self._centre) / self._ticks_per_rad
+            return
         end = address + len(data)
         if address < 0 or end > self.table.size:
             raise RegisterError(f"write of {len(data)} bytes at {address} is outside the table")
@@ -154,8 +193,14 @@ class VirtualServo:
         """Read raw bytes; present values are encoded from the physics first."""
         if address < 0 or length < 0 or address + length > self.table.size:
             raise RegisterError(f"read of {length} bytes at {address} is outside the table")
-        self._store_present()
-        return bytes(self.regs[address : address + length])
+        end = address + length
+        if end > self._present_start:
+            self._refresh_present()
+        return bytes(self.regs[address:end])
+
+    def peek(self, name: str) -> int:
+        """A register's stored value, without refreshing present values (no bus cost)."""
+        return self._get(name)
 
     def reboot(self) -> None:
         """Clear alarms and torque off, as the vendor's reboot instruction does."""
@@ -172,7 +217,7 @@ class VirtualServo:
         self._kp = g("position_p_gain") * kp
         self._ki = g("position_i_gain") * ki
         self._kd = g("position_d_gain") * kd
-        self._goal = (g("goal_position") - self.spec.resolution_ticks // 2) / self._ticks_per_rad
+        self._goal = (g("goal_position") - self._centre) / self._ticks_per_rad
         self._temp_limit = float(g("temperature_limit"))
         if self._dxl:
             mode = g("operating_mode")
@@ -192,6 +237,8 @@ class VirtualServo:
             acc = g("acceleration") * 100.0 / self._ticks_per_rad
         self._profile_v = vel if vel > 0 else math.inf
         self._profile_a = acc if acc > 0 else math.inf
+        self._profiled = vel > 0 or acc > 0
+        self._pid_full = self._ki != 0.0 or self._kd != 0.0
 
     def _on_torque_enable(self) -> None:
         # The firmware starts holding where the shaft is (goal := present), not
@@ -204,25 +251,43 @@ class VirtualServo:
         self._integral = 0.0
         self._prev_error = 0.0
 
-    def _store_present(self) -> None:
-        ticks = int(math.floor(self.position * self._ticks_per_rad + 0.5)) + self.spec.resolution_ticks // 2
-        self._set("present_position", ticks)
-        moving = abs(self.velocity) > 0.02
-        self._set("moving", int(moving))
-        self._set("present_temperature", int(round(self.temperature_c)))
-        self._set("hardware_error_status", self._vendor_faults())
-        load = int(round(1000.0 * self.pwm))
+    def _refresh_present(self) -> None:
+        """Encode the present values (position, speed, load, ...) from the physics state.
+
+        One struct pack per read: reads happen for every servo in every bus
+        cycle, so this is on the hot path of a run.
+        """
+        ticks = int(math.floor(self.position * self._ticks_per_rad + 0.5)) + self._centre
+        moving = 1 if abs(self.velocity) > 0.02 else 0
+        temperature = min(255, max(0, int(round(self.temperature_c))))
+        volts = min(255, int(round(self.supply_v * 10)))
         if self._dxl:
-            self._set("present_velocity", int(round(self.velocity / DXL_VELOCITY_UNIT)))
-            self._set("present_input_voltage", int(round(self.supply_v * 10)))
-            self._set("present_pwm", int(round(self.pwm * self._full_pwm)))
-            self._set("present_current", self._dxl_current_units())
-            self._set("realtime_tick", int(self.time_s * 1000) % 32768)
+            _DXL_PRESENT.pack_into(
+                self.regs,
+                122,
+                moving,
+                _clamp(int(round(self.pwm * self._full_pwm)), 32767),
+                _clamp(self._dxl_current_units(), 32767),
+                _clamp(int(round(self.velocity / DXL_VELOCITY_UNIT)), 2**31 - 1),
+                _clamp(ticks, 2**31 - 1),
+                volts,
+                temperature,
+            )
+            self.regs[120:122] = (int(self.time_s * 1000) % 32768).to_bytes(2, "little")
+            self.regs[70] = self.faults
         else:
-            self._set("present_speed", int(round(self.velocity * self._ticks_per_rad)))
-            self._set("present_voltage", int(round(self.supply_v * 10)))
-            self._set("present_load", load)
-            self._set("present_current", int(round(self.current_a / 0.0065)))
+            _STS_PRESENT.pack_into(
+                self.regs,
+                56,
+                _sign_magnitude(ticks, 15),
+                _sign_magnitude(int(round(self.velocity * self._ticks_per_rad)), 15),
+                _sign_magnitude(int(round(1000.0 * self.pwm)), 10),
+                volts,
+                temperature,
+                self._vendor_faults(),
+                moving,
+                _sign_magnitude(int(round(self.current_a / 0.0065)), 15),
+            )
 
     def _dxl_current_units(self) -> int:
         name = self.spec.name
@@ -245,7 +310,11 @@ class VirtualServo:
 
     # -- physics ----------------------------------------------------------
     def step(self, position: float, velocity: float, dt: float) -> float:
-        """Advance firmware and motor by dt; return the output torque (N·m)."""
+        """Advance firmware and motor by dt; return the output torque (N·m).
+
+        This runs once per servo per physics step: it is written flat, with
+        locals, because attribute lookups and calls dominate its cost.
+        """
         self.position = position
         self.velocity = velocity
         self.time_s += dt
@@ -253,77 +322,84 @@ class VirtualServo:
             if self._pwm_mode:
                 u = self._open_pwm
             else:
-                u = self._position_control(dt)
+                if self._profiled:
+                    self._advance_setpoint(dt)
+                else:
+                    self._setpoint = self._goal
+                error = (self._setpoint - position) * self._ticks_per_rad
+                error = float(int(error + 0.5) if error >= 0.0 else -int(0.5 - error))  # encoder ticks
+                u = self._kp * error
+                if self._pid_full:
+                    self._integral += error
+                    u += self._ki * self._integral + self._kd * (error - self._prev_error)
+                    self._prev_error = error
+                u /= self._full_pwm
             cap = self._pwm_cap
             u = cap if u > cap else (-cap if u < -cap else u)
-            tau_m = self._kv * self.supply_v * u - self._kw * velocity
+            tau_m = self._kv_supply * u - self._kw * velocity
             tmax = self._tau_max
             tau_m = tmax if tau_m > tmax else (-tmax if tau_m < -tmax else tau_m)
-            tau = self._backlash(tau_m, u, dt)
+            tau = tau_m
+            half = self._half_gap
+            if half > 0.0:  # backlash: nothing passes while the motor crosses the gap
+                gap = self.gap
+                if tau_m > 0.0:
+                    if gap < half:
+                        gap += (abs(u) if u > 0.05 or u < -0.05 else 0.05) * self._w0 * dt
+                        self.gap = gap if gap < half else half
+                        if gap < half:
+                            tau = 0.0
+                elif tau_m < 0.0 and gap > -half:
+                    gap -= (abs(u) if u > 0.05 or u < -0.05 else 0.05) * self._w0 * dt
+                    self.gap = gap if gap > -half else -half
+                    if gap > -half:
+                        tau = 0.0
         else:
-            u = 0.0
-            tau_m = 0.0
-            tau = 0.0
+            u = tau_m = tau = 0.0
         self.pwm = u
-        spec = self.spec
-        # Coulomb (smoothed at rest) + viscous friction at the output shaft.
-        s = velocity / _SMOOTH_FRICTION_RAD_S
+        s = velocity * _INV_SMOOTH
         s = 1.0 if s > 1.0 else (-1.0 if s < -1.0 else s)
-        tau -= spec.coulomb_friction_nm * s + spec.viscous_friction_nm_s_per_rad * velocity
-        self._heat(tau_m, dt)
+        tau -= self._coulomb * s + self._viscous * velocity
+        self._heat_acc += tau_m * tau_m
+        self._heat_steps += 1
+        if self._heat_steps >= _HEAT_EVERY:
+            self._heat(dt)
         return tau
 
-    def _position_control(self, dt: float) -> float:
-        sp = self._setpoint
-        goal = self._goal
-        vmax = self._profile_v
-        if vmax == math.inf and self._profile_a == math.inf:
-            sp = goal
-        else:
-            dist = goal - sp
-            amax = self._profile_a
-            v_stop = math.sqrt(2.0 * amax * abs(dist)) if amax != math.inf else vmax
-            v_target = math.copysign(min(vmax, v_stop), dist)
-            v = self._sp_velocity
-            dv = v_target - v
-            step_a = amax * dt
-            v += step_a if dv > step_a else (-step_a if dv < -step_a else dv)
-            sp += v * dt
-            if (dist > 0 and sp > goal) or (dist < 0 and sp < goal):
-                sp, v = goal, 0.0
-            self._sp_velocity = v
+    def _advance_setpoint(self, dt: float) -> None:
+        """Trapezoidal profile towards the goal (profile velocity/acceleration)."""
+        sp, goal = self._setpoint, self._goal
+        vmax, amax = self._profile_v, self._profile_a
+        dist = goal - sp
+        v_stop = math.sqrt(2.0 * amax * abs(dist)) if amax != math.inf else vmax
+        v_target = math.copysign(min(vmax, v_stop), dist)
+        v = self._sp_velocity
+        dv = v_target - v
+        step_a = amax * dt
+        v += step_a if dv > step_a else (-step_a if dv < -step_a else dv)
+        sp += v * dt
+        if (dist > 0 and sp > goal) or (dist < 0 and sp < goal):
+            sp, v = goal, 0.0
+        self._sp_velocity = v
         self._setpoint = sp
-        tpr = self._ticks_per_rad
-        error = (sp - self.position) * tpr
-        error = float(int(error + 0.5) if error >= 0 else -int(-error + 0.5))  # encoder ticks
-        self._integral += error
-        out = self._kp * error + self._ki * self._integral + self._kd * (error - self._prev_error)
-        self._prev_error = error
-        return out / self._full_pwm
 
-    def _backlash(self, tau_m: float, u: float, dt: float) -> float:
-        half = self._half_gap
-        if half <= 0.0:
-            return tau_m
-        gap = self.gap
-        if tau_m > 0.0 and gap < half:
-            gap += max(abs(u), 0.05) * self.spec.no_load_speed_rad_s * dt
-            self.gap = half if gap > half else gap
-            return tau_m if gap >= half else 0.0
-        if tau_m < 0.0 and gap > -half:
-            gap -= max(abs(u), 0.05) * self.spec.no_load_speed_rad_s * dt
-            self.gap = -half if gap < -half else gap
-            return tau_m if gap <= -half else 0.0
-        return tau_m
-
-    def _heat(self, tau_m: float, dt: float) -> None:
+    def _heat(self, dt: float) -> None:
+        """I²R heating into a first-order thermal mass, over the steps since the last call."""
         spec = self.spec
-        current = abs(tau_m) / self._kt
-        self.current_a = current
-        power = current * current * spec.winding_resistance_ohm
+        n = self._heat_steps
+        mean_sq_current = self._heat_acc / n / (self._kt * self._kt)
+        self.current_a = math.sqrt(mean_sq_current)
+        power = mean_sq_current * spec.winding_resistance_ohm
         t = self.temperature_c
-        t += dt * (power - (t - _AMBIENT_C) / spec.thermal_resistance_k_per_w) / spec.thermal_capacity_j_per_k
+        t += (
+            n
+            * dt
+            * (power - (t - _AMBIENT_C) / spec.thermal_resistance_k_per_w)
+            / spec.thermal_capacity_j_per_k
+        )
         self.temperature_c = t
+        self._heat_acc = 0.0
+        self._heat_steps = 0
         if t >= self._temp_limit and not self.faults & FAULT_OVERHEAT:
             self.faults |= FAULT_OVERHEAT
             self._torque_on = False

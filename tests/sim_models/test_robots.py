@@ -63,9 +63,7 @@ def test_builtin_loads_with_expected_joints(name: str, sim_of) -> None:
     text = robot_urdf_text(name)
     sim = sim_of(text)
     movable = [
-        sim.joint_info(j)[1].decode()
-        for j in range(sim.n)
-        if sim.joint_info(j)[2] == pybullet.JOINT_REVOLUTE
+        sim.joint_info(j)[1].decode() for j in range(sim.n) if sim.joint_info(j)[2] == pybullet.JOINT_REVOLUTE
     ]
     assert movable == EXPECTED_JOINTS[name]
     assert list(actuated_joints(text)) == EXPECTED_JOINTS[name]
@@ -101,9 +99,7 @@ def test_builtin_limits_as_specified() -> None:
 @pytest.mark.parametrize("name", BUILTIN_ROBOTS)
 def test_moving_mass_plausible(name: str, sim_of) -> None:
     sim = sim_of(robot_urdf_text(name))
-    masses = [
-        pybullet.getDynamicsInfo(sim.body, j, physicsClientId=sim.cid)[0] for j in range(sim.n)
-    ]
+    masses = [pybullet.getDynamicsInfo(sim.body, j, physicsClientId=sim.cid)[0] for j in range(sim.n)]
     assert all(m > 0.0 for m in masses)
     lo, hi = MOVING_MASS_KG[name]
     assert lo <= sum(masses) <= hi
@@ -112,9 +108,7 @@ def test_moving_mass_plausible(name: str, sim_of) -> None:
 @pytest.mark.parametrize(
     ("length_m", "mass_kg", "arm_mass_kg"), [(0.1, 0.5, 0.0), (0.3, 0.2, 0.0), (0.2, 0.4, 0.1)]
 )
-def test_pendulum_gravity_torque(
-    length_m: float, mass_kg: float, arm_mass_kg: float, sim_of
-) -> None:
+def test_pendulum_gravity_torque(length_m: float, mass_kg: float, arm_mass_kg: float, sim_of) -> None:
     sim = sim_of(pendulum_urdf(length_m, mass_kg, arm_mass_kg))
     pybullet.setGravity(0.0, 0.0, -G, physicsClientId=sim.cid)
     q = 0.5
@@ -131,14 +125,10 @@ def test_pendulum_held_by_gravity_torque(sim_of) -> None:
     pybullet.setGravity(0.0, 0.0, -G, physicsClientId=cid)
     pybullet.resetJointState(body, 0, q, physicsClientId=cid)
     # Switch off PyBullet's default velocity motor, then hold with m g L sin q.
-    pybullet.setJointMotorControl2(
-        body, 0, pybullet.VELOCITY_CONTROL, force=0.0, physicsClientId=cid
-    )
+    pybullet.setJointMotorControl2(body, 0, pybullet.VELOCITY_CONTROL, force=0.0, physicsClientId=cid)
     hold = mass_kg * G * length_m * math.sin(q)
     for _ in range(240):
-        pybullet.setJointMotorControl2(
-            body, 0, pybullet.TORQUE_CONTROL, force=hold, physicsClientId=cid
-        )
+        pybullet.setJointMotorControl2(body, 0, pybullet.TORQUE_CONTROL, force=hold, physicsClientId=cid)
         pybullet.stepSimulation(physicsClientId=cid)
     assert pybullet.getJointState(body, 0, physicsClientId=cid)[0] == pytest.approx(q, abs=1e-3)
 
@@ -150,9 +140,7 @@ def test_arm6_no_self_collision_at_home(sim_of) -> None:
     for a, b in itertools.combinations(range(-1, sim.n), 2):
         if parent[b] == a:
             continue  # parent-child pairs never collide in PyBullet
-        points = pybullet.getClosestPoints(
-            body, body, 0.0, linkIndexA=a, linkIndexB=b, physicsClientId=cid
-        )
+        points = pybullet.getClosestPoints(body, body, 0.0, linkIndexA=a, linkIndexB=b, physicsClientId=cid)
         assert points == (), (a, b)
     pybullet.stepSimulation(physicsClientId=cid)
     assert pybullet.getContactPoints(body, body, physicsClientId=cid) == ()
@@ -198,15 +186,12 @@ def test_continuous_and_unlimited_joints() -> None:
         (lambda: actuated_joints("<robot><joint"), "malformed"),
         (lambda: actuated_joints("<notarobot/>"), "robot"),
         (
-            lambda: actuated_joints(
-                '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "x">]><robot name="&a;"/>'
-            ),
+            lambda: actuated_joints('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "x">]><robot name="&a;"/>'),
             "DOCTYPE",
         ),
         (
             lambda: actuated_joints(
-                '<robot><joint name="j" type="revolute"><parent link="a"/>'
-                '<child link="b"/></joint></robot>'
+                '<robot><joint name="j" type="revolute"><parent link="a"/><child link="b"/></joint></robot>'
             ),
             "no <limit>",
         ),

@@ -247,9 +247,7 @@ def test_gif_recorder(tmp_path: Path) -> None:
 
     cid = pybullet.connect(pybullet.DIRECT)
     try:
-        body = pybullet.loadURDF(
-            str(Path(pybullet_data.getDataPath()) / "r2d2.urdf"), physicsClientId=cid
-        )
+        body = pybullet.loadURDF(str(Path(pybullet_data.getDataPath()) / "r2d2.urdf"), physicsClientId=cid)
         rec = GifRecorder(cid, body, width=160, height=120, fps=10.0)
         assert rec.frame_interval_s == pytest.approx(0.1)
         with pytest.raises(TwinError):

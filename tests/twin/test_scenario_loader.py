@@ -501,9 +501,7 @@ def test_validate_without_lines() -> None:
 
 
 def test_problem_formatting() -> None:
-    assert str(Problem("a.yaml", 12, "plant.servos.2.id", "bad")) == (
-        "a.yaml:12: plant.servos.2.id: bad"
-    )
+    assert str(Problem("a.yaml", 12, "plant.servos.2.id", "bad")) == ("a.yaml:12: plant.servos.2.id: bad")
     assert str(Problem("a.yaml", None, "x", "bad")) == "a.yaml: x: bad"
     assert str(Problem("a.yaml", 3, "", "bad")) == "a.yaml:3: bad"
     assert str(Problem("--set", None, "", "two\nlines")) == "--set: two lines"
@@ -522,9 +520,7 @@ def test_scenario_error_is_a_config_error() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(text=st.text())
-def test_any_text_loads_or_raises_scenario_error(
-    tmp_path_factory: pytest.TempPathFactory, text: str
-) -> None:
+def test_any_text_loads_or_raises_scenario_error(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "s.yaml"
     path.write_text(text, encoding="utf-8")
     try:

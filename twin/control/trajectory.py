@@ -95,7 +95,9 @@ class Anchored:
     minimum-jerk weight over `blend_s`, so setpoints never jump.
     """
 
-    def __init__(self, trajectory: Move | SineSweep, t0: float, current: Sequence[float], blend_s: float) -> None:
+    def __init__(
+        self, trajectory: Move | SineSweep, t0: float, current: Sequence[float], blend_s: float
+    ) -> None:
         self.trajectory = trajectory
         self.t0 = t0
         first = trajectory.sample(0.0)

@@ -19,7 +19,14 @@ import numpy as np
 def percentiles_ms(samples_s: Sequence[float]) -> dict[str, float | int | None]:
     """count, mean, p50, p95, p99, max in ms (None when there are no samples)."""
     if len(samples_s) == 0:
-        return {"count": 0, "mean_ms": None, "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
+        return {
+            "count": 0,
+            "mean_ms": None,
+            "p50_ms": None,
+            "p95_ms": None,
+            "p99_ms": None,
+            "max_ms": None,
+        }
     a = np.asarray(samples_s, dtype=float) * 1000.0
     p50, p95, p99 = np.percentile(a, [50, 95, 99])
     return {
@@ -108,7 +115,8 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             for i, (t, f) in sorted(d.servos.items())
         },
         "services": {
-            name: {"handled": h, "errors": e, "max_queue": q} for name, (h, e, q) in sorted(d.services.items())
+            name: {"handled": h, "errors": e, "max_queue": q}
+            for name, (h, e, q) in sorted(d.services.items())
         },
         "physics": {"steps": d.physics_steps, "dt_ms": _r(d.dt_s * 1000.0)},
     }

@@ -71,9 +71,7 @@ def plot_tracking(tel: Telemetry, path: Path, title: str = "") -> Path:
         actual_deg = np.degrees(actual)
         axes = fig.subplots(n_joints, 1, sharex=True, squeeze=False)[:, 0]
         for j, (ax, name) in enumerate(zip(axes, tel.joints, strict=True)):
-            ax.plot(
-                t, goal_deg[:, j], linestyle="--", linewidth=1.2, color="tab:blue", label="goal"
-            )
+            ax.plot(t, goal_deg[:, j], linestyle="--", linewidth=1.2, color="tab:blue", label="goal")
             ax.plot(
                 t,
                 actual_deg[:, j],

@@ -70,13 +70,9 @@ class GifRecorder:
         cid = self.client_id
         try:
             n_joints = p.getNumJoints(self.body_id, physicsClientId=cid)
-            boxes = [
-                p.getAABB(self.body_id, link, physicsClientId=cid) for link in range(-1, n_joints)
-            ]
+            boxes = [p.getAABB(self.body_id, link, physicsClientId=cid) for link in range(-1, n_joints)]
         except p.error as exc:
-            raise TwinError(
-                f"GifRecorder: cannot read body {self.body_id} in client {cid}: {exc}"
-            ) from exc
+            raise TwinError(f"GifRecorder: cannot read body {self.body_id} in client {cid}: {exc}") from exc
         lo = np.min(np.array([b[0] for b in boxes], dtype=np.float64), axis=0)
         hi = np.max(np.array([b[1] for b in boxes], dtype=np.float64), axis=0)
         centre = (lo + hi) / 2.0

@@ -173,10 +173,7 @@ def write_report(
 
     if assertions:
         out += ["## Assertions", ""]
-        rows = [
-            [f"`{_cell(a.expression)}`", _fmt(a.measured), "✓" if a.passed else "✗"]
-            for a in assertions
-        ]
+        rows = [[f"`{_cell(a.expression)}`", _fmt(a.measured), "✓" if a.passed else "✗"] for a in assertions]
         out += _table(["Assertion", "Measured", "Result"], rows, "lrc")
         out.append("")
 
@@ -220,9 +217,7 @@ def write_report(
                     _fmt(lat.get("max_ms", _MISSING)),
                 ]
             )
-        out += _table(
-            ["Link", "Messages", "Drops", "p50 (ms)", "p99 (ms)", "max (ms)"], rows, "lrrrrr"
-        )
+        out += _table(["Link", "Messages", "Drops", "p50 (ms)", "p99 (ms)", "max (ms)"], rows, "lrrrrr")
         out.append("")
 
     if images:

@@ -130,9 +130,7 @@ class Telemetry:
                 raise ConfigError(f"{path}:1: column {goal_col!r} should end in {_GOAL_SUFFIX!r}")
             name = goal_col[: -len(_GOAL_SUFFIX)]
             if actual_col != name + _ACTUAL_SUFFIX:
-                raise ConfigError(
-                    f"{path}:1: column {actual_col!r} should be {name + _ACTUAL_SUFFIX!r}"
-                )
+                raise ConfigError(f"{path}:1: column {actual_col!r} should be {name + _ACTUAL_SUFFIX!r}")
             joints.append(name)
         try:
             tel = cls(joints)

@@ -45,7 +45,9 @@ class Assertion:
         return bool(_OPS[self.op](measured, self.bound))
 
     @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(
             _validate, serialization=core_schema.plain_serializer_function_ser_schema(str)
         )
@@ -77,4 +79,3 @@ def parse_assertion(text: str) -> Assertion:
         )
     bound = float(match["num"])
     return Assertion(match["path"], match["op"], bound)
-

@@ -61,17 +61,26 @@ def _plant(s: Scenario) -> Iterator[Problem]:
             yield at + ("id",), f"servo id {servo.id} is already used by servo {seen_ids[servo.id]}"
         seen_ids.setdefault(servo.id, k)
         if servo.joint in seen_joints:
-            yield at + ("joint",), f"joint {servo.joint!r} already has servo {seen_joints[servo.joint]}"
+            yield (
+                at + ("joint",),
+                f"joint {servo.joint!r} already has servo {seen_joints[servo.joint]}",
+            )
         seen_joints.setdefault(servo.joint, k)
         if servo.joint not in urdf_joints:
-            yield at + ("joint",), (
-                f"the robot has no joint {servo.joint!r}{_did_you_mean(servo.joint, urdf_joints)}; "
-                f"joints: {', '.join(urdf_joints)}"
+            yield (
+                at + ("joint",),
+                (
+                    f"the robot has no joint {servo.joint!r}{_did_you_mean(servo.joint, urdf_joints)}; "
+                    f"joints: {', '.join(urdf_joints)}"
+                ),
             )
         if servo.model not in known:
-            yield at + ("model",), (
-                f"unknown servo model {servo.model!r}{_did_you_mean(servo.model, known)}; "
-                f"catalogue: {', '.join(sorted(known))}"
+            yield (
+                at + ("model",),
+                (
+                    f"unknown servo model {servo.model!r}{_did_you_mean(servo.model, known)}; "
+                    f"catalogue: {', '.join(sorted(known))}"
+                ),
             )
         else:
             protocols.add(known[servo.model].protocol)
@@ -91,14 +100,20 @@ def _limits(limits_deg: tuple[float, float], urdf: tuple[float, float], servo, a
     lo, hi = (math.radians(x) for x in limits_deg)
     s_lo, s_hi = servo_range_in_joint(Calibration(servo.direction, math.radians(servo.offset_deg)))
     if lo < s_lo - 1e-9 or hi > s_hi + 1e-9:
-        yield at + ("limits_deg",), (
-            f"limits [{limits_deg[0]:g}, {limits_deg[1]:g}]° are outside the servo's range "
-            f"[{math.degrees(s_lo):.1f}, {math.degrees(s_hi):.1f}]° (after offset and direction)"
+        yield (
+            at + ("limits_deg",),
+            (
+                f"limits [{limits_deg[0]:g}, {limits_deg[1]:g}]° are outside the servo's range "
+                f"[{math.degrees(s_lo):.1f}, {math.degrees(s_hi):.1f}]° (after offset and direction)"
+            ),
         )
     elif lo < urdf[0] - 1e-9 or hi > urdf[1] + 1e-9:
-        yield at + ("limits_deg",), (
-            f"limits [{limits_deg[0]:g}, {limits_deg[1]:g}]° are outside the robot's joint limits "
-            f"[{math.degrees(urdf[0]):.1f}, {math.degrees(urdf[1]):.1f}]°"
+        yield (
+            at + ("limits_deg",),
+            (
+                f"limits [{limits_deg[0]:g}, {limits_deg[1]:g}]° are outside the robot's joint limits "
+                f"[{math.degrees(urdf[0]):.1f}, {math.degrees(urdf[1]):.1f}]°"
+            ),
         )
 
 
@@ -119,22 +134,40 @@ def _topology(s: Scenario) -> Iterator[Problem]:
     placed: dict[str, str] = {}
     for k, svc in enumerate(topo.services):
         if svc.type in placed:
-            yield ("topology", "services", k, "type"), f"a second {svc.type} service (use replicas:)"
+            yield (
+                ("topology", "services", k, "type"),
+                f"a second {svc.type} service (use replicas:)",
+            )
         placed.setdefault(svc.type, svc.node)
         if svc.node not in nodes:
-            yield ("topology", "services", k, "node"), f"unknown node {svc.node!r}; nodes: {', '.join(sorted(nodes))}"
+            yield (
+                ("topology", "services", k, "node"),
+                f"unknown node {svc.node!r}; nodes: {', '.join(sorted(nodes))}",
+            )
         if svc.type == "driver" and svc.replicas != 1:
-            yield ("topology", "services", k, "replicas"), "the driver owns the bus: it has exactly one replica"
+            yield (
+                ("topology", "services", k, "replicas"),
+                "the driver owns the bus: it has exactly one replica",
+            )
     for missing in (t for t in SERVICE_TYPES if t not in placed):
-        yield ("topology", "services"), f"no {missing} service: a machine needs {', '.join(SERVICE_TYPES)}"
+        yield (
+            ("topology", "services"),
+            f"no {missing} service: a machine needs {', '.join(SERVICE_TYPES)}",
+        )
     linked: set[frozenset[str]] = set()
     for k, link in enumerate(topo.links):
         a, b = link.between
         for end in (a, b):
             if end not in nodes:
-                yield ("topology", "links", k, "between"), f"unknown node {end!r}; nodes: {', '.join(sorted(nodes))}"
+                yield (
+                    ("topology", "links", k, "between"),
+                    f"unknown node {end!r}; nodes: {', '.join(sorted(nodes))}",
+                )
         if a == b:
-            yield ("topology", "links", k, "between"), f"a link joins two different nodes, got {a!r} twice"
+            yield (
+                ("topology", "links", k, "between"),
+                f"a link joins two different nodes, got {a!r} twice",
+            )
         key = frozenset((a, b))
         if key in linked:
             yield ("topology", "links", k, "between"), f"a second link between {a} and {b}"
@@ -142,7 +175,10 @@ def _topology(s: Scenario) -> Iterator[Problem]:
     for x, y in CONVERSATIONS:
         nx, ny = placed.get(x), placed.get(y)
         if nx and ny and nx != ny and frozenset((nx, ny)) not in linked and nx in nodes and ny in nodes:
-            yield ("topology", "links"), f"{x} on {nx!r} talks to {y} on {ny!r}, but no link joins those nodes"
+            yield (
+                ("topology", "links"),
+                f"{x} on {nx!r} talks to {y} on {ny!r}, but no link joins those nodes",
+            )
 
 
 def _task(s: Scenario, joints: list[Joint]) -> Iterator[Problem]:
@@ -153,12 +189,18 @@ def _task(s: Scenario, joints: list[Joint]) -> Iterator[Problem]:
         for name, deg in p.items():
             joint = by_name.get(name)
             if joint is None:
-                yield at + (name,), f"no servo drives joint {name!r}; driven joints: {', '.join(by_name)}"
+                yield (
+                    at + (name,),
+                    f"no servo drives joint {name!r}; driven joints: {', '.join(by_name)}",
+                )
             elif not joint.limits.contains(math.radians(deg)):
                 lim = joint.limits
-                yield at + (name,), (
-                    f"{deg:g}° is outside joint {name}'s limits "
-                    f"[{math.degrees(lim.lower):.1f}, {math.degrees(lim.upper):.1f}]°"
+                yield (
+                    at + (name,),
+                    (
+                        f"{deg:g}° is outside joint {name}'s limits "
+                        f"[{math.degrees(lim.lower):.1f}, {math.degrees(lim.upper):.1f}]°"
+                    ),
                 )
 
     if isinstance(task, WaypointsTask):
@@ -167,8 +209,9 @@ def _task(s: Scenario, joints: list[Joint]) -> Iterator[Problem]:
         for k, step in enumerate(task.steps):
             if isinstance(step.pose, str):
                 if step.pose not in task.poses:
-                    yield ("task", "steps", k, "pose"), (
-                        f"no pose named {step.pose!r}; poses: {', '.join(task.poses) or 'none'}"
+                    yield (
+                        ("task", "steps", k, "pose"),
+                        (f"no pose named {step.pose!r}; poses: {', '.join(task.poses) or 'none'}"),
                     )
             else:
                 yield from pose(step.pose, ("task", "steps", k, "pose"))
@@ -185,9 +228,12 @@ def _task(s: Scenario, joints: list[Joint]) -> Iterator[Problem]:
             f = max(cfg.frequency_hz, cfg.end_frequency_hz or 0.0)
             peak = math.radians(cfg.amplitude_deg) * 2 * math.pi * f
             if peak > joint.limits.max_velocity:
-                yield at, (
-                    f"peak velocity {math.degrees(peak):.0f}°/s exceeds joint {name}'s "
-                    f"{math.degrees(joint.limits.max_velocity):.0f}°/s"
+                yield (
+                    at,
+                    (
+                        f"peak velocity {math.degrees(peak):.0f}°/s exceeds joint {name}'s "
+                        f"{math.degrees(joint.limits.max_velocity):.0f}°/s"
+                    ),
                 )
     elif isinstance(task, PickAndPlaceTask):
         if task.gripper_joint not in by_name:
@@ -210,9 +256,12 @@ def _assertions(s: Scenario, joint_names: list[str]) -> Iterator[Problem]:
     valid = metric_paths(s, joint_names)
     for k, assertion in enumerate(s.assertions):
         if assertion.path not in valid:
-            yield ("assertions", k), (
-                f"unknown metric {assertion.path!r}{_did_you_mean(assertion.path, valid)}; "
-                "see 'Metrics' in the README for the paths"
+            yield (
+                ("assertions", k),
+                (
+                    f"unknown metric {assertion.path!r}{_did_you_mean(assertion.path, valid)}; "
+                    "see 'Metrics' in the README for the paths"
+                ),
             )
 
 

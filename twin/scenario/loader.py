@@ -334,8 +334,7 @@ class _Builder:
         if isinstance(node, MappingNode) and _explicit_tag(node) in (None, _MAP):
             return [node]
         if isinstance(node, SequenceNode) and all(
-            isinstance(item, MappingNode) and _explicit_tag(item) in (None, _MAP)
-            for item in node.value
+            isinstance(item, MappingNode) and _explicit_tag(item) in (None, _MAP) for item in node.value
         ):
             return list(node.value)
         self._report(node, path, "merge key '<<' needs a mapping or a list of mappings")
@@ -713,9 +712,7 @@ def _with_input(message: str, error: Mapping[str, Any]) -> str:
     return f"{message}, got {text}"
 
 
-def _describe_error(
-    error: Mapping[str, Any], model_cls: type[BaseModel], data: Any
-) -> tuple[FieldPath, str]:
+def _describe_error(error: Mapping[str, Any], model_cls: type[BaseModel], data: Any) -> tuple[FieldPath, str]:
     """The data path and the message for one pydantic error."""
     kind = error["type"]
     loc = tuple(error["loc"])

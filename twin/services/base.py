@@ -16,8 +16,8 @@ from typing import Any
 
 import simpy
 
-from sim_models.network import Latency, Network
 from sim_models.errors import TwinError
+from sim_models.network import Latency, Network
 
 
 class RequestTimeout(TwinError):
@@ -49,7 +49,9 @@ class ServiceStats:
 class Instance:
     """One replica of a service, placed on a node."""
 
-    def __init__(self, env: simpy.Environment, service: str, index: int, node: str, processing: Latency) -> None:
+    def __init__(
+        self, env: simpy.Environment, service: str, index: int, node: str, processing: Latency
+    ) -> None:
         self.env = env
         self.service = service
         self.name = f"{service}#{index}"

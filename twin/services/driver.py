@@ -53,6 +53,12 @@ class Driver(Service):
         inst.env.process(self._loop(inst))
 
     def handle(self, inst: Instance, message: Message) -> None:
+        if message.kind == "setpoint":
+            pending = self._pending
+            # A trajectory accepted but not yet started will start from where it ends.
+            current = pending[0].sample(pending[0].duration_s) if pending else self.setpoint
+            self.bus.reply(inst, message, body=list(current))
+            return None
         if message.kind != "trajectory":
             self.bus.reply(inst, message, error=f"driver: unknown request {message.kind!r}")
             return None

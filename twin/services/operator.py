@@ -8,7 +8,7 @@ from typing import Any
 
 import simpy
 
-from twin.services.base import Bus, Instance, Message, RequestFailed, RequestTimeout, Service
+from twin.services.base import Instance, Message, RequestFailed, RequestTimeout, Service
 from twin.services.commands import Command
 
 

@@ -1,6 +1,7 @@
 """The planner: turns commands into smooth trajectories within the joint limits.
 
-It plans from the latest setpoint the driver published. A target outside a
+It asks the driver, which owns the machine's state, for the setpoint in
+force, then plans from there. A target outside a
 joint's position limits is refused with an error naming the joint; a move
 that would exceed a joint's velocity limit is slowed down (stretched) until it
 does not.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import simpy
@@ -18,7 +19,7 @@ import simpy
 from twin.control.joints import Joint
 from twin.control.trajectory import Move, SineSweep
 from twin.services.base import Instance, Message, RequestFailed, RequestTimeout, Service
-from twin.services.commands import JointStates, MoveCommand, SineCommand
+from twin.services.commands import MoveCommand, SineCommand
 
 
 class PlanningError(ValueError):
@@ -30,26 +31,26 @@ class Planner(Service):
     joints: Sequence[Joint] = ()
     profile: str = "min_jerk"
     timeout_s: float = 0.25
-    initial: Sequence[float] = ()
     stretched: int = 0
     refused: int = 0
-    _setpoint: dict[str, list[float]] = field(default_factory=dict)
 
     def handle(self, inst: Instance, message: Message) -> Generator[simpy.Event, Any, None] | None:
-        if message.kind == "joint_states":
-            states: JointStates = message.body
-            self._setpoint[inst.name] = list(states.setpoint)
-            return None
+        return self._plan_and_dispatch(inst, message)
+
+    def _plan_and_dispatch(self, inst: Instance, message: Message) -> Generator:
         try:
-            trajectory = self.plan(inst, message.body)
+            query = Message("setpoint", None, inst.name, message.issued_at)
+            answer = yield from self.bus.request(inst, "driver", query, self.timeout_s)
+            trajectory = self.plan(answer.body, message.body)
         except PlanningError as exc:
             self.refused += 1
             inst.stats.errors += 1
             self.bus.reply(inst, message, error=f"planner: {exc}")
-            return None
-        return self._dispatch(inst, message, trajectory)
-
-    def _dispatch(self, inst: Instance, message: Message, trajectory: Move | SineSweep) -> Generator:
+            return
+        except (RequestTimeout, RequestFailed) as exc:
+            inst.stats.errors += 1
+            self.bus.reply(inst, message, error=f"planner: {exc}")
+            return
         order = Message("trajectory", trajectory, inst.name, message.issued_at)
         try:
             yield from self.bus.request(inst, "driver", order, self.timeout_s)
@@ -59,8 +60,8 @@ class Planner(Service):
         else:
             self.bus.reply(inst, message, body=trajectory.duration_s)
 
-    def plan(self, inst: Instance, command: MoveCommand | SineCommand) -> Move | SineSweep:
-        start = self._setpoint.get(inst.name, list(self.initial))
+    def plan(self, start: list[float], command: MoveCommand | SineCommand) -> Move | SineSweep:
+        """A trajectory from `start` (rad, the driver's setpoint) for the command."""
         names = [j.name for j in self.joints]
         if isinstance(command, MoveCommand):
             return self._plan_move(start, names, command)

@@ -1,0 +1,92 @@
+"""Real-time factor of the framework against a bare PyBullet loop, in one run.
+
+The framework runs scenarios/arm6_pick_place.yaml (services, network, bus,
+six virtual STS3215 servos) for a fixed simulated time. The baseline steps
+the same URDF at the same dt with TORQUE_CONTROL commands (a plain PD law)
+and joint-state read-back every step: the least any servo simulation on
+PyBullet has to do. Prints both real-time factors and their ratio.
+
+    python bench/rtf.py [--sim-seconds 20] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import twin
+from sim_models.bullet import connect_direct, pybullet
+from sim_models.robots import actuated_joints, robot_urdf_text
+
+SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "arm6_pick_place.yaml"
+
+
+def bare_loop(sim_seconds: float, dt: float) -> float:
+    """Real-time factor of a bare torque-controlled PyBullet loop."""
+    import os
+    import tempfile
+
+    pb = pybullet()
+    client = connect_direct()
+    urdf = robot_urdf_text("arm6")
+    fd, path = tempfile.mkstemp(suffix=".urdf")
+    with os.fdopen(fd, "w") as f:
+        f.write(urdf)
+    body = pb.loadURDF(path, useFixedBase=True, flags=pb.URDF_USE_INERTIA_FROM_FILE, physicsClientId=client)
+    os.unlink(path)
+    pb.setTimeStep(dt, physicsClientId=client)
+    pb.setGravity(0, 0, -9.81, physicsClientId=client)
+    names = list(actuated_joints(urdf))
+    index = {
+        pb.getJointInfo(body, i, physicsClientId=client)[1].decode(): i
+        for i in range(pb.getNumJoints(body, physicsClientId=client))
+    }
+    idx = [index[n] for n in names]
+    pb.setJointMotorControlArray(
+        body, idx, pb.VELOCITY_CONTROL, forces=[0.0] * len(idx), physicsClientId=client
+    )
+    steps = int(round(sim_seconds / dt))
+    start = time.perf_counter()
+    for k in range(steps):
+        goal = 0.5 * math.sin(k * dt)
+        states = pb.getJointStates(body, idx, physicsClientId=client)
+        forces = [2.0 * (goal - s[0]) - 0.05 * s[1] for s in states]
+        pb.setJointMotorControlArray(body, idx, pb.TORQUE_CONTROL, forces=forces, physicsClientId=client)
+        pb.stepSimulation(physicsClientId=client)
+    elapsed = time.perf_counter() - start
+    pb.disconnect(client)
+    return sim_seconds / elapsed
+
+
+def framework(sim_seconds: float) -> float:
+    scenario = twin.load(SCENARIO, [f"duration={sim_seconds}"])
+    start = time.perf_counter()
+    twin.run(scenario)
+    return sim_seconds / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sim-seconds", type=float, default=20.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    dt = twin.load(SCENARIO).physics.dt_s
+    bare, ours = [], []
+    for _ in range(args.repeats):  # interleaved, so drift in machine load hits both
+        bare.append(bare_loop(args.sim_seconds, dt))
+        ours.append(framework(args.sim_seconds))
+    b, o = max(bare), max(ours)
+    print(
+        f"arm6_pick_place, {args.sim_seconds:g} s simulated at dt = {dt * 1000:g} ms, best of {args.repeats}"
+    )
+    print(f"  bare PyBullet loop : real-time factor {b:7.2f}  ({b / dt:,.0f} steps/s)")
+    print(f"  ServoTwin          : real-time factor {o:7.2f}  ({o / dt:,.0f} steps/s)")
+    print(f"  ratio              : {o / b:.2f}  (target >= 0.70)")
+
+
+if __name__ == "__main__":
+    main()
