@@ -1,0 +1,219 @@
+"""Scenario validation: shipped files, and bad input with exact messages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from twin.scenario import ScenarioError, load_scenario, scenario_schema
+from twin.scenario.checks import metric_paths
+
+from .conftest import BASE, scenario_dict
+
+SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "scenarios").glob("*.yaml"))
+
+
+def test_scenarios_folder_is_not_empty() -> None:
+    names = {p.name for p in SCENARIOS}
+    assert {"pan_tilt.yaml", "arm6_pick_place.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+def test_every_shipped_scenario_is_valid(path: Path) -> None:
+    scenario = load_scenario(path)
+    assert scenario.name == path.stem
+
+
+def test_shipped_scenarios_keep_their_contract() -> None:
+    root = Path(__file__).resolve().parents[2] / "scenarios"
+    pan_tilt = load_scenario(root / "pan_tilt.yaml")
+    assert [(s.id, s.model) for s in pan_tilt.plant.servos] == [(1, "xl430-w250"), (2, "xl430-w250")]
+    arm = load_scenario(root / "arm6_pick_place.yaml")
+    assert [s.id for s in arm.plant.servos] == [1, 2, 3, 4, 5, 6]
+    assert {s.model for s in arm.plant.servos} == {"sts3215"}
+    assert arm.task.type == "pick_and_place"
+
+
+def _servos(*changes: dict) -> dict:
+    plant = scenario_dict()["plant"]
+    for k, change in enumerate(changes):
+        plant["servos"][k].update(change)
+    return plant
+
+
+BAD = [
+    (
+        "duplicate servo id",
+        {"plant": _servos({}, {"id": 1})},
+        "plant.servos.1.id: servo id 1 is already used by servo 0",
+    ),
+    (
+        "servo on a joint the robot lacks",
+        {"plant": _servos({"joint": "yaw"})},
+        "plant.servos.0.joint: the robot has no joint 'yaw'",
+    ),
+    (
+        "unknown servo model",
+        {"plant": _servos({"model": "xl430-w25"})},
+        "plant.servos.0.model: unknown servo model 'xl430-w25' (did you mean 'xl430-w250'?)",
+    ),
+    (
+        "limits outside the servo's range",
+        {"plant": _servos({"limits_deg": [-100, 100], "offset_deg": 120})},
+        "plant.servos.0.limits_deg: limits [-100, 100]° are outside the servo's range",
+    ),
+    (
+        "limits in the wrong order",
+        {"plant": _servos({"limits_deg": [50, -50]})},
+        "plant.servos.0.limits_deg: lower limit must be below upper limit",
+    ),
+    (
+        "link to an unknown node",
+        {
+            "topology": {
+                **BASE["topology"],
+                "links": [{"between": ["ops", "cloud"]}, {"between": ["ops", "robot"]}],
+            }
+        },
+        "topology.links.0.between: unknown node 'cloud'",
+    ),
+    (
+        "services on different nodes without a link",
+        {"topology": {**BASE["topology"], "links": []}},
+        "topology.links: operator on 'ops' talks to gateway on 'robot', but no link joins those nodes",
+    ),
+    (
+        "unknown metric in an assertion",
+        {"assertions": ["tracking.max_eror_deg < 2"]},
+        "assertions.0: unknown metric 'tracking.max_eror_deg' (did you mean 'tracking.max_error_deg'?)",
+    ),
+    (
+        "assertion that does not parse",
+        {"assertions": ["tracking.max_error_deg is small"]},
+        "assertions.0: cannot parse assertion 'tracking.max_error_deg is small'",
+    ),
+    (
+        "waypoint outside the limits",
+        {"task": {"type": "waypoints", "steps": [{"at_s": 0, "pose": {"tilt": 75}, "duration_s": 1}]}},
+        "task.steps.0.pose.tilt: 75° is outside joint tilt's limits [-60.0, 60.0]°",
+    ),
+    (
+        "unknown named pose",
+        {"task": {"type": "waypoints", "steps": [{"at_s": 0, "pose": "home", "duration_s": 1}]}},
+        "task.steps.0.pose: no pose named 'home'",
+    ),
+    (
+        "unknown task type",
+        {"task": {"type": "dance"}},
+        "task.type:",
+    ),
+    (
+        "wrong type",
+        {"duration": "long"},
+        "duration: Input should be a valid number",
+    ),
+    (
+        "negative duration",
+        {"duration": -1},
+        "duration: Input should be greater than 0",
+    ),
+    (
+        "unknown key",
+        {"physics": {"dt": 0.001}},
+        "physics.dt: unknown field 'dt' (did you mean 'dt_s'?)",
+    ),
+    (
+        "driver with replicas",
+        {
+            "topology": {
+                **BASE["topology"],
+                "services": [
+                    *BASE["topology"]["services"][:3],
+                    {"type": "driver", "node": "robot", "replicas": 2},
+                    BASE["topology"]["services"][4],
+                ],
+            }
+        },
+        "topology.services.3.replicas: the driver owns the bus: it has exactly one replica",
+    ),
+    (
+        "mixed protocols on one bus",
+        {"plant": _servos({}, {"model": "sts3215"})},
+        "plant.servos: one bus cannot mix Dynamixel and Feetech servos",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "changes", "expected"), BAD, ids=[b[0] for b in BAD])
+def test_bad_scenario_names_file_line_and_field(
+    write_scenario: Callable[..., Path], case: str, changes: dict, expected: str
+) -> None:
+    path = write_scenario(**changes)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    lines = str(info.value).splitlines()
+    matching = [line for line in lines if expected in line]
+    assert matching, f"{case}: expected {expected!r} in:\n{info.value}"
+    assert matching[0].startswith(f"{path}:"), "each problem names the file"
+    assert all(p.file == str(path) for p in info.value.problems)
+
+
+def test_problems_carry_line_numbers(write_scenario: Callable[..., Path]) -> None:
+    path = write_scenario(plant=_servos({}, {"id": 1}))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    problem = info.value.problems[0]
+    text = path.read_text().splitlines()
+    assert problem.line is not None and "id: 1" in text[problem.line - 1]
+
+
+def test_yaml_tag_that_builds_objects_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f'name: !!python/object/apply:os.system ["touch {marker}"]\n')
+    with pytest.raises(ScenarioError, match="is not allowed"):
+        load_scenario(path)
+    assert not marker.exists()
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="no-such.yaml"):
+        load_scenario(tmp_path / "no-such.yaml")
+
+
+def test_set_overrides_a_field(write_scenario: Callable[..., Path]) -> None:
+    path = write_scenario()
+    scenario = load_scenario(path, ["duration=7.5", "plant.servos.1.id=9"])
+    assert scenario.duration == 7.5 and scenario.plant.servos[1].id == 9
+
+
+def test_set_that_breaks_a_rule_is_reported(write_scenario: Callable[..., Path]) -> None:
+    path = write_scenario()
+    with pytest.raises(ScenarioError, match="servo id 1 is already used"):
+        load_scenario(path, ["plant.servos.1.id=1"])
+
+
+def test_schema_is_json_schema_with_every_section() -> None:
+    schema = scenario_schema()
+    assert schema["type"] == "object"
+    for section in (
+        "name",
+        "seed",
+        "duration",
+        "physics",
+        "plant",
+        "topology",
+        "task",
+        "assertions",
+        "outputs",
+    ):
+        assert section in schema["properties"]
+    assert schema["additionalProperties"] is False
+
+
+def test_metric_paths_cover_joints_and_links(write_scenario: Callable[..., Path]) -> None:
+    scenario = load_scenario(write_scenario())
+    paths = metric_paths(scenario, ["pan", "tilt"])
+    assert {"tracking.joints.pan.max_error_deg", "links.ops--robot.drops", "latency.command.p99_ms"} <= paths
