@@ -64,9 +64,6 @@ class SimBus(ServoBus):
         except KeyError:
             raise BusError(f"servo {servo_id} did not answer (no status packet)") from None
 
-    def _return_delay(self, servo: VirtualServo) -> float:
-        return servo.peek("return_delay_time") * 2e-6
-
     # -- ServoBus ---------------------------------------------------------------
     def ping(self, servo_id: int) -> PingInfo | None:
         self._sync()
@@ -76,7 +73,7 @@ class SimBus(ServoBus):
             self._spend(request)
             return None
         reply = wire.status_size(self.protocol, 3 if self.protocol == "dynamixel" else 0)
-        self._spend(request + wire.bytes_time(reply, self.baud) + self._return_delay(servo))
+        self._spend(request + wire.bytes_time(reply, self.baud) + servo.return_delay_s)
         firmware_reg = "firmware_version" if self.protocol == "dynamixel" else "firmware_major"
         reg = servo.table[firmware_reg]
         return PingInfo(
@@ -104,7 +101,7 @@ class SimBus(ServoBus):
         delays = 0.0
         extra = 0.0
         for i, servo in zip(ids, servos, strict=True):
-            delays += self._return_delay(servo)
+            delays += servo.return_delay_s
             if self.protocol == "dynamixel":
                 block = servo.read(wire.DXL_STATE_ADDR, wire.DXL_STATE_LEN)
                 hw_error = servo.read(servo.table["hardware_error_status"].address, 1)[0]

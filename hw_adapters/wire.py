@@ -89,16 +89,16 @@ def decode_dxl_state(
     else:
         current = raw_current * (0.00269 if model.startswith("xm") else 0.001)
         load = pwm / 885.0
-    return ServoState(
-        id=servo_id,
-        position=(position - resolution // 2) * TWO_PI / resolution,
-        velocity=velocity * DXL_VELOCITY_UNIT,
-        load=load,
-        current=current,
-        temperature=float(temperature),
-        voltage=voltage / 10.0,
-        faults=_faults(hw_error, _DXL_FAULT_BITS) if hw_error else ServoFault.NONE,
-        moving=bool(moving),
+    return ServoState(  # positional: this runs for every servo in every cycle
+        servo_id,
+        (position - resolution // 2) * TWO_PI / resolution,
+        velocity * DXL_VELOCITY_UNIT,
+        load,
+        current,
+        float(temperature),
+        voltage / 10.0,
+        _faults(hw_error, _DXL_FAULT_BITS) if hw_error else ServoFault.NONE,
+        bool(moving),
     )
 
 
@@ -106,16 +106,16 @@ def decode_sts_state(servo_id: int, block: bytes, resolution: int = 4096) -> Ser
     """Decode Feetech STS registers 56..70 to SI (sign-magnitude fields)."""
     position, speed, load, voltage, temperature, error, moving, current = _STS_BLOCK.unpack(block)
     step = TWO_PI / resolution
-    return ServoState(
-        id=servo_id,
-        position=(_sign_magnitude(position, 15) - resolution // 2) * step,
-        velocity=_sign_magnitude(speed, 15) * step,
-        load=_sign_magnitude(load, 10) / 1000.0,
-        current=_sign_magnitude(current, 15) * 0.0065,
-        temperature=float(temperature),
-        voltage=voltage / 10.0,
-        faults=_faults(error, _STS_FAULT_BITS) if error else ServoFault.NONE,
-        moving=bool(moving),
+    return ServoState(  # positional: this runs for every servo in every cycle
+        servo_id,
+        (_sign_magnitude(position, 15) - resolution // 2) * step,
+        _sign_magnitude(speed, 15) * step,
+        _sign_magnitude(load, 10) / 1000.0,
+        _sign_magnitude(current, 15) * 0.0065,
+        float(temperature),
+        voltage / 10.0,
+        _faults(error, _STS_FAULT_BITS) if error else ServoFault.NONE,
+        bool(moving),
     )
 
 

@@ -80,6 +80,7 @@ class Plant:
         self._servos = [m.servo for m in self.mounts]
         self._signs = [m.direction for m in self.mounts]
         self._offsets = [m.offset_rad for m in self.mounts]
+        self._pairs = list(zip(self._servos, self._signs, self._offsets, strict=True))
         self._sync_servo_state()
 
     # -- construction -------------------------------------------------------
@@ -156,12 +157,11 @@ class Plant:
     def _run_steps(self, n: int) -> None:
         pb = self._pb
         body, client, dt = self.body, self.client, self.dt
-        indices, servos, signs, offsets = self._indices, self._servos, self._signs, self._offsets
+        indices, pairs = self._indices, self._pairs
         get_states = pb.getJointStates
         set_array = pb.setJointMotorControlArray
         step = pb.stepSimulation
         torque_mode = pb.TORQUE_CONTROL
-        pairs = list(zip(servos, signs, offsets, strict=True))
         for _ in range(n):
             states = get_states(body, indices, physicsClientId=client)
             forces = [

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from twin.observe.files import write_text_atomic
 from twin.observe.metrics import RunData, build_metrics, measured
 from twin.observe.report import AssertionOutcome, write_report
 from twin.observe.telemetry import Telemetry
@@ -66,7 +67,7 @@ class RunResult:
 
         run_dir = Path(out_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(run_dir / "metrics.json", json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(run_dir / "metrics.json", json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
         self.telemetry.to_csv(run_dir / "telemetry.csv")
         images: list[Path] = []
         if self.scenario.outputs.plots:
@@ -86,18 +87,6 @@ class RunResult:
         )
         self.run_dir = run_dir
         return run_dir
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Scenario:

@@ -122,7 +122,8 @@ def summary(metrics: dict, assertions: Sequence, run_dir: Path) -> str:
             f"  {joint:<16} tracking error rms {_n(m['rms_error_deg'])}°  max {_n(m['max_error_deg'])}°"
         )
     lines.append(
-        f"  command latency  p50 {_n(lat['p50_ms'])} ms  p99 {_n(lat['p99_ms'])} ms  max {_n(lat['max_ms'])} ms"
+        f"  command latency  p50 {_n(lat['p50_ms'])} ms  p99 {_n(lat['p99_ms'])} ms"
+        f"  max {_n(lat['max_ms'])} ms"
     )
     c, d = metrics["commands"], metrics["driver"]
     lines.append(

@@ -219,6 +219,7 @@ class VirtualServo:
         self._kd = g("position_d_gain") * kd
         self._goal = (g("goal_position") - self._centre) / self._ticks_per_rad
         self._temp_limit = float(g("temperature_limit"))
+        self.return_delay_s = g("return_delay_time") * 2e-6
         if self._dxl:
             mode = g("operating_mode")
             self._pwm_mode = mode == 16

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twin.observe.telemetry import _atomic_write_text
+from twin.observe.files import write_text_atomic
 
 __all__ = ["AssertionOutcome", "write_report", "REPORT_NAME"]
 
@@ -236,5 +236,5 @@ def write_report(
     while out and out[-1] == "":
         out.pop()
     path = run_dir / REPORT_NAME
-    _atomic_write_text(path, "\n".join(out) + "\n")
+    write_text_atomic(path, "\n".join(out) + "\n")
     return path

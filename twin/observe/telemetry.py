@@ -5,15 +5,13 @@ Units are SI throughout: time in seconds, angles in radians.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from sim_models.errors import ConfigError
+from twin.observe.files import write_text_atomic
 
 __all__ = ["Telemetry"]
 
@@ -101,7 +99,7 @@ class Telemetry:
         interleaved = np.round(interleaved, 6) + 0.0
         lines = [",".join(self.header()) + "\n"]
         lines.extend(row_fmt % tuple(row) for row in interleaved.tolist())
-        _atomic_write_text(path, "".join(lines))
+        write_text_atomic(path, "".join(lines))
 
     @classmethod
     def from_csv(cls, path: Path) -> Telemetry:
@@ -152,18 +150,3 @@ class Telemetry:
                 raise ConfigError(f"{path}:{lineno}: not a number: {exc}") from exc
             tel.append(values[0], values[1::2], values[2::2])
         return tel
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory + ``os.replace``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise

@@ -1,0 +1,356 @@
+"""The servo catalogue and the virtual servo's firmware, as seen through its control table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+from importlib import resources
+
+import pytest
+import yaml
+
+from sim_models.errors import ConfigError, TwinError
+from sim_models.plant import Mount, Plant
+from sim_models.robots import pendulum_urdf
+from sim_models.servo.catalogue import ServoSpec, catalogue, servo_spec
+from sim_models.servo.device import RegisterError, VirtualServo
+
+G = 9.81
+CENTRE = 2048
+RAD_PER_TICK = 2.0 * math.pi / 4096
+DXL_RAD_S_PER_UNIT = 0.229 * 2.0 * math.pi / 60.0
+DT = 0.001
+OVERHEAT_BIT = 4  # Hardware Error Status bit 2 (Dynamixel X; Feetech STS alike)
+
+# One model of each protocol for the firmware tests.
+PROTOCOL_MODELS = ["xl430-w250", "sts3215"]
+
+
+def write_reg(servo: VirtualServo, name: str, value: int) -> None:
+    reg = servo.table[name]
+    servo.write(reg.address, reg.encode(value))
+
+
+def read_reg(servo: VirtualServo, name: str) -> int:
+    reg = servo.table[name]
+    return reg.decode(servo.read(reg.address, reg.size))
+
+
+def ticks(angle_rad: float) -> int:
+    return CENTRE + math.floor(angle_rad / RAD_PER_TICK + 0.5)
+
+
+# -- catalogue -------------------------------------------------------------------
+
+
+def catalogue_files() -> dict[str, dict[str, object]]:
+    folder = resources.files("sim_models.servo") / "catalogue"
+    out = {}
+    for entry in folder.iterdir():
+        if entry.name.endswith(".yaml"):
+            out[entry.name] = yaml.safe_load(entry.read_text(encoding="utf-8"))
+    return out
+
+
+def test_catalogue_has_one_file_per_model() -> None:
+    files = catalogue_files()
+    assert len(files) >= 5
+    assert sorted(raw["name"] for raw in files.values()) == sorted(catalogue())
+    assert {"xl430-w250", "xm430-w350", "xl330-m288", "sts3215", "sts3250"} <= set(catalogue())
+
+
+@pytest.mark.parametrize("filename", sorted(catalogue_files()))
+def test_every_catalogue_value_names_its_source(filename: str) -> None:
+    raw = catalogue_files()[filename]
+    numeric = {k: v for k, v in raw.items() if k not in ("name", "protocol")}
+    assert numeric, "no values"
+    for key, entry in numeric.items():
+        assert isinstance(entry, dict) and set(entry) == {"value", "source"}, key
+        assert isinstance(entry["value"], int | float) and not isinstance(entry["value"], bool), key
+        assert isinstance(entry["source"], str) and entry["source"].strip(), f"{key}: empty source"
+    # Every field of the parsed spec came from a sourced entry in this file.
+    spec = catalogue()[raw["name"]]
+    for key, entry in numeric.items():
+        assert getattr(spec, key) == entry["value"], key
+
+
+@pytest.mark.parametrize(
+    ("model", "number", "protocol"),
+    [
+        ("xl430-w250", 1060, "dynamixel"),
+        ("xm430-w350", 1020, "dynamixel"),
+        ("xl330-m288", 1200, "dynamixel"),
+        ("sts3215", 777, "feetech"),
+    ],
+)
+def test_model_numbers_match_servo_facts(model: str, number: int, protocol: str) -> None:
+    spec = servo_spec(model)
+    assert spec.model_number == number
+    assert spec.protocol == protocol
+    # and the virtual device reports it from its control table
+    assert read_reg(VirtualServo(spec, 1), "model_number") == number
+
+
+def test_unknown_model_lists_known_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        servo_spec("xl999-nope")
+    message = str(info.value)
+    assert "xl999-nope" in message
+    for name in catalogue():
+        assert name in message
+
+
+def test_datasheet_figures_are_self_consistent() -> None:
+    for spec in catalogue().values():
+        assert spec.stall_torque_nm > 0 and spec.no_load_speed_rpm > 0
+        assert 0 < spec.coulomb_friction_nm < 0.1 * spec.stall_torque_nm
+        assert spec.resolution_ticks == 4096
+        assert spec.no_load_speed_rad_s == pytest.approx(spec.no_load_speed_rpm * math.pi / 30)
+
+
+# -- control table access ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", PROTOCOL_MODELS)
+@pytest.mark.parametrize("register", ["present_position", "model_number", "present_temperature"])
+def test_writing_read_only_register_raises(model: str, register: str) -> None:
+    servo = VirtualServo(servo_spec(model), 1)
+    reg = servo.table[register]
+    before = bytes(servo.regs)
+    with pytest.raises(RegisterError, match=register):
+        servo.write(reg.address, bytes(reg.size))
+    assert bytes(servo.regs) == before
+    assert issubclass(RegisterError, TwinError)
+
+
+@pytest.mark.parametrize("model", PROTOCOL_MODELS)
+def test_access_outside_table_raises(model: str) -> None:
+    servo = VirtualServo(servo_spec(model), 1)
+    size = servo.table.size
+    with pytest.raises(RegisterError):
+        servo.write(size - 1, b"\x00\x00")
+    with pytest.raises(RegisterError):
+        servo.read(size - 1, 2)
+    with pytest.raises(RegisterError):
+        servo.read(-1, 1)
+
+
+@pytest.mark.parametrize("model", PROTOCOL_MODELS)
+def test_eeprom_locked_while_torque_on(model: str) -> None:
+    servo = VirtualServo(servo_spec(model), 1)
+    write_reg(servo, "operating_mode", 0)  # torque off: EEPROM writable
+    assert read_reg(servo, "operating_mode") == 0
+    write_reg(servo, "operating_mode", 3 if model.startswith("xl") else 0)
+    write_reg(servo, "torque_enable", 1)
+    assert servo.torque_enabled
+    before = read_reg(servo, "operating_mode")
+    with pytest.raises(RegisterError, match="operating_mode"):
+        write_reg(servo, "operating_mode", 1)
+    with pytest.raises(RegisterError):
+        write_reg(servo, "id", 7)
+    assert read_reg(servo, "operating_mode") == before
+    assert servo.servo_id == 1
+    # RAM registers stay writable
+    write_reg(servo, "led" if model.startswith("xl") else "acceleration", 1)
+    write_reg(servo, "torque_enable", 0)
+    write_reg(servo, "id", 7)
+    assert servo.servo_id == 7
+
+
+@pytest.fixture
+def light_rig(request: pytest.FixtureRequest) -> Iterator[tuple[Plant, VirtualServo]]:
+    """A servo on a light pendulum without gravity, starting at 0.3 rad."""
+    spec = servo_spec(request.param)
+    servo = VirtualServo(spec, 1)
+    plant = Plant(
+        pendulum_urdf(0.05, 0.05), [Mount("pivot", servo)], gravity=0.0, initial_positions={"pivot": 0.3}
+    )
+    with plant:
+        yield plant, servo
+
+
+@pytest.mark.parametrize("light_rig", PROTOCOL_MODELS, indirect=True)
+def test_torque_enable_holds_present_position(light_rig: tuple[Plant, VirtualServo]) -> None:
+    plant, servo = light_rig
+    assert read_reg(servo, "goal_position") == CENTRE  # the factory goal, 0.3 rad away
+    assert read_reg(servo, "present_position") == ticks(0.3)
+    write_reg(servo, "torque_enable", 1)
+    # goal := present: no jump towards the stale goal
+    assert read_reg(servo, "goal_position") == read_reg(servo, "present_position") == ticks(0.3)
+    for k in range(1, 11):
+        plant.advance_to(0.05 * k)
+        (q,) = plant.joint_positions(["pivot"])
+        assert abs(q - 0.3) < 3 * RAD_PER_TICK, f"moved to {q:.4f} rad at t={plant.time:.2f}"
+
+
+@pytest.mark.parametrize("model", PROTOCOL_MODELS)
+def test_present_position_is_quantised_to_encoder_ticks(model: str) -> None:
+    servo = VirtualServo(servo_spec(model), 1)
+    for q in [0.0, 1e-5, 0.3, -0.3, 1.2345, -2.5, 0.49 * RAD_PER_TICK, -0.49 * RAD_PER_TICK]:
+        servo.step(q, 0.0, DT)  # torque off: the servo only samples its shaft
+        reading = read_reg(servo, "present_position")
+        assert reading == ticks(q)
+        assert abs((reading - CENTRE) * RAD_PER_TICK - q) <= RAD_PER_TICK / 2 + 1e-12
+    # angles within one tick read alike: the encoder cannot see finer
+    centre = 65 * RAD_PER_TICK
+    readings = set()
+    for i in range(-9, 10):
+        servo.step(centre + i * 0.05 * RAD_PER_TICK, 0.0, DT)
+        readings.add(read_reg(servo, "present_position"))
+    assert readings == {CENTRE + 65}
+
+
+# -- overheat --------------------------------------------------------------------
+
+
+@pytest.fixture
+def hot_rig(request: pytest.FixtureRequest) -> Iterator[tuple[Plant, VirtualServo]]:
+    """A servo with a tiny thermal mass, stalled by a load of twice its stall torque."""
+    spec = replace(servo_spec(request.param), thermal_capacity_j_per_k=0.05)
+    servo = VirtualServo(spec, 1)
+    mass = 2.0 * spec.stall_torque_nm / (G * 0.1)
+    with Plant(pendulum_urdf(0.1, mass), [Mount("pivot", servo)]) as plant:
+        yield plant, servo
+
+
+def _stall_until_overheat(plant: Plant, servo: VirtualServo) -> float:
+    write_reg(servo, "torque_enable", 1)
+    write_reg(servo, "goal_position", CENTRE + 1000)
+    t = 0.0
+    while servo.torque_enabled:
+        t += 0.01
+        assert t < 5.0, f"no overheat; temperature {servo.temperature_c:.1f} °C"
+        plant.advance_to(t)
+    return t
+
+
+@pytest.mark.parametrize("hot_rig", PROTOCOL_MODELS, indirect=True)
+def test_overheat_cuts_torque_and_raises_alarm(hot_rig: tuple[Plant, VirtualServo]) -> None:
+    plant, servo = hot_rig
+    assert read_reg(servo, "present_temperature") == 25
+    assert read_reg(servo, "hardware_error_status") == 0
+    tripped_at = _stall_until_overheat(plant, servo)
+    limit = read_reg(servo, "temperature_limit")
+
+    assert read_reg(servo, "torque_enable") == 0
+    assert read_reg(servo, "hardware_error_status") & OVERHEAT_BIT
+    assert read_reg(servo, "present_temperature") >= limit
+    # torque is really gone: the stalled arm (held near 30°) falls back under gravity
+    (q_trip,) = plant.joint_positions(["pivot"])
+    assert q_trip > math.radians(20)
+    lowest = q_trip
+    for k in range(1, 31):
+        plant.advance_to(tripped_at + 0.01 * k)
+        lowest = min(lowest, plant.joint_positions(["pivot"])[0])
+    assert lowest < math.radians(5)
+
+    servo.reboot()
+    assert read_reg(servo, "hardware_error_status") == 0
+    assert read_reg(servo, "torque_enable") == 0
+
+
+@pytest.mark.parametrize("hot_rig", ["xl430-w250"], indirect=True)
+def test_overheat_alarm_latches_until_reboot(hot_rig: tuple[Plant, VirtualServo]) -> None:
+    """Dynamixel X: after a hardware error Torque Enable cannot be set until a reboot."""
+    plant, servo = hot_rig
+    tripped_at = _stall_until_overheat(plant, servo)
+    peak = read_reg(servo, "present_temperature")
+    plant.advance_to(tripped_at + 3.0)  # thermal time constant 6 K/W x 0.05 J/K = 0.3 s
+    cooled = read_reg(servo, "present_temperature")
+    assert cooled < peak and cooled < read_reg(servo, "temperature_limit") - 10
+
+    write_reg(servo, "torque_enable", 1)
+    assert not servo.torque_enabled
+    assert read_reg(servo, "torque_enable") == 0
+    assert read_reg(servo, "hardware_error_status") & OVERHEAT_BIT
+
+    servo.reboot()
+    assert read_reg(servo, "hardware_error_status") == 0
+    write_reg(servo, "torque_enable", 1)
+    assert servo.torque_enabled
+    assert read_reg(servo, "torque_enable") == 1
+
+
+# -- backlash --------------------------------------------------------------------
+
+
+def _torque_sequence(spec: ServoSpec, goals: list[int], steps_each: int) -> list[list[float]]:
+    """Output torque, step by step, for each goal in turn, with the shaft held still."""
+    servo = VirtualServo(spec, 1)
+    write_reg(servo, "torque_enable", 1)
+    runs = []
+    for goal in goals:
+        write_reg(servo, "goal_position", goal)
+        runs.append([servo.step(0.0, 0.0, DT) for _ in range(steps_each)])
+    return runs
+
+
+def test_backlash_delays_torque_reversal() -> None:
+    spec = servo_spec("sts3215")
+    assert spec.backlash_deg == pytest.approx(0.95)
+    up, down = _torque_sequence(spec, [CENTRE + 1000, CENTRE - 1000], 20)
+    # Crossing the whole gap at the free-running speed takes backlash / no-load speed.
+    crossing_steps = math.radians(spec.backlash_deg) / spec.no_load_speed_rad_s / DT
+    assert crossing_steps > 2
+    for run, sign in ((up, 1.0), (down, -1.0)):
+        zeros = next(i for i, tau in enumerate(run) if tau != 0.0)
+        assert abs(zeros - crossing_steps) <= 1.0, f"{zeros} zero steps, expected ≈{crossing_steps:.1f}"
+        assert all(tau == 0.0 for tau in run[:zeros])
+        # then the full stall torque (held shaft, saturated loop) comes through at once
+        assert all(tau == pytest.approx(sign * spec.stall_torque_nm) for tau in run[zeros:])
+
+    # Without backlash the reversal is transmitted at the first step.
+    tight = replace(spec, backlash_deg=0.0)
+    up, down = _torque_sequence(tight, [CENTRE + 1000, CENTRE - 1000], 5)
+    assert up[0] == pytest.approx(spec.stall_torque_nm)
+    assert down[0] == pytest.approx(-spec.stall_torque_nm)
+
+
+def test_backlash_gap_stays_closed_without_reversal() -> None:
+    """The gap opens only when the torque reverses: a pause and a new push the same way pass at once."""
+    spec = servo_spec("sts3215")
+    servo = VirtualServo(spec, 1)
+    write_reg(servo, "torque_enable", 1)
+    write_reg(servo, "goal_position", CENTRE + 1000)
+    assert [servo.step(0.0, 0.0, DT) for _ in range(10)][-1] > 0
+    write_reg(servo, "goal_position", CENTRE)  # on goal: no torque at all
+    assert [servo.step(0.0, 0.0, DT) for _ in range(5)] == [0.0] * 5
+    write_reg(servo, "goal_position", CENTRE + 500)
+    assert servo.step(0.0, 0.0, DT) == pytest.approx(spec.stall_torque_nm)
+
+
+# -- profile velocity ------------------------------------------------------------
+
+
+@pytest.fixture
+def profile_rig() -> Iterator[tuple[Plant, VirtualServo]]:
+    servo = VirtualServo(servo_spec("xl430-w250"), 1)
+    with Plant(pendulum_urdf(0.05, 0.05), [Mount("pivot", servo)], gravity=0.0) as plant:
+        yield plant, servo
+
+
+@pytest.mark.parametrize("profile_units", [10, 40])
+def test_profile_velocity_limits_speed(profile_rig: tuple[Plant, VirtualServo], profile_units: int) -> None:
+    plant, servo = profile_rig
+    limit = profile_units * DXL_RAD_S_PER_UNIT
+    assert limit < 0.2 * servo.spec.no_load_speed_rad_s
+    write_reg(servo, "profile_velocity", profile_units)
+    write_reg(servo, "torque_enable", 1)
+    write_reg(servo, "goal_position", CENTRE + 1024)  # 90° away
+    plant.advance_to(0.3)
+    (q0,) = plant.joint_positions(["pivot"])
+    plant.advance_to(1.3)
+    (q1,) = plant.joint_positions(["pivot"])
+    assert (q1 - q0) / 1.0 == pytest.approx(limit, rel=0.05)
+    assert read_reg(servo, "present_velocity") == pytest.approx(profile_units, abs=2)
+    assert read_reg(servo, "moving") == 1
+
+
+def test_unprofiled_move_is_much_faster(profile_rig: tuple[Plant, VirtualServo]) -> None:
+    plant, servo = profile_rig
+    write_reg(servo, "torque_enable", 1)
+    write_reg(servo, "goal_position", CENTRE + 1024)
+    plant.advance_to(1.0)
+    assert abs(read_reg(servo, "present_position") - (CENTRE + 1024)) <= 10
+    assert read_reg(servo, "moving") == 0
