@@ -13,8 +13,7 @@ naming it. A third-party adapter runs it against a rig it knows::
 A bus with no clock of its own (one driven by a runtime) passes `settle`, a
 function that lets `seconds` of its time pass, e.g. by advancing the clock it
 was opened with. Every servo in `ids` must be free to move 0.2 rad either way
-from where it starts; the servos move by at most that much. Units are SI:
-rad, rad/s, °C, V, s.
+from where it starts; the checks move none further. Units: rad, °C, V, s.
 """
 
 from __future__ import annotations
@@ -22,14 +21,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from hw_adapters.base import BusError, ConfigError, PingInfo, ServoBus, ServoState, TwinError
 from sim_models.servo.catalogue import catalogue
 
-__all__ = ["CHECKS", "Check", "ConformanceError", "Rig", "check_bus"]
+__all__ = ["CHECKS", "SETTLE_S", "Check", "ConformanceError", "Rig", "check_bus"]
 
 Settle = Callable[[ServoBus, float], None]
-SETTLE_S = 1.0  # simulated or wall time given to a move (s)
+SETTLE_S = 1.0  # time given to a move (s)
 
 
 class ConformanceError(TwinError):
@@ -41,8 +41,7 @@ class ConformanceError(TwinError):
         self.detail = detail
 
 
-class _Violation(Exception):
-    """Raised inside a check; check_bus turns it into a ConformanceError."""
+class _Violation(Exception): ...  # raised inside a check; check_bus makes it a ConformanceError
 
 
 @dataclass(frozen=True)
@@ -65,34 +64,36 @@ def _require(ok: bool, detail: str) -> None:
 
 
 def _goal_offsets(ids: Sequence[int]) -> dict[int, float]:
-    """A different small move per id: 0.1..0.2 rad, alternating in sign (rad)."""
-    n = len(ids)
-    return {i: (-1.0 if k % 2 == 0 else 1.0) * (0.1 + 0.1 * (k + 1) / n) for k, i in enumerate(ids)}
+    """A different small move per id: 0.1..0.2 rad, alternating in sign."""
+    return {i: (-1) ** (k + 1) * (0.1 + 0.1 * (k + 1) / len(ids)) for k, i in enumerate(ids)}
 
 
 def _check_duration(bus: ServoBus, what: str) -> None:
     d = bus.last_duration_s
-    _require(
-        isinstance(d, int | float) and math.isfinite(d) and d >= 0, f"after {what}, last_duration_s={d!r}"
-    )
+    _require(isinstance(d, int | float) and d >= 0 and math.isfinite(d), f"{what}: last_duration_s={d!r}")
 
 
-def _check_state(servo_id: int, state: object) -> None:
-    _require(isinstance(state, ServoState), f"state of servo {servo_id} is {state!r}, not a ServoState")
-    assert isinstance(state, ServoState)
-    _require(state.id == servo_id, f"state asked for servo {servo_id} carries id {state.id}")
-    for field in ("position", "velocity"):
-        value = getattr(state, field)
-        _require(math.isfinite(value), f"servo {servo_id}: {field}={value!r} is not finite")
-    _require(0.0 <= state.temperature <= 100.0, f"servo {servo_id}: temperature {state.temperature!r} °C")
-    _require(
-        math.isfinite(state.voltage) and state.voltage > 0, f"servo {servo_id}: voltage {state.voltage!r} V"
-    )
+def _check_state(i: int, state: object) -> None:
+    if not isinstance(state, ServoState):
+        raise _Violation(f"state of servo {i} is {state!r}, not a ServoState")
+    _require(state.id == i, f"the state asked for servo {i} carries id {state.id}")
+    _require(math.isfinite(state.position), f"servo {i}: position {state.position!r} rad")
+    _require(math.isfinite(state.velocity), f"servo {i}: velocity {state.velocity!r} rad/s")
+    _require(0.0 <= state.temperature <= 100.0, f"servo {i}: temperature {state.temperature!r} °C")
+    _require(state.voltage > 0 and math.isfinite(state.voltage), f"servo {i}: voltage {state.voltage!r} V")
 
 
 def _positions(bus: ServoBus, ids: Sequence[int]) -> dict[int, float]:
     states = bus.read_states(ids)
     return {i: states[i].position for i in ids}
+
+
+def _expect_bus_error(label: str, op: Callable[[], object]) -> None:
+    try:
+        result = op()
+    except BusError:
+        return
+    raise _Violation(f"{label} returned {result!r} instead of raising BusError")
 
 
 # -- the properties ------------------------------------------------------------
@@ -102,15 +103,15 @@ def ping_identifies(rig: Rig) -> None:
     with rig.open_bus() as bus:
         for i in rig.ids:
             info = bus.ping(i)
-            _require(isinstance(info, PingInfo), f"ping({i}) returned {info!r}, expected a PingInfo")
-            assert isinstance(info, PingInfo)
+            if not isinstance(info, PingInfo):
+                raise _Violation(f"ping({i}) returned {info!r}, expected a PingInfo")
             _require(info.id == i, f"ping({i}) answered with id {info.id}")
             spec = known.get(info.model)
-            _require(spec is not None, f"ping({i}): model {info.model!r} is not one of {', '.join(known)}")
-            assert spec is not None
+            if spec is None:
+                raise _Violation(f"ping({i}): model {info.model!r} is not one of {', '.join(known)}")
             _require(
                 info.model_number == spec.model_number,
-                f"ping({i}): model number {info.model_number} but {info.model} is {spec.model_number}",
+                f"ping({i}): model number {info.model_number}, but {info.model} is {spec.model_number}",
             )
             _check_duration(bus, "ping")
         got = bus.ping(rig.absent_id)
@@ -119,28 +120,22 @@ def ping_identifies(rig: Rig) -> None:
 
 def scan_finds_ids(rig: Rig) -> None:
     """scan finds exactly the servos on the bus, over all ids and over a given list."""
+    ask = [*rig.ids, rig.absent_id]
     with rig.open_bus() as bus:
-        asks: tuple[tuple[str, Callable[[], list[PingInfo]]], ...] = (
-            ("scan()", bus.scan),
-            (f"scan({[*rig.ids, rig.absent_id]})", lambda: bus.scan([*rig.ids, rig.absent_id])),
-        )
-        for label, scan in asks:
-            found = scan()
+        for label, found in (("scan()", bus.scan()), (f"scan({ask})", bus.scan(ask))):
             _require(all(isinstance(p, PingInfo) for p in found), f"{label} returned {found!r}")
             got = sorted(p.id for p in found)
             _require(got == sorted(rig.ids), f"{label} found ids {got}, expected {sorted(rig.ids)}")
-            _check_duration(bus, label)
+        _check_duration(bus, "scan")
 
 
 def read_states_reports(rig: Rig) -> None:
     """read_states returns a plausible ServoState for every id asked, and only those."""
     with rig.open_bus() as bus:
-        for ask in (list(rig.ids), rig.ids[::2]):
+        for ask in (rig.ids, rig.ids[::2]):
             states = bus.read_states(iter(ask))  # any iterable of ids
-            _require(
-                isinstance(states, dict) and set(states) == set(ask),
-                f"read_states({list(ask)}) returned states for {sorted(states)}",
-            )
+            got = sorted(states) if isinstance(states, dict) else states
+            _require(got == sorted(ask), f"read_states({list(ask)}) returned states for {got!r}")
             for i in ask:
                 _check_state(i, states[i])
             _check_duration(bus, "read_states")
@@ -148,16 +143,10 @@ def read_states_reports(rig: Rig) -> None:
 
 def read_unknown_raises(rig: Rig) -> None:
     """read_states raises BusError when a servo asked does not answer, and the bus survives it."""
-    absent = rig.absent_id
     with rig.open_bus() as bus:
-        for ask in ([absent], [rig.ids[0], absent]):
-            try:
-                bus.read_states(ask)
-            except BusError:
-                pass
-            else:
-                raise _Violation(f"read_states({ask}) did not raise BusError ({absent} is absent)")
-        _require(set(bus.read_states(rig.ids)) == set(rig.ids), "the bus failed after one BusError")
+        for ask in ([rig.absent_id], [rig.ids[0], rig.absent_id]):
+            _expect_bus_error(f"read_states({ask}), {rig.absent_id} absent", partial(bus.read_states, ask))
+        _require(set(bus.read_states(rig.ids)) == set(rig.ids), "read_states failed after one BusError")
 
 
 def goals_reached(rig: Rig) -> None:
@@ -173,7 +162,7 @@ def goals_reached(rig: Rig) -> None:
         for i in rig.ids:
             _require(
                 abs(end[i] - goals[i]) <= rig.tolerance_rad,
-                f"servo {i}: goal {goals[i]:+.4f} rad, at {end[i]:+.4f} rad after {SETTLE_S} s "
+                f"servo {i}: goal {goals[i]:+.4f} rad, at {end[i]:+.4f} rad {SETTLE_S} s later "
                 f"(started at {start[i]:+.4f}, tolerance {rig.tolerance_rad} rad)",
             )
 
@@ -187,10 +176,8 @@ def torque_off_holds_still(rig: Rig) -> None:
         rig.settle(bus, SETTLE_S)
         end = _positions(bus, rig.ids)
         for i in rig.ids:
-            _require(
-                abs(end[i] - start[i]) < rig.tolerance_rad,
-                f"servo {i} moved {end[i] - start[i]:+.4f} rad with torque off",
-            )
+            moved = end[i] - start[i]
+            _require(abs(moved) < rig.tolerance_rad, f"servo {i} moved {moved:+.4f} rad with torque off")
 
 
 def close_is_final(rig: Rig) -> None:
@@ -201,32 +188,23 @@ def close_is_final(rig: Rig) -> None:
         bus.set_torque(rig.ids, True)
     finally:
         bus.close()
-    operations: tuple[tuple[str, Callable[[], object]], ...] = (
-        (f"ping({i})", lambda: bus.ping(i)),
-        (f"ping({absent}) of an absent id", lambda: bus.ping(absent)),
-        (f"scan({list(rig.ids)})", lambda: bus.scan(rig.ids)),
-        ("read_states", lambda: bus.read_states(rig.ids)),
-        ("write_goals", lambda: bus.write_goals({i: 0.0})),
-        ("set_torque", lambda: bus.set_torque(rig.ids, False)),
-    )
-    for label, op in operations:
-        try:
-            result = op()
-        except BusError:
-            continue
-        raise _Violation(f"after close, {label} returned {result!r} instead of raising BusError")
+    _expect_bus_error(f"after close, ping({i})", lambda: bus.ping(i))
+    _expect_bus_error(f"after close, ping({absent}) of an absent id", lambda: bus.ping(absent))
+    _expect_bus_error("after close, scan", lambda: bus.scan(rig.ids))
+    _expect_bus_error("after close, read_states", lambda: bus.read_states(rig.ids))
+    _expect_bus_error("after close, write_goals", lambda: bus.write_goals({i: 0.0}))
+    _expect_bus_error("after close, set_torque", lambda: bus.set_torque(rig.ids, False))
     try:
         bus.close()
     except Exception as exc:
         raise _Violation(f"a second close raised {type(exc).__name__}: {exc}") from exc
 
 
-class _Probe(Exception):
-    pass
+class _Probe(Exception): ...
 
 
 def context_manager_closes(rig: Rig) -> None:
-    """`with bus:` yields the bus, lets exceptions through and closes it on the way out."""
+    """`with bus:` yields the bus, lets exceptions through and closes the bus on the way out."""
     bus = rig.open_bus()
     try:
         try:
@@ -238,11 +216,7 @@ def context_manager_closes(rig: Rig) -> None:
             pass
         else:
             raise _Violation("leaving `with` swallowed the exception raised inside it")
-        try:
-            bus.read_states(rig.ids)
-        except BusError:
-            return
-        raise _Violation("after leaving `with`, read_states did not raise BusError")
+        _expect_bus_error("after leaving `with`, read_states", lambda: bus.read_states(rig.ids))
     finally:
         bus.close()
 
@@ -253,7 +227,7 @@ def empty_write_ok(rig: Rig) -> None:
         bus.set_torque(rig.ids, True)
         bus.write_goals({})
         _check_duration(bus, "write_goals({})")
-        _require(set(bus.read_states(rig.ids)) == set(rig.ids), "the bus failed after an empty write")
+        _require(set(bus.read_states(rig.ids)) == set(rig.ids), "read_states failed after an empty write")
 
 
 CHECKS: tuple[Check, ...] = (
@@ -269,11 +243,6 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def _absent_id(ids: Sequence[int]) -> int:
-    free = [i for i in range(max(ids) + 1, 253)] + [i for i in range(0, 253) if i not in ids]
-    return free[0]
-
-
 def check_bus(
     open_bus_fn: Callable[[], ServoBus],
     ids: Sequence[int],
@@ -284,26 +253,25 @@ def check_bus(
 ) -> None:
     """Run `checks` (all of CHECKS by default), each on a fresh bus from `open_bus_fn()`.
 
-    `ids` are the servos on the bus (distinct, 0..252, not all of them);
-    `settle(bus, seconds)` lets time pass (default: `bus.wait`); goals count
-    as reached within `tolerance_rad`. Raises ConformanceError naming the first
-    property that does not hold (an unexpected exception counts as a failure
-    of the check that raised it, chained as its cause), ConfigError for bad
-    arguments.
+    `ids`: the servos on the bus (distinct, in 0..252, leaving one id free).
+    `settle(bus, seconds)` lets time pass (default: `bus.wait`). Goals count as
+    reached within `tolerance_rad` (rad). Raises ConformanceError naming the
+    first property that does not hold (an unexpected exception fails the check
+    that raised it and is chained as the cause); ConfigError for bad arguments.
     """
     ids = tuple(ids)
-    if not ids or len(set(ids)) != len(ids) or not all(0 <= i <= 252 for i in ids) or len(ids) > 252:
-        raise ConfigError(f"check_bus needs distinct servo ids in 0..252 leaving one free, got {list(ids)}")
-    if not (math.isfinite(tolerance_rad) and tolerance_rad > 0):
+    free = [i for i in [*range(max(ids, default=0) + 1, 253), *range(253)] if i not in ids]
+    if not ids or len(set(ids)) != len(ids) or not all(0 <= i <= 252 for i in ids) or not free:
+        raise ConfigError(f"check_bus needs distinct servo ids in 0..252, leaving one free; got {list(ids)}")
+    if not (tolerance_rad > 0 and math.isfinite(tolerance_rad)):
         raise ConfigError(f"tolerance_rad must be a positive number of rad, got {tolerance_rad!r}")
-    rig = Rig(open_bus_fn, ids, _absent_id(ids), settle or (lambda bus, s: bus.wait(s)), tolerance_rad)
+    rig = Rig(open_bus_fn, ids, free[0], settle or (lambda bus, s: bus.wait(s)), tolerance_rad)
     for check in checks:
-        name = check.__name__
         try:
             check(rig)
         except _Violation as exc:
-            raise ConformanceError(name, str(exc)) from exc.__cause__
+            raise ConformanceError(check.__name__, str(exc)) from exc.__cause__
         except ConformanceError:
             raise
         except Exception as exc:
-            raise ConformanceError(name, f"raised {type(exc).__name__}: {exc}") from exc
+            raise ConformanceError(check.__name__, f"raised {type(exc).__name__}: {exc}") from exc

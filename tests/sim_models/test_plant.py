@@ -104,6 +104,20 @@ def test_time_is_integer_counted() -> None:
         assert plant.time == 50 * 0.002
 
 
+def test_command_acts_from_the_next_step() -> None:
+    with pendulum_plant(gravity=0.0) as plant:
+        servo = plant.servo(1)
+        write_reg(servo, "torque_enable", 1)
+        plant.advance_to(0.2)
+        assert servo.pwm == 0.0  # holding still, on goal
+        write_reg(servo, "goal_position", CENTRE + 900)
+        plant.advance_to(0.2)  # no time has passed: nothing happens
+        assert servo.pwm == 0.0 and plant.steps == 200
+        plant.advance_to(0.201)  # the first step after the write already drives
+        assert plant.steps == 201
+        assert servo.pwm == 1.0
+
+
 @pytest.mark.parametrize("dt", [0.0, -0.001, math.nan, math.inf])
 def test_bad_dt_is_a_config_error(dt: float) -> None:
     with pytest.raises(ConfigError, match="dt"):

@@ -138,3 +138,28 @@ def test_no_load_speed_reverses_with_pwm_sign(spec: ServoSpec, free_rig: tuple[P
 
     ratio = present_speed_rad_s(servo) / spec.no_load_speed_rad_s
     assert ratio == pytest.approx(-1.0, abs=TOLERANCE)
+
+
+def test_xl430_at_12_v_matches_its_12_v_datasheet_figures() -> None:
+    """Both datasheet points scale with the supply: the XL430-W250 is rated 1.5 N·m and 61 rpm at 12 V."""
+    spec = catalogue()["xl430-w250"]
+    assert spec.nominal_voltage_v == pytest.approx(11.1)
+    length_m = 0.1
+    mass_kg = 2.0 * 1.5 / (G * length_m)
+    servo = VirtualServo(spec, 1, supply_v=12.0)
+    with Plant(pendulum_urdf(length_m, mass_kg), [Mount("pivot", servo)]) as plant:
+        write_reg(servo, "torque_enable", 1)
+        write_reg(servo, "goal_position", CENTRE_TICKS + 1900)
+        plant.advance_to(3.0)
+        torque = mass_kg * G * length_m * math.sin(present_angle_rad(servo))
+    assert torque / 1.5 == pytest.approx(1.0, abs=TOLERANCE)
+    assert read_reg(servo, "present_input_voltage") == 120
+
+    servo = VirtualServo(spec, 1, supply_v=12.0)
+    with Plant(pendulum_urdf(0.01, 0.001), [Mount("pivot", servo)], gravity=0.0) as plant:
+        write_reg(servo, "operating_mode", 16)
+        write_reg(servo, "goal_pwm", 885)
+        write_reg(servo, "torque_enable", 1)
+        plant.advance_to(1.0)
+        speed = present_speed_rad_s(servo)
+    assert speed / (61.0 * math.pi / 30.0) == pytest.approx(1.0, abs=TOLERANCE)

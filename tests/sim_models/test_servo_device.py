@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import replace
@@ -324,8 +325,8 @@ def test_backlash_gap_stays_closed_without_reversal() -> None:
 
 
 @pytest.fixture
-def profile_rig() -> Iterator[tuple[Plant, VirtualServo]]:
-    servo = VirtualServo(servo_spec("xl430-w250"), 1)
+def profile_rig(request: pytest.FixtureRequest) -> Iterator[tuple[Plant, VirtualServo]]:
+    servo = VirtualServo(servo_spec(getattr(request, "param", "xl430-w250")), 1)
     with Plant(pendulum_urdf(0.05, 0.05), [Mount("pivot", servo)], gravity=0.0) as plant:
         yield plant, servo
 
@@ -347,6 +348,37 @@ def test_profile_velocity_limits_speed(profile_rig: tuple[Plant, VirtualServo], 
     assert read_reg(servo, "moving") == 1
 
 
+@pytest.mark.parametrize("profile_rig", ["sts3215"], indirect=True)
+def test_feetech_goal_speed_limits_speed(profile_rig: tuple[Plant, VirtualServo]) -> None:
+    plant, servo = profile_rig
+    write_reg(servo, "goal_speed", 200)  # ticks/s
+    write_reg(servo, "torque_enable", 1)
+    write_reg(servo, "goal_position", CENTRE + 1024)
+    plant.advance_to(0.3)
+    (q0,) = plant.joint_positions(["pivot"])
+    plant.advance_to(1.3)
+    (q1,) = plant.joint_positions(["pivot"])
+    assert (q1 - q0) / 1.0 == pytest.approx(200 * RAD_PER_TICK, rel=0.05)
+    assert read_reg(servo, "present_speed") == pytest.approx(200, rel=0.05)
+
+
+def test_profile_acceleration_ramps_speed(profile_rig: tuple[Plant, VirtualServo]) -> None:
+    plant, servo = profile_rig
+    acc_units, vel_units = 10, 100  # 214.577 rev/min² per unit; 0.229 rpm per unit
+    write_reg(servo, "profile_velocity", vel_units)
+    write_reg(servo, "profile_acceleration", acc_units)
+    write_reg(servo, "torque_enable", 1)
+    write_reg(servo, "goal_position", CENTRE + 2000)
+    accel = acc_units * 214.577 * 2.0 * math.pi / 3600.0  # rad/s²
+    plant.advance_to(0.3)
+    v0 = read_reg(servo, "present_velocity") * DXL_RAD_S_PER_UNIT
+    plant.advance_to(0.6)
+    v1 = read_reg(servo, "present_velocity") * DXL_RAD_S_PER_UNIT
+    assert (v1 - v0) / 0.3 == pytest.approx(accel, rel=0.1)
+    plant.advance_to(1.2)  # past the ramp (v/a = 0.76 s): cruising at the profile velocity
+    assert read_reg(servo, "present_velocity") == pytest.approx(vel_units, abs=3)
+
+
 def test_unprofiled_move_is_much_faster(profile_rig: tuple[Plant, VirtualServo]) -> None:
     plant, servo = profile_rig
     write_reg(servo, "torque_enable", 1)
@@ -354,3 +386,67 @@ def test_unprofiled_move_is_much_faster(profile_rig: tuple[Plant, VirtualServo])
     plant.advance_to(1.0)
     assert abs(read_reg(servo, "present_position") - (CENTRE + 1024)) <= 10
     assert read_reg(servo, "moving") == 0
+
+
+# -- supply voltage ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "xl430-w250",
+        "xm430-w350",
+        "xl330-m288",
+        pytest.param(
+            "sts3215",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BUG: Feetech min/max voltage limits are set in volts (4, 16) but the registers, "
+                "like Present Voltage (120 = 12.0 V), count 0.1 V; the servo's own supply lies outside them",
+            ),
+        ),
+        pytest.param("sts3250", marks=pytest.mark.xfail(strict=True, reason="BUG: as sts3215")),
+    ],
+)
+def test_supply_voltage_lies_within_the_voltage_limits(model: str) -> None:
+    """Present voltage and the min/max voltage limits share one unit (0.1 V on both vendors)."""
+    servo = VirtualServo(servo_spec(model), 1)
+    present = read_reg(
+        servo, "present_input_voltage" if servo.spec.protocol == "dynamixel" else "present_voltage"
+    )
+    assert present == round(servo.spec.nominal_voltage_v * 10)
+    assert read_reg(servo, "min_voltage_limit") < present < read_reg(servo, "max_voltage_limit")
+
+
+# -- operating modes and limits the firmware should honour ----------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Dynamixel operating mode 1 (velocity control) is not modelled: the firmware runs the "
+    "position loop (holding the present position) and ignores Goal Velocity",
+)
+@pytest.mark.parametrize("profile_rig", ["xl430-w250"], indirect=True)
+def test_dynamixel_velocity_mode_follows_goal_velocity(profile_rig: tuple[Plant, VirtualServo]) -> None:
+    plant, servo = profile_rig
+    write_reg(servo, "operating_mode", 1)
+    write_reg(servo, "goal_velocity", 50)  # 11.45 rpm
+    write_reg(servo, "torque_enable", 1)
+    plant.advance_to(1.0)
+    assert read_reg(servo, "present_velocity") == pytest.approx(50, abs=3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: in position mode (3) the Dynamixel firmware keeps Goal Position within Min/Max Position "
+    "Limit (the e-Manual rejects others); the virtual servo drives past Max Position Limit (4095)",
+)
+@pytest.mark.parametrize("profile_rig", ["xl430-w250"], indirect=True)
+def test_position_mode_stays_within_position_limits(profile_rig: tuple[Plant, VirtualServo]) -> None:
+    plant, servo = profile_rig
+    assert read_reg(servo, "operating_mode") == 3
+    write_reg(servo, "torque_enable", 1)
+    with contextlib.suppress(RegisterError):  # refusing the write is as good as clamping it
+        write_reg(servo, "goal_position", 6000)
+    plant.advance_to(3.0)
+    assert read_reg(servo, "present_position") <= read_reg(servo, "max_position_limit") + 5

@@ -52,8 +52,9 @@ class GifRecorder:
             raise ConfigError(f"GifRecorder frame size must be positive, got {width}x{height}")
         if not (math.isfinite(fps) and fps > 0.0):
             raise ConfigError(f"GifRecorder fps must be a positive number, got {fps}")
-        import pybullet as p
+        from sim_models.bullet import pybullet
 
+        p = pybullet()
         self._p: Any = p
         self.client_id = int(client_id)
         self.body_id = int(body_id)
@@ -73,10 +74,13 @@ class GifRecorder:
             boxes = [p.getAABB(self.body_id, link, physicsClientId=cid) for link in range(-1, n_joints)]
         except p.error as exc:
             raise TwinError(f"GifRecorder: cannot read body {self.body_id} in client {cid}: {exc}") from exc
-        lo = np.min(np.array([b[0] for b in boxes], dtype=np.float64), axis=0)
-        hi = np.max(np.array([b[1] for b in boxes], dtype=np.float64), axis=0)
-        centre = (lo + hi) / 2.0
-        radius = max(float(np.linalg.norm(hi - lo)) / 2.0, _MIN_RADIUS_M)
+        # Frame the space the robot can sweep, not its first pose: an arm that
+        # starts upright and then reaches down must stay in view.
+        base = np.array(p.getBasePositionAndOrientation(self.body_id, physicsClientId=cid)[0])
+        corners = np.array([c for b in boxes for c in b], dtype=np.float64)
+        reach = float(np.max(np.linalg.norm(corners - base, axis=1)))
+        centre = base + np.array([0.0, 0.0, 0.45 * reach])
+        radius = max(0.65 * reach, _MIN_RADIUS_M)
         # The vertical FOV is the narrower one for landscape frames; use the narrower.
         aspect = self.width / self.height
         half_v = math.radians(_FOV_DEG) / 2.0

@@ -1,0 +1,97 @@
+"""Problems with a scenario file: what is wrong, in which file, line and field."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sim_models.errors import ConfigError
+
+FieldPath = tuple[str | int, ...]
+OVERRIDE_FILE = "--set"
+"""The ``file`` of problems that come from command-line overrides."""
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    """``("plant", "servos", 2, "id")`` → ``"plant.servos.2.id"``."""
+    return ".".join(str(segment) for segment in path)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input, printable as one line."""
+
+    file: str
+    """The path as the user gave it, or ``"--set"`` for command-line overrides."""
+    line: int | None
+    """1-based line in the file, ``None`` when unknown."""
+    path: str
+    """Dotted field path, list indices as numbers; ``""`` for whole-file problems."""
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        what = " ".join(self.message.splitlines())
+        return f"{where}: {self.path}: {what}" if self.path else f"{where}: {what}"
+
+
+class ScenarioError(ConfigError):
+    """Bad scenario input; ``problems`` holds one :class:`Problem` per thing wrong."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: list[Problem] = list(problems)
+        super().__init__(self.problems)
+
+    def __str__(self) -> str:
+        return "\n".join(str(problem) for problem in self.problems)
+
+
+def problem_error(file: str, message: str, line: int | None = None, path: str = "") -> ScenarioError:
+    return ScenarioError([Problem(file, line, path, message)])
+
+
+def sorted_by_line(problems: Iterable[Problem]) -> list[Problem]:
+    """Drop repeated problems and sort by line, problems without a line last."""
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.line is None, p.line or 0))
+
+
+# --------------------------------------------------------------------------- line map
+
+
+class LineMap:
+    """Where each value of a parsed document came from.
+
+    Maps field paths to 1-based lines: a mapping value maps to the line of its key, a list
+    item to the line where the item starts, ``()`` to the line of the document.  Paths set
+    by command-line overrides are remembered so that their problems can name ``--set``.
+    """
+
+    def __init__(
+        self,
+        lines: Mapping[FieldPath, int] | None = None,
+        overridden: Iterable[FieldPath] = (),
+    ) -> None:
+        self._lines: dict[FieldPath, int] = dict(lines or {})
+        self._overridden: frozenset[FieldPath] = frozenset(overridden)
+
+    def line_of(self, path: Sequence[str | int]) -> int | None:
+        """Line of the deepest existing node along ``path``; ``None`` if not even the root's."""
+        path = tuple(path)
+        for end in range(len(path), -1, -1):
+            line = self._lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+    def is_overridden(self, path: Sequence[str | int]) -> bool:
+        """Whether ``path`` is, or lies under, a value set by a command-line override."""
+        path = tuple(path)
+        return any(path[: len(done)] == done for done in self._overridden)
+
+    def with_overrides(self, paths: Iterable[FieldPath]) -> LineMap:
+        """A copy that also marks ``paths`` as set by command-line overrides."""
+        return LineMap(self._lines, self._overridden | {tuple(p) for p in paths})
+
+
+# --------------------------------------------------------------------------- reading YAML
