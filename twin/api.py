@@ -44,7 +44,7 @@ class RunResult:
         return [a for a in self.assertions if not a.passed]
 
     def plot(self, kind: str = "tracking") -> Any:
-        """A matplotlib Figure ('tracking', 'error' or 'latency'); shows inline in notebooks."""
+        """The plot as an image ('tracking', 'error' or 'latency'); shows inline in notebooks."""
         from twin.observe import plots
 
         with tempfile.TemporaryDirectory() as tmp:

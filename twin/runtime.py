@@ -34,22 +34,26 @@ from twin.control.limits import Calibration, JointLimits
 from twin.scenario.models import (
     Constant,
     Distribution,
+    DriverService,
     Empirical,
+    GatewayService,
     LogNormal,
     Normal,
+    OperatorService,
+    PlannerService,
     Scenario,
     ServoConfig,
+    TelemetryService,
     Uniform,
 )
-from twin.services.base import Bus, Instance
+from twin.services.base import Bus, Instance, Service
 from twin.services.driver import Driver
 from twin.services.gateway import Gateway
 from twin.services.operator import Operator
 from twin.services.planner import Planner
-from twin.services.telemetry import TelemetryService
+from twin.services.telemetry import TelemetryRecorder
 from twin.tasks import schedule
 
-Progress = Callable[[float, float], None]
 SERVO_RANGE = (-math.pi, math.pi * 2047 / 2048)  # 0..4095 ticks around the centre
 
 
@@ -129,7 +133,7 @@ class Machine:
     gateway: Gateway
     planner: Planner
     driver: Driver
-    telemetry: TelemetryService
+    telemetry: TelemetryRecorder
     instances: list[Instance] = field(default_factory=list)
 
     def close(self) -> None:
@@ -149,10 +153,11 @@ def build(scenario: Scenario, seed: int | None = None) -> Machine:
             a, b = link.between
             network.add_link(a, b, latency_from(link.latency, seed, f"link:{link.name}"), link.loss)
         messaging = Bus(env, network)
+        context = _Context(scenario, messaging, joints, plant, env)
         services: dict[str, Any] = {}
         instances = []
         for cfg in scenario.topology.services:
-            service = _make_service(cfg.type, scenario, messaging, joints, plant, env)
+            service = SERVICE_BUILDERS[type(cfg)](cfg, context)
             for k in range(cfg.replicas):
                 inst = Instance(
                     env,
@@ -188,22 +193,44 @@ def build(scenario: Scenario, seed: int | None = None) -> Machine:
     return machine
 
 
-def _make_service(
-    kind: str,
-    scenario: Scenario,
-    bus: Bus,
-    joints: list[Joint],
-    plant: Plant,
-    env: simpy.Environment,
-) -> Any:
-    cfg = next(s for s in scenario.topology.services if s.type == kind)
-    if kind == "operator":
-        return Operator(bus, schedule=schedule(scenario.task), timeout_s=cfg.request_timeout_ms / 1000.0)
-    if kind == "gateway":
-        return Gateway(bus, timeout_s=cfg.request_timeout_ms / 1000.0)
-    if kind == "planner":
-        return Planner(bus, joints=joints, profile=cfg.profile, timeout_s=cfg.request_timeout_ms / 1000.0)
-    if kind == "driver":
-        servo_bus = open_bus(f"sim://?baud={scenario.plant.bus.baud}", plant=plant, clock=lambda: env.now)
-        return Driver(bus, joints=joints, servo_bus=servo_bus, period_s=1.0 / cfg.rate_hz)
-    return TelemetryService(bus, joint_names=[j.name for j in joints])
+@dataclass(frozen=True)
+class _Context:
+    """What a service builder may need from the machine being built."""
+
+    scenario: Scenario
+    bus: Bus
+    joints: list[Joint]
+    plant: Plant
+    env: simpy.Environment
+
+
+def _operator(cfg: OperatorService, ctx: _Context) -> Operator:
+    return Operator(ctx.bus, schedule=schedule(ctx.scenario.task), timeout_s=cfg.request_timeout_ms / 1000.0)
+
+
+def _gateway(cfg: GatewayService, ctx: _Context) -> Gateway:
+    return Gateway(ctx.bus, timeout_s=cfg.request_timeout_ms / 1000.0)
+
+
+def _planner(cfg: PlannerService, ctx: _Context) -> Planner:
+    return Planner(ctx.bus, joints=ctx.joints, profile=cfg.profile, timeout_s=cfg.request_timeout_ms / 1000.0)
+
+
+def _driver(cfg: DriverService, ctx: _Context) -> Driver:
+    env = ctx.env
+    url = f"sim://?baud={ctx.scenario.plant.bus.baud}"
+    servo_bus = open_bus(url, plant=ctx.plant, clock=lambda: env.now)
+    return Driver(ctx.bus, joints=ctx.joints, servo_bus=servo_bus, period_s=1.0 / cfg.rate_hz)
+
+
+def _telemetry(cfg: TelemetryService, ctx: _Context) -> TelemetryRecorder:
+    return TelemetryRecorder(ctx.bus, joint_names=[j.name for j in ctx.joints])
+
+
+SERVICE_BUILDERS: dict[type, Callable[[Any, _Context], Service]] = {
+    OperatorService: _operator,
+    GatewayService: _gateway,
+    PlannerService: _planner,
+    DriverService: _driver,
+    TelemetryService: _telemetry,
+}

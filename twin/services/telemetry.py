@@ -10,7 +10,7 @@ from twin.services.commands import JointStates
 
 
 @dataclass
-class TelemetryService(Service):
+class TelemetryRecorder(Service):
     joint_names: list[str] = field(default_factory=list)
     samples: list[JointStates] = field(default_factory=list)
 
