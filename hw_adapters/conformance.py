@@ -267,11 +267,12 @@ def check_bus(
         raise ConfigError(f"tolerance_rad must be a positive number of rad, got {tolerance_rad!r}")
     rig = Rig(open_bus_fn, ids, free[0], settle or (lambda bus, s: bus.wait(s)), tolerance_rad)
     for check in checks:
+        name = getattr(check, "__name__", repr(check))
         try:
             check(rig)
         except _Violation as exc:
-            raise ConformanceError(check.__name__, str(exc)) from exc.__cause__
+            raise ConformanceError(name, str(exc)) from exc.__cause__
         except ConformanceError:
             raise
         except Exception as exc:
-            raise ConformanceError(check.__name__, f"raised {type(exc).__name__}: {exc}") from exc
+            raise ConformanceError(name, f"raised {type(exc).__name__}: {exc}") from exc

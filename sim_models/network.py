@@ -74,7 +74,7 @@ class EmpiricalLatency(Latency):
 
     def __init__(self, rng: np.random.Generator, samples_s: Sequence[float]) -> None:
         super().__init__(rng)
-        if not samples_s:
+        if len(samples_s) == 0:
             raise ConfigError("an empirical latency needs at least one sample")
         self.samples_s = list(samples_s)
 

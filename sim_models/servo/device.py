@@ -13,11 +13,13 @@ the no-load speed. Coulomb friction is smoothed near zero speed so that a
 held load sees the full stall torque. Backlash: when the motor torque
 reverses, nothing is transmitted until the motor side has crossed the gap at
 its free-running speed. Heating: I²R into a first-order thermal mass; at the
-temperature limit the firmware cuts torque and raises the overheat alarm
-until the servo is rebooted or re-enabled after cooling.
+temperature limit the firmware cuts torque and raises the overheat alarm,
+which stays latched (torque cannot be enabled) until the servo is rebooted.
 
 Firmware: position PID on encoder ticks in the vendor's gain units, with a
-trapezoidal profile (profile velocity/acceleration) or open-loop PWM.
+trapezoidal profile (profile velocity/acceleration); velocity PI; or
+open-loop PWM. Modes the twin does not model (current control, Feetech step
+mode) are refused when written, rather than silently run as something else.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ def _sign_magnitude(value: int, bit: int) -> int:
         return min(-value, limit) | (1 << bit)
     return min(value, limit)
 
+
+# Operating modes the twin models, by register value.
+_DXL_MODES = {3: "position", 4: "extended position", 1: "velocity", 16: "pwm"}
+_STS_MODES = {0: "position", 1: "velocity", 2: "pwm"}
 
 _SMOOTH_FRICTION_RAD_S = 0.02
 _INV_SMOOTH = 1.0 / _SMOOTH_FRICTION_RAD_S
@@ -146,6 +152,8 @@ class VirtualServo:
             self._set("max_voltage_limit", int(s.nominal_voltage_v * 10 * 1.3))
             self._set("min_voltage_limit", int(s.nominal_voltage_v * 10 * 0.5))
             self._set("velocity_limit", int(s.no_load_speed_rad_s / DXL_VELOCITY_UNIT))
+            self._set("velocity_p_gain", 100)  # e-Manual defaults (X series)
+            self._set("velocity_i_gain", 1920)
         else:
             self._set("firmware_major", 3)
             self._set("firmware_minor", 10)
@@ -154,8 +162,8 @@ class VirtualServo:
             self._set("max_position_limit", s.resolution_ticks - 1)
             self._set("max_torque_limit", s.pwm_limit)
             self._set("torque_limit", s.pwm_limit)
-            self._set("max_voltage_limit", int(s.nominal_voltage_v * 1.4))
-            self._set("min_voltage_limit", int(s.nominal_voltage_v * 0.4))
+            self._set("max_voltage_limit", int(s.nominal_voltage_v * 10 * 1.4))  # 0.1 V units
+            self._set("min_voltage_limit", int(s.nominal_voltage_v * 10 * 0.4))
         self._set("goal_position", s.resolution_ticks // 2)
         self._load_settings()
 
@@ -171,8 +179,15 @@ class VirtualServo:
         """Write raw bytes as a protocol write would. RegisterError on bad access."""
         goal = self._goal_reg
         if address == goal.address and len(data) == goal.size:  # the hot path: a new goal
+            ticks = goal.decode(data)
+            lo, hi = self._goal_range
+            if ticks < lo or ticks > hi:
+                if self._dxl:  # Dynamixel refuses it (Data Limit Error)
+                    raise RegisterError(f"goal position {ticks} is outside the position limits [{lo}, {hi}]")
+                ticks = lo if ticks < lo else hi  # Feetech clamps to its angle limits
+                data = goal.encode(ticks)
             self.regs[address : address + goal.size] = data
-            self._goal = (goal.decode(data) - self._centre) / self._ticks_per_rad
+            self._goal = (ticks - self._centre) / self._ticks_per_rad
             return
         end = address + len(data)
         if address < 0 or end > self.table.size:
@@ -183,6 +198,15 @@ class VirtualServo:
                     raise RegisterError(f"register {reg.name} ({reg.address}) is read-only")
                 if reg.eeprom and self._torque_on:
                     raise RegisterError(f"EEPROM register {reg.name} is locked while torque is on")
+        mode_reg = self.table["operating_mode"]
+        if address <= mode_reg.address < end:
+            mode = data[mode_reg.address - address]
+            modes = _DXL_MODES if self._dxl else _STS_MODES
+            if mode not in modes:
+                raise RegisterError(
+                    f"operating mode {mode} is not modelled by the twin; modelled: "
+                    + ", ".join(f"{k} ({v})" for k, v in modes.items())
+                )
         was_on = self._torque_on
         self.regs[address:end] = data
         self._load_settings()
@@ -220,16 +244,24 @@ class VirtualServo:
         self._goal = (g("goal_position") - self._centre) / self._ticks_per_rad
         self._temp_limit = float(g("temperature_limit"))
         self.return_delay_s = g("return_delay_time") * 2e-6
+        self._mode = (_DXL_MODES if self._dxl else _STS_MODES)[g("operating_mode")]
+        self._pwm_mode = self._mode == "pwm"
+        self._velocity_mode = self._mode == "velocity"
+        lo, hi = g("min_position_limit"), g("max_position_limit")
+        self._goal_range = (lo, hi) if self._mode == "position" and hi > lo else (-(2**31), 2**31 - 1)
         if self._dxl:
-            mode = g("operating_mode")
-            self._pwm_mode = mode == 16
             self._open_pwm = g("goal_pwm") / self._full_pwm
+            self._goal_velocity = g("goal_velocity") * DXL_VELOCITY_UNIT
+            self._kv_p = g("velocity_p_gain") / 128.0 * DXL_VELOCITY_UNIT**-1
+            self._kv_i = g("velocity_i_gain") / 65536.0 * DXL_VELOCITY_UNIT**-1
             self._pwm_cap = min(g("pwm_limit"), 885) / self._full_pwm
             vel = g("profile_velocity") * DXL_VELOCITY_UNIT
             acc = g("profile_acceleration") * DXL_PROFILE_ACC_UNIT
         else:
-            mode = g("operating_mode")
-            self._pwm_mode = mode == 2
+            self._goal_velocity = g("goal_speed") / self._ticks_per_rad
+            # Feetech publishes no speed-loop gains: a PI loop that settles in ~0.1 s.
+            self._kv_p = 0.3 * self._full_pwm / self._w0
+            self._kv_i = 0.01 * self._full_pwm / self._w0
             pwm_reg = self.table["goal_time"]
             raw = int.from_bytes(self.regs[pwm_reg.address : pwm_reg.address + 2], "little")
             self._open_pwm = (-(raw & 0x3FF) if raw & 0x400 else (raw & 0x3FF)) / self._full_pwm
@@ -322,6 +354,8 @@ class VirtualServo:
         if self._torque_on:
             if self._pwm_mode:
                 u = self._open_pwm
+            elif self._velocity_mode:
+                u = self._velocity_control()
             else:
                 if self._profiled:
                     self._advance_setpoint(dt)
@@ -366,6 +400,12 @@ class VirtualServo:
         if self._heat_steps >= _HEAT_EVERY:
             self._heat(dt)
         return tau
+
+    def _velocity_control(self) -> float:
+        """Velocity PI (Dynamixel mode 1, Feetech wheel mode), per control tick."""
+        error = self._goal_velocity - self.velocity
+        self._integral += error
+        return (self._kv_p * error + self._kv_i * self._integral) / self._full_pwm
 
     def _advance_setpoint(self, dt: float) -> None:
         """Trapezoidal profile towards the goal (profile velocity/acceleration)."""

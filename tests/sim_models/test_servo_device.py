@@ -140,8 +140,9 @@ def test_access_outside_table_raises(model: str) -> None:
 @pytest.mark.parametrize("model", PROTOCOL_MODELS)
 def test_eeprom_locked_while_torque_on(model: str) -> None:
     servo = VirtualServo(servo_spec(model), 1)
-    write_reg(servo, "operating_mode", 0)  # torque off: EEPROM writable
-    assert read_reg(servo, "operating_mode") == 0
+    other_mode = 16 if servo.spec.protocol == "dynamixel" else 2  # PWM
+    write_reg(servo, "operating_mode", other_mode)  # torque off: EEPROM writable
+    assert read_reg(servo, "operating_mode") == other_mode
     write_reg(servo, "operating_mode", 3 if model.startswith("xl") else 0)
     write_reg(servo, "torque_enable", 1)
     assert servo.torque_enabled
@@ -397,15 +398,8 @@ def test_unprofiled_move_is_much_faster(profile_rig: tuple[Plant, VirtualServo])
         "xl430-w250",
         "xm430-w350",
         "xl330-m288",
-        pytest.param(
-            "sts3215",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: Feetech min/max voltage limits are set in volts (4, 16) but the registers, "
-                "like Present Voltage (120 = 12.0 V), count 0.1 V; the servo's own supply lies outside them",
-            ),
-        ),
-        pytest.param("sts3250", marks=pytest.mark.xfail(strict=True, reason="BUG: as sts3215")),
+        "sts3215",
+        "sts3250",
     ],
 )
 def test_supply_voltage_lies_within_the_voltage_limits(model: str) -> None:
@@ -421,11 +415,6 @@ def test_supply_voltage_lies_within_the_voltage_limits(model: str) -> None:
 # -- operating modes and limits the firmware should honour ----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Dynamixel operating mode 1 (velocity control) is not modelled: the firmware runs the "
-    "position loop (holding the present position) and ignores Goal Velocity",
-)
 @pytest.mark.parametrize("profile_rig", ["xl430-w250"], indirect=True)
 def test_dynamixel_velocity_mode_follows_goal_velocity(profile_rig: tuple[Plant, VirtualServo]) -> None:
     plant, servo = profile_rig
@@ -436,11 +425,6 @@ def test_dynamixel_velocity_mode_follows_goal_velocity(profile_rig: tuple[Plant,
     assert read_reg(servo, "present_velocity") == pytest.approx(50, abs=3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: in position mode (3) the Dynamixel firmware keeps Goal Position within Min/Max Position "
-    "Limit (the e-Manual rejects others); the virtual servo drives past Max Position Limit (4095)",
-)
 @pytest.mark.parametrize("profile_rig", ["xl430-w250"], indirect=True)
 def test_position_mode_stays_within_position_limits(profile_rig: tuple[Plant, VirtualServo]) -> None:
     plant, servo = profile_rig
@@ -450,3 +434,34 @@ def test_position_mode_stays_within_position_limits(profile_rig: tuple[Plant, Vi
         write_reg(servo, "goal_position", 6000)
     plant.advance_to(3.0)
     assert read_reg(servo, "present_position") <= read_reg(servo, "max_position_limit") + 5
+
+
+@pytest.mark.parametrize(("model", "mode"), [("xl430-w250", 0), ("xl430-w250", 5), ("sts3215", 3)])
+def test_modes_the_twin_does_not_model_are_refused(model: str, mode: int) -> None:
+    servo = VirtualServo(servo_spec(model), 1)
+    before = read_reg(servo, "operating_mode")
+    with pytest.raises(RegisterError, match=f"operating mode {mode} is not modelled"):
+        write_reg(servo, "operating_mode", mode)
+    assert read_reg(servo, "operating_mode") == before
+
+
+def test_feetech_goal_is_clamped_to_the_angle_limits() -> None:
+    servo = VirtualServo(servo_spec("sts3215"), 1)
+    write_reg(servo, "max_position_limit", 3000)
+    write_reg(servo, "goal_position", 3500)
+    assert read_reg(servo, "goal_position") == 3000
+
+
+def test_feetech_wheel_mode_follows_goal_speed() -> None:
+    from sim_models.robots import pendulum_urdf
+
+    servo = VirtualServo(servo_spec("sts3215"), 1)
+    plant = Plant(pendulum_urdf(0.05, 0.05), [Mount("pivot", servo)], gravity=0.0)
+    try:
+        write_reg(servo, "operating_mode", 1)
+        write_reg(servo, "goal_speed", -1000)  # ticks/s, sign at bit 15
+        write_reg(servo, "torque_enable", 1)
+        plant.advance_to(1.0)
+        assert read_reg(servo, "present_speed") == pytest.approx(-1000, abs=20)
+    finally:
+        plant.close()

@@ -104,3 +104,16 @@ def test_console_command_end_to_end(tmp_path: Path) -> None:
         [sys.executable, "-m", "twin", "schema"], capture_output=True, text=True, cwd=ROOT
     )
     assert schema.returncode == 0 and json.loads(schema.stdout)["title"] == "ServoTwin scenario"
+
+
+def test_render_writes_an_animation(write_scenario: Callable[..., Path], tmp_path: Path) -> None:
+    from PIL import Image
+
+    path = write_scenario(
+        duration=1.0, outputs={"plots": False, "render": {"fps": 5, "width": 96, "height": 72}}
+    )
+    out = tmp_path / "r"
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
+    with Image.open(out / "robot.gif") as gif:
+        assert gif.size == (96, 72) and gif.n_frames >= 2
+    assert "robot.gif" in (out / "report.md").read_text()

@@ -36,3 +36,12 @@ def test_two_runs_are_byte_identical(write_scenario: Callable[..., Path], tmp_pa
     assert first == second
     third = _run_bytes(path, tmp_path / "c", seed=1234)
     assert third[0] != first[0], "another seed draws other latencies"
+
+
+def test_result_api(write_scenario: Callable[..., Path]) -> None:
+    result = twin.run(write_scenario())
+    assert result.passed and not result.failures
+    image = result.plot("tracking")
+    assert image.size[0] > 100
+    t, goal, actual = result.telemetry.arrays()
+    assert len(t) == result.metrics["tracking"]["samples"] == result.metrics["driver"]["cycles"]
