@@ -37,14 +37,21 @@ def open_bus(url: str, **context: Any) -> ServoBus:
     Raises ConfigError for an unknown scheme or option, listing the valid ones.
     """
     scheme, sep, _ = url.partition("://")
+    scheme = scheme.lower()  # URL schemes are case-insensitive (RFC 3986)
     if not sep:
         raise ConfigError(f"{url!r} is not a bus URL; expected SCHEME://..., schemes: {', '.join(SCHEMES)}")
     if scheme == "sim":
         from hw_adapters.sim import open_sim_bus
 
+        unknown = sorted(set(context) - {"plant", "clock"})
+        if unknown:
+            raise ConfigError(f"sim:// takes no {', '.join(unknown)}; it takes plant= and clock=")
         return open_sim_bus(url, **context)
     if scheme == "mock":
         from hw_adapters.mock import open_mock_bus
 
+        unknown = sorted(set(context) - {"handler"})
+        if unknown:
+            raise ConfigError(f"mock:// takes no {', '.join(unknown)}; it takes handler=")
         return open_mock_bus(url, **context)
     raise ConfigError(f"unknown bus scheme {scheme!r} in {url!r}; valid schemes: {', '.join(SCHEMES)}")

@@ -123,6 +123,8 @@ def parse_bus_url(url: str, valid_options: Mapping[str, type]) -> tuple[str, str
     path = parts.netloc + parts.path
     options: dict[str, object] = {}
     for key, raw in parse_qsl(parts.query, keep_blank_values=True):
+        if key in options:
+            raise ConfigError(f"{url}: option {key!r} is given twice")
         if key not in valid_options:
             valid = ", ".join(sorted(valid_options)) or "none"
             raise ConfigError(f"{url}: unknown option {key!r}; valid options for {parts.scheme}://: {valid}")
@@ -131,7 +133,7 @@ def parse_bus_url(url: str, valid_options: Mapping[str, type]) -> tuple[str, str
             options[key] = kind(raw)
         except ValueError:
             raise ConfigError(f"{url}: option {key}={raw!r} is not a valid {kind.__name__}") from None
-    return parts.scheme, path, options
+    return parts.scheme.lower(), path, options
 
 
 def parse_ids(text: str) -> list[int]:

@@ -7,10 +7,12 @@ raise a BusError to simulate a failed transaction.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 
 from hw_adapters.base import (
     BusError,
+    ConfigError,
     PingInfo,
     ServoBus,
     ServoFault,
@@ -43,6 +45,8 @@ class MockBus(ServoBus):
             raise BusError(f"servo {missing[0]} did not answer (no status packet)")
 
     def ping(self, servo_id: int) -> PingInfo | None:
+        if self._closed:
+            raise BusError("the bus is closed")
         if servo_id not in self._goal:
             return None
         self._begin("ping", [servo_id])
@@ -71,6 +75,11 @@ class MockBus(ServoBus):
 
     def write_goals(self, goals: Mapping[int, float]) -> None:
         self._begin("write", list(goals))
+        bad = [i for i, a in goals.items() if not math.isfinite(a)]
+        if bad:
+            raise ConfigError(
+                f"a goal must be a finite angle in rad, got {goals[bad[0]]!r} for servo {bad[0]}"
+            )
         for i, angle in goals.items():
             self._goal[i] = angle
             if self._torque[i]:

@@ -122,10 +122,10 @@ class SimBus(ServoBus):
 
     def write_goals(self, goals: Mapping[int, float]) -> None:
         self._sync()
-        for servo_id, angle in goals.items():
-            servo = self._servo(servo_id)
+        # Like one sync write packet: every id and value is checked before any servo takes its goal.
+        targets = [(self._servo(i), wire.rad_to_ticks(a)) for i, a in goals.items()]
+        for (servo_id, _), (servo, ticks) in zip(goals.items(), targets, strict=True):
             reg = servo.table["goal_position"]
-            ticks = wire.rad_to_ticks(angle, servo.spec.resolution_ticks)
             try:
                 servo.write(reg.address, reg.encode(ticks))
             except RegisterError as exc:
@@ -147,6 +147,8 @@ class SimBus(ServoBus):
     def wait(self, seconds: float) -> None:
         if not self._owns_plant:
             super().wait(seconds)
+        if self._closed:
+            raise BusError("the bus is closed")
         self._own_time += seconds
         self.plant.advance_to(self._own_time)
 
@@ -167,6 +169,8 @@ def open_sim_bus(url: str, plant: Plant | None = None, clock: Callable[[], float
     """`sim://` with the runtime's plant, or a standalone plant from the URL's options."""
     _, _, opts = parse_bus_url(url, SIM_OPTIONS)
     baud = int(opts.get("baud", 1_000_000))  # type: ignore[arg-type]
+    if baud <= 0:
+        raise ConfigError(f"{url}: baud must be a positive number of bits per second, got {baud}")
     if plant is not None:
         if {"robot", "model", "ids", "dt"} & opts.keys():
             raise ConfigError(f"{url}: robot, model, ids and dt come from the scenario in a run")

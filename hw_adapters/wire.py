@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import struct
 
-from hw_adapters.base import ServoFault, ServoState
+from hw_adapters.base import ConfigError, ServoFault, ServoState
 
 BITS_PER_BYTE = 10
 TWO_PI = 2.0 * math.pi
@@ -120,4 +120,13 @@ def decode_sts_state(servo_id: int, block: bytes, resolution: int = 4096) -> Ser
 
 
 def rad_to_ticks(angle: float, resolution: int = 4096) -> int:
-    return int(math.floor(angle * resolution / TWO_PI + 0.5)) + resolution // 2
+    """Nearest tick for an angle (0 rad = the centre tick), within 0..resolution-1.
+
+    Angles in the last half tick below π round to `resolution`, one past the
+    range: they go to the last tick instead (within one tick of the angle).
+    ConfigError for an angle that is not a finite number.
+    """
+    if not math.isfinite(angle):
+        raise ConfigError(f"a goal must be a finite angle in rad, got {angle!r}")
+    ticks = int(math.floor(angle * resolution / TWO_PI + 0.5)) + resolution // 2
+    return resolution - 1 if ticks == resolution else ticks

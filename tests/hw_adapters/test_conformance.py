@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from hw_adapters import BusError, ConfigError, ServoBus, TwinError, open_bus
-from hw_adapters.conformance import CHECKS, Check, ConformanceError, check_bus, close_is_final
+from hw_adapters.conformance import CHECKS, Check, ConformanceError, check_bus
 from hw_adapters.mock import MockBus
 from sim_models.plant import Mount, Plant
 from sim_models.robots import actuated_joints, robot_urdf_text
@@ -67,19 +67,12 @@ URL_BUSES: dict[str, tuple[int, ...]] = {
 }
 PLANT_BUS = "sim:// + plant (pan_tilt, xl330-m288)"
 
-MOCK_CLOSED_PING = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: MockBus.ping returns None for an absent id after close() instead of raising BusError "
-    "(it checks membership before _begin's closed check); scan over absent ids likewise returns []",
-)
-
 
 def _cases() -> list[object]:
     cases = []
     for bus in [*URL_BUSES, PLANT_BUS]:
         for check in CHECKS:
-            marks = [MOCK_CLOSED_PING] if bus.startswith("mock://") and check is close_is_final else []
-            cases.append(pytest.param(bus, check, marks=marks, id=f"{bus} :: {check.__name__}"))
+            cases.append(pytest.param(bus, check, id=f"{bus} :: {check.__name__}"))
     return cases
 
 
@@ -113,7 +106,6 @@ def test_mock_bus_ping_of_present_id_after_close_raises() -> None:
         bus.ping(1)
 
 
-@MOCK_CLOSED_PING
 def test_mock_bus_ping_of_absent_id_after_close_raises() -> None:
     bus = open_bus("mock://?ids=1,2")
     bus.close()
@@ -121,12 +113,6 @@ def test_mock_bus_ping_of_absent_id_after_close_raises() -> None:
         bus.ping(7)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: SimBus.wait after close() on a standalone bus steps the closed plant (client None) "
-    "and raises TypeError instead of BusError('the bus is closed')",
-)
 def test_standalone_sim_bus_wait_after_close_raises_bus_error() -> None:
     bus = open_bus("sim://?robot=pan_tilt&ids=1,2")
     bus.close()
@@ -134,12 +120,6 @@ def test_standalone_sim_bus_wait_after_close_raises_bus_error() -> None:
         bus.wait(0.1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: SimBus.write_goals with a NaN goal leaks ValueError from wire.rad_to_ticks (math.floor) "
-    "instead of an error rooted at TwinError (MockBus accepts NaN and reports it back as a position)",
-)
 def test_sim_bus_rejects_a_nan_goal_with_a_twin_error() -> None:
     with open_bus("sim://?robot=pan_tilt&ids=1,2") as bus:
         bus.set_torque([1], True)

@@ -117,11 +117,6 @@ def test_bad_sim_and_mock_values(url: str, match: str) -> None:
         open_bus(url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: open_sim_bus accepts baud <= 0; baud=0 later raises ZeroDivisionError in wire.bytes_time "
-    "on the first transaction, a negative baud gives negative or wrong last_duration_s",
-)
 @pytest.mark.parametrize("baud", ["0", "-57600"])
 def test_sim_rejects_a_baud_that_is_not_positive(baud: str) -> None:
     with pytest.raises(ConfigError, match="baud"):
@@ -264,7 +259,8 @@ def test_sim_bus_charges_the_wire_time_of_each_transaction() -> None:
         (math.pi / 2, 3072),
         (-math.pi / 2, 1024),
         (-math.pi, 0),
-        (math.pi, 4096),
+        (math.pi, 4095),  # one past the range goes to the last tick
+        (math.nextafter(math.pi, 0.0), 4095),
         (TWO_PI / 4096, 2049),
         (0.49 * TWO_PI / 4096, 2048),
         (-0.49 * TWO_PI / 4096, 2048),
@@ -394,3 +390,34 @@ def test_decoders_agree_with_struct_layout() -> None:
     assert s.position == pytest.approx((1000 - 2048) * TWO_PI / 4096)
     assert s.load == pytest.approx(-0.003)
     assert s.current == pytest.approx(7 * 0.0065)
+
+
+@pytest.mark.parametrize("angle", [math.nan, math.inf, -math.inf])
+def test_goals_that_are_not_finite_are_refused(angle: float) -> None:
+    with open_bus("mock://?ids=1") as bus, pytest.raises(ConfigError, match="finite angle"):
+        bus.write_goals({1: angle})
+    with pytest.raises(ConfigError, match="finite angle"):
+        wire.rad_to_ticks(angle)
+
+
+def test_sim_write_goals_is_all_or_nothing() -> None:
+    with open_bus("sim://?robot=pan_tilt&ids=1,2") as bus:
+        bus.set_torque([1, 2], True)
+        before = bus.plant.servo(1).peek("goal_position")
+        with pytest.raises(BusError, match="servo 9"):
+            bus.write_goals({1: 0.5, 9: 0.1})
+        assert bus.plant.servo(1).peek("goal_position") == before
+
+
+def test_context_for_the_wrong_scheme_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="mock:// takes no plant"):
+        open_bus("mock://?ids=1", plant=object())
+    with pytest.raises(ConfigError, match="sim:// takes no handler"):
+        open_bus("sim://?robot=pan_tilt", handler=print)
+
+
+def test_repeated_option_is_refused_and_scheme_case_is_ignored() -> None:
+    with pytest.raises(ConfigError, match="'ids' is given twice"):
+        open_bus("mock://?ids=1&ids=2")
+    with open_bus("MOCK://?ids=4") as bus:
+        assert [p.id for p in bus.scan(range(8))] == [4]
