@@ -68,7 +68,7 @@ def servo_physics(sim_seconds: float) -> float:
 
     plant, _ = build_plant(twin.load(SCENARIO))
     for servo in plant.servos:
-        servo.write(servo.table["torque_enable"].address, b"\x01")
+        servo.write_register("torque_enable", 1)
     start = time.perf_counter()
     plant.advance_to(sim_seconds)
     elapsed = time.perf_counter() - start

@@ -25,7 +25,7 @@ from hw_adapters.base import (
     parse_ids,
 )
 from sim_models.plant import Mount, Plant
-from sim_models.servo.catalogue import servo_spec
+from sim_models.servo.catalogue import model_name, servo_spec
 from sim_models.servo.device import RegisterError, VirtualServo
 
 SIM_OPTIONS: dict[str, type] = {"robot": str, "model": str, "ids": str, "baud": int, "dt": float}
@@ -74,14 +74,12 @@ class SimBus(ServoBus):
             return None
         reply = wire.status_size(self.protocol, 3 if self.protocol == "dynamixel" else 0)
         self._spend(request + wire.bytes_time(reply, self.baud) + servo.return_delay_s)
-        firmware_reg = "firmware_version" if self.protocol == "dynamixel" else "firmware_major"
-        reg = servo.table[firmware_reg]
-        return PingInfo(
-            id=servo_id,
-            model_number=servo.spec.model_number,
-            model=servo.spec.name,
-            firmware=servo.read(reg.address, 1)[0],
+        # As a real adapter does: identity from the control table, the name from the catalogue.
+        number = servo.read_register("model_number")
+        firmware = servo.read_register(
+            "firmware_version" if self.protocol == "dynamixel" else "firmware_major"
         )
+        return PingInfo(servo_id, number, model_name(self.protocol, number), firmware)
 
     def scan(self, ids: Iterable[int] = range(0, 253)) -> list[PingInfo]:
         found, total = [], 0.0
@@ -104,7 +102,7 @@ class SimBus(ServoBus):
             delays += servo.return_delay_s
             if self.protocol == "dynamixel":
                 block = servo.read(wire.DXL_STATE_ADDR, wire.DXL_STATE_LEN)
-                hw_error = servo.read(servo.table["hardware_error_status"].address, 1)[0]
+                hw_error = servo.read_register("hardware_error_status")
                 if hw_error:  # the status packet's alert bit makes the adapter read it
                     extra += wire.bytes_time(
                         wire.instruction_size("dynamixel", 4) + wire.status_size("dynamixel", 1),
@@ -125,9 +123,8 @@ class SimBus(ServoBus):
         # Like one sync write packet: every id and value is checked before any servo takes its goal.
         targets = [(self._servo(i), wire.rad_to_ticks(a)) for i, a in goals.items()]
         for (servo_id, _), (servo, ticks) in zip(goals.items(), targets, strict=True):
-            reg = servo.table["goal_position"]
             try:
-                servo.write(reg.address, reg.encode(ticks))
+                servo.write_register("goal_position", ticks)
             except RegisterError as exc:
                 raise BusError(f"servo {servo_id}: {exc}") from None
         self._spend(
@@ -141,7 +138,7 @@ class SimBus(ServoBus):
         ids = list(ids)
         for servo_id in ids:
             servo = self._servo(servo_id)
-            servo.write(servo.table["torque_enable"].address, bytes([int(enabled)]))
+            servo.write_register("torque_enable", int(enabled))
         self._spend(wire.sync_write_time(self.protocol, len(ids), 1, self.baud))
 
     def wait(self, seconds: float) -> None:
@@ -158,7 +155,7 @@ class SimBus(ServoBus):
         try:
             self.plant.advance_to(self._clock())
             for servo in self._servos.values():
-                servo.write(servo.table["torque_enable"].address, b"\x00")
+                servo.write_register("torque_enable", 0)
         finally:
             self._closed = True
             if self._owns_plant:

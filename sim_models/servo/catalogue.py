@@ -105,3 +105,11 @@ def servo_spec(name: str) -> ServoSpec:
         return specs[name]
     except KeyError:
         raise ConfigError(f"unknown servo model {name!r}; known models: {', '.join(sorted(specs))}") from None
+
+
+def model_name(protocol: str, model_number: int) -> str:
+    """The catalogue name for a model number a servo reports, or 'unknown-<number>'."""
+    for spec in catalogue().values():
+        if spec.protocol == protocol and spec.model_number == model_number:
+            return spec.name
+    return f"unknown-{model_number}"

@@ -222,6 +222,16 @@ class VirtualServo:
             self._refresh_present()
         return bytes(self.regs[address:end])
 
+    def write_register(self, name: str, value: int) -> None:
+        """Write one register by name, encoded as the protocol would (RegisterError if refused)."""
+        reg = self.table[name]
+        self.write(reg.address, reg.encode(value))
+
+    def read_register(self, name: str) -> int:
+        """Read one register by name, present values refreshed from the physics."""
+        reg = self.table[name]
+        return reg.decode(self.read(reg.address, reg.size))
+
     def peek(self, name: str) -> int:
         """A register's stored value, without refreshing present values (no bus cost)."""
         return self._get(name)

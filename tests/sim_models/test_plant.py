@@ -17,11 +17,6 @@ CENTRE = 2048
 RAD_PER_TICK = 2.0 * math.pi / 4096
 
 
-def write_reg(servo: VirtualServo, name: str, value: int) -> None:
-    reg = servo.table[name]
-    servo.write(reg.address, reg.encode(value))
-
-
 def pendulum_plant(model: str = "xl430-w250", direction: float = 1.0, **kw: float) -> Plant:
     servo = VirtualServo(servo_spec(model), 1)
     return Plant(pendulum_urdf(0.1, 0.2), [Mount("pivot", servo, direction=direction)], **kw)
@@ -29,8 +24,8 @@ def pendulum_plant(model: str = "xl430-w250", direction: float = 1.0, **kw: floa
 
 def start_move(plant: Plant, goal_ticks: int = CENTRE + 700) -> VirtualServo:
     servo = plant.servo(1)
-    write_reg(servo, "torque_enable", 1)
-    write_reg(servo, "goal_position", goal_ticks)
+    servo.write_register("torque_enable", 1)
+    servo.write_register("goal_position", goal_ticks)
     return servo
 
 
@@ -65,8 +60,8 @@ def test_lazy_stepping_equals_eager_on_six_joints_with_midway_command() -> None:
     with arm6_plant() as lazy, arm6_plant() as eager:
         for plant in (lazy, eager):
             for servo in plant.servos:
-                write_reg(servo, "torque_enable", 1)
-                write_reg(servo, "goal_position", CENTRE + 200)
+                servo.write_register("torque_enable", 1)
+                servo.write_register("goal_position", CENTRE + 200)
         lazy.advance_to(0.25)
         t = 0.0
         while t < 0.25:
@@ -74,7 +69,7 @@ def test_lazy_stepping_equals_eager_on_six_joints_with_midway_command() -> None:
             eager.advance_to(min(t, 0.25))
         # a command written at 0.25 s acts from the next step on, on both
         for plant in (lazy, eager):
-            write_reg(plant.servo(3), "goal_position", CENTRE - 300)
+            plant.servo(3).write_register("goal_position", CENTRE - 300)
         lazy.advance_to(0.5)
         for k in range(1, 51):
             eager.advance_to(0.25 + 0.005 * k)
@@ -107,10 +102,10 @@ def test_time_is_integer_counted() -> None:
 def test_command_acts_from_the_next_step() -> None:
     with pendulum_plant(gravity=0.0) as plant:
         servo = plant.servo(1)
-        write_reg(servo, "torque_enable", 1)
+        servo.write_register("torque_enable", 1)
         plant.advance_to(0.2)
         assert servo.pwm == 0.0  # holding still, on goal
-        write_reg(servo, "goal_position", CENTRE + 900)
+        servo.write_register("goal_position", CENTRE + 900)
         plant.advance_to(0.2)  # no time has passed: nothing happens
         assert servo.pwm == 0.0 and plant.steps == 200
         plant.advance_to(0.201)  # the first step after the write already drives
@@ -166,8 +161,8 @@ def test_mount_offset_shifts_the_servo_frame() -> None:
     servo = VirtualServo(servo_spec("xl430-w250"), 1)
     with Plant(pendulum_urdf(), [Mount("pivot", servo, offset_rad=0.5)], gravity=0.0) as plant:
         assert servo.position == pytest.approx(0.5)  # joint at 0, servo at 0.5
-        write_reg(servo, "torque_enable", 1)
-        write_reg(servo, "goal_position", CENTRE)  # servo 0 rad = joint -0.5 rad
+        servo.write_register("torque_enable", 1)
+        servo.write_register("goal_position", CENTRE)  # servo 0 rad = joint -0.5 rad
         plant.advance_to(1.0)
         assert plant.joint_positions(["pivot"])[0] == pytest.approx(-0.5, abs=10 * RAD_PER_TICK)
 

@@ -37,24 +37,14 @@ STS_RAD_S_PER_UNIT = RAD_PER_TICK  # Present Speed: ticks per second
 MODELS = sorted(catalogue())
 
 
-def write_reg(servo: VirtualServo, name: str, value: int) -> None:
-    reg = servo.table[name]
-    servo.write(reg.address, reg.encode(value))
-
-
-def read_reg(servo: VirtualServo, name: str) -> int:
-    reg = servo.table[name]
-    return reg.decode(servo.read(reg.address, reg.size))
-
-
 def present_angle_rad(servo: VirtualServo) -> float:
-    return (read_reg(servo, "present_position") - CENTRE_TICKS) * RAD_PER_TICK
+    return (servo.read_register("present_position") - CENTRE_TICKS) * RAD_PER_TICK
 
 
 def present_speed_rad_s(servo: VirtualServo) -> float:
     if servo.spec.protocol == "dynamixel":
-        return read_reg(servo, "present_velocity") * DXL_RAD_S_PER_UNIT
-    return read_reg(servo, "present_speed") * STS_RAD_S_PER_UNIT
+        return servo.read_register("present_velocity") * DXL_RAD_S_PER_UNIT
+    return servo.read_register("present_speed") * STS_RAD_S_PER_UNIT
 
 
 @pytest.fixture(params=MODELS)
@@ -82,9 +72,9 @@ def test_stall_torque_matches_datasheet(
     spec: ServoSpec, stall_rig: tuple[Plant, VirtualServo, float]
 ) -> None:
     plant, servo, mgl = stall_rig
-    write_reg(servo, "torque_enable", 1)
+    servo.write_register("torque_enable", 1)
     # A goal ~167° above: the position loop saturates at full PWM long before the arm gets there.
-    write_reg(servo, "goal_position", CENTRE_TICKS + 1900)
+    servo.write_register("goal_position", CENTRE_TICKS + 1900)
     plant.advance_to(3.0)
 
     q = present_angle_rad(servo)
@@ -104,12 +94,12 @@ def test_no_load_speed_matches_datasheet(spec: ServoSpec, free_rig: tuple[Plant,
     plant, servo = free_rig
     # Operating mode is EEPROM: it is written while torque is still off.
     if spec.protocol == "dynamixel":
-        write_reg(servo, "operating_mode", 16)  # PWM (voltage) control
-        write_reg(servo, "goal_pwm", read_reg(servo, "pwm_limit"))  # 885 = 100 %
+        servo.write_register("operating_mode", 16)  # PWM (voltage) control
+        servo.write_register("goal_pwm", servo.read_register("pwm_limit"))  # 885 = 100 %
     else:
-        write_reg(servo, "operating_mode", 2)  # open-loop PWM
-        write_reg(servo, "goal_time", 1000)  # PWM magnitude 1000 = 100 %, direction bit 10 clear
-    write_reg(servo, "torque_enable", 1)
+        servo.write_register("operating_mode", 2)  # open-loop PWM
+        servo.write_register("goal_time", 1000)  # PWM magnitude 1000 = 100 %, direction bit 10 clear
+    servo.write_register("torque_enable", 1)
     plant.advance_to(1.0)
 
     speed = present_speed_rad_s(servo)
@@ -128,12 +118,12 @@ def test_no_load_speed_matches_datasheet(spec: ServoSpec, free_rig: tuple[Plant,
 def test_no_load_speed_reverses_with_pwm_sign(spec: ServoSpec, free_rig: tuple[Plant, VirtualServo]) -> None:
     plant, servo = free_rig
     if spec.protocol == "dynamixel":
-        write_reg(servo, "operating_mode", 16)
-        write_reg(servo, "goal_pwm", -read_reg(servo, "pwm_limit"))
+        servo.write_register("operating_mode", 16)
+        servo.write_register("goal_pwm", -servo.read_register("pwm_limit"))
     else:
-        write_reg(servo, "operating_mode", 2)
-        write_reg(servo, "goal_time", 1000 | 1 << 10)  # sign at bit 10: full PWM backwards
-    write_reg(servo, "torque_enable", 1)
+        servo.write_register("operating_mode", 2)
+        servo.write_register("goal_time", 1000 | 1 << 10)  # sign at bit 10: full PWM backwards
+    servo.write_register("torque_enable", 1)
     plant.advance_to(1.0)
 
     ratio = present_speed_rad_s(servo) / spec.no_load_speed_rad_s
@@ -148,18 +138,18 @@ def test_xl430_at_12_v_matches_its_12_v_datasheet_figures() -> None:
     mass_kg = 2.0 * 1.5 / (G * length_m)
     servo = VirtualServo(spec, 1, supply_v=12.0)
     with Plant(pendulum_urdf(length_m, mass_kg), [Mount("pivot", servo)]) as plant:
-        write_reg(servo, "torque_enable", 1)
-        write_reg(servo, "goal_position", CENTRE_TICKS + 1900)
+        servo.write_register("torque_enable", 1)
+        servo.write_register("goal_position", CENTRE_TICKS + 1900)
         plant.advance_to(3.0)
         torque = mass_kg * G * length_m * math.sin(present_angle_rad(servo))
     assert torque / 1.5 == pytest.approx(1.0, abs=TOLERANCE)
-    assert read_reg(servo, "present_input_voltage") == 120
+    assert servo.read_register("present_input_voltage") == 120
 
     servo = VirtualServo(spec, 1, supply_v=12.0)
     with Plant(pendulum_urdf(0.01, 0.001), [Mount("pivot", servo)], gravity=0.0) as plant:
-        write_reg(servo, "operating_mode", 16)
-        write_reg(servo, "goal_pwm", 885)
-        write_reg(servo, "torque_enable", 1)
+        servo.write_register("operating_mode", 16)
+        servo.write_register("goal_pwm", 885)
+        servo.write_register("torque_enable", 1)
         plant.advance_to(1.0)
         speed = present_speed_rad_s(servo)
     assert speed / (61.0 * math.pi / 30.0) == pytest.approx(1.0, abs=TOLERANCE)

@@ -28,16 +28,6 @@ OVERHEAT_BIT = 4  # Hardware Error Status bit 2 (Dynamixel X; Feetech STS alike)
 PROTOCOL_MODELS = ["xl430-w250", "sts3215"]
 
 
-def write_reg(servo: VirtualServo, name: str, value: int) -> None:
-    reg = servo.table[name]
-    servo.write(reg.address, reg.encode(value))
-
-
-def read_reg(servo: VirtualServo, name: str) -> int:
-    reg = servo.table[name]
-    return reg.decode(servo.read(reg.address, reg.size))
-
-
 def ticks(angle_rad: float) -> int:
     return CENTRE + math.floor(angle_rad / RAD_PER_TICK + 0.5)
 
@@ -90,7 +80,7 @@ def test_model_numbers_match_servo_facts(model: str, number: int, protocol: str)
     assert spec.model_number == number
     assert spec.protocol == protocol
     # and the virtual device reports it from its control table
-    assert read_reg(VirtualServo(spec, 1), "model_number") == number
+    assert VirtualServo(spec, 1).read_register("model_number") == number
 
 
 def test_unknown_model_lists_known_ones() -> None:
@@ -141,22 +131,22 @@ def test_access_outside_table_raises(model: str) -> None:
 def test_eeprom_locked_while_torque_on(model: str) -> None:
     servo = VirtualServo(servo_spec(model), 1)
     other_mode = 16 if servo.spec.protocol == "dynamixel" else 2  # PWM
-    write_reg(servo, "operating_mode", other_mode)  # torque off: EEPROM writable
-    assert read_reg(servo, "operating_mode") == other_mode
-    write_reg(servo, "operating_mode", 3 if model.startswith("xl") else 0)
-    write_reg(servo, "torque_enable", 1)
+    servo.write_register("operating_mode", other_mode)  # torque off: EEPROM writable
+    assert servo.read_register("operating_mode") == other_mode
+    servo.write_register("operating_mode", 3 if model.startswith("xl") else 0)
+    servo.write_register("torque_enable", 1)
     assert servo.torque_enabled
-    before = read_reg(servo, "operating_mode")
+    before = servo.read_register("operating_mode")
     with pytest.raises(RegisterError, match="operating_mode"):
-        write_reg(servo, "operating_mode", 1)
+        servo.write_register("operating_mode", 1)
     with pytest.raises(RegisterError):
-        write_reg(servo, "id", 7)
-    assert read_reg(servo, "operating_mode") == before
+        servo.write_register("id", 7)
+    assert servo.read_register("operating_mode") == before
     assert servo.servo_id == 1
     # RAM registers stay writable
-    write_reg(servo, "led" if model.startswith("xl") else "acceleration", 1)
-    write_reg(servo, "torque_enable", 0)
-    write_reg(servo, "id", 7)
+    servo.write_register("led" if model.startswith("xl") else "acceleration", 1)
+    servo.write_register("torque_enable", 0)
+    servo.write_register("id", 7)
     assert servo.servo_id == 7
 
 
@@ -175,11 +165,11 @@ def light_rig(request: pytest.FixtureRequest) -> Iterator[tuple[Plant, VirtualSe
 @pytest.mark.parametrize("light_rig", PROTOCOL_MODELS, indirect=True)
 def test_torque_enable_holds_present_position(light_rig: tuple[Plant, VirtualServo]) -> None:
     plant, servo = light_rig
-    assert read_reg(servo, "goal_position") == CENTRE  # the factory goal, 0.3 rad away
-    assert read_reg(servo, "present_position") == ticks(0.3)
-    write_reg(servo, "torque_enable", 1)
+    assert servo.read_register("goal_position") == CENTRE  # the factory goal, 0.3 rad away
+    assert servo.read_register("present_position") == ticks(0.3)
+    servo.write_register("torque_enable", 1)
     # goal := present: no jump towards the stale goal
-    assert read_reg(servo, "goal_position") == read_reg(servo, "present_position") == ticks(0.3)
+    assert servo.read_register("goal_position") == servo.read_register("present_position") == ticks(0.3)
     for k in range(1, 11):
         plant.advance_to(0.05 * k)
         (q,) = plant.joint_positions(["pivot"])
@@ -191,7 +181,7 @@ def test_present_position_is_quantised_to_encoder_ticks(model: str) -> None:
     servo = VirtualServo(servo_spec(model), 1)
     for q in [0.0, 1e-5, 0.3, -0.3, 1.2345, -2.5, 0.49 * RAD_PER_TICK, -0.49 * RAD_PER_TICK]:
         servo.step(q, 0.0, DT)  # torque off: the servo only samples its shaft
-        reading = read_reg(servo, "present_position")
+        reading = servo.read_register("present_position")
         assert reading == ticks(q)
         assert abs((reading - CENTRE) * RAD_PER_TICK - q) <= RAD_PER_TICK / 2 + 1e-12
     # angles within one tick read alike: the encoder cannot see finer
@@ -199,7 +189,7 @@ def test_present_position_is_quantised_to_encoder_ticks(model: str) -> None:
     readings = set()
     for i in range(-9, 10):
         servo.step(centre + i * 0.05 * RAD_PER_TICK, 0.0, DT)
-        readings.add(read_reg(servo, "present_position"))
+        readings.add(servo.read_register("present_position"))
     assert readings == {CENTRE + 65}
 
 
@@ -217,8 +207,8 @@ def hot_rig(request: pytest.FixtureRequest) -> Iterator[tuple[Plant, VirtualServ
 
 
 def _stall_until_overheat(plant: Plant, servo: VirtualServo) -> float:
-    write_reg(servo, "torque_enable", 1)
-    write_reg(servo, "goal_position", CENTRE + 1000)
+    servo.write_register("torque_enable", 1)
+    servo.write_register("goal_position", CENTRE + 1000)
     t = 0.0
     while servo.torque_enabled:
         t += 0.01
@@ -230,14 +220,14 @@ def _stall_until_overheat(plant: Plant, servo: VirtualServo) -> float:
 @pytest.mark.parametrize("hot_rig", PROTOCOL_MODELS, indirect=True)
 def test_overheat_cuts_torque_and_raises_alarm(hot_rig: tuple[Plant, VirtualServo]) -> None:
     plant, servo = hot_rig
-    assert read_reg(servo, "present_temperature") == 25
-    assert read_reg(servo, "hardware_error_status") == 0
+    assert servo.read_register("present_temperature") == 25
+    assert servo.read_register("hardware_error_status") == 0
     tripped_at = _stall_until_overheat(plant, servo)
-    limit = read_reg(servo, "temperature_limit")
+    limit = servo.read_register("temperature_limit")
 
-    assert read_reg(servo, "torque_enable") == 0
-    assert read_reg(servo, "hardware_error_status") & OVERHEAT_BIT
-    assert read_reg(servo, "present_temperature") >= limit
+    assert servo.read_register("torque_enable") == 0
+    assert servo.read_register("hardware_error_status") & OVERHEAT_BIT
+    assert servo.read_register("present_temperature") >= limit
     # torque is really gone: the stalled arm (held near 30°) falls back under gravity
     (q_trip,) = plant.joint_positions(["pivot"])
     assert q_trip > math.radians(20)
@@ -248,8 +238,8 @@ def test_overheat_cuts_torque_and_raises_alarm(hot_rig: tuple[Plant, VirtualServ
     assert lowest < math.radians(5)
 
     servo.reboot()
-    assert read_reg(servo, "hardware_error_status") == 0
-    assert read_reg(servo, "torque_enable") == 0
+    assert servo.read_register("hardware_error_status") == 0
+    assert servo.read_register("torque_enable") == 0
 
 
 @pytest.mark.parametrize("hot_rig", ["xl430-w250"], indirect=True)
@@ -257,21 +247,21 @@ def test_overheat_alarm_latches_until_reboot(hot_rig: tuple[Plant, VirtualServo]
     """Dynamixel X: after a hardware error Torque Enable cannot be set until a reboot."""
     plant, servo = hot_rig
     tripped_at = _stall_until_overheat(plant, servo)
-    peak = read_reg(servo, "present_temperature")
+    peak = servo.read_register("present_temperature")
     plant.advance_to(tripped_at + 3.0)  # thermal time constant 6 K/W x 0.05 J/K = 0.3 s
-    cooled = read_reg(servo, "present_temperature")
-    assert cooled < peak and cooled < read_reg(servo, "temperature_limit") - 10
+    cooled = servo.read_register("present_temperature")
+    assert cooled < peak and cooled < servo.read_register("temperature_limit") - 10
 
-    write_reg(servo, "torque_enable", 1)
+    servo.write_register("torque_enable", 1)
     assert not servo.torque_enabled
-    assert read_reg(servo, "torque_enable") == 0
-    assert read_reg(servo, "hardware_error_status") & OVERHEAT_BIT
+    assert servo.read_register("torque_enable") == 0
+    assert servo.read_register("hardware_error_status") & OVERHEAT_BIT
 
     servo.reboot()
-    assert read_reg(servo, "hardware_error_status") == 0
-    write_reg(servo, "torque_enable", 1)
+    assert servo.read_register("hardware_error_status") == 0
+    servo.write_register("torque_enable", 1)
     assert servo.torque_enabled
-    assert read_reg(servo, "torque_enable") == 1
+    assert servo.read_register("torque_enable") == 1
 
 
 # -- backlash --------------------------------------------------------------------
@@ -280,10 +270,10 @@ def test_overheat_alarm_latches_until_reboot(hot_rig: tuple[Plant, VirtualServo]
 def _torque_sequence(spec: ServoSpec, goals: list[int], steps_each: int) -> list[list[float]]:
     """Output torque, step by step, for each goal in turn, with the shaft held still."""
     servo = VirtualServo(spec, 1)
-    write_reg(servo, "torque_enable", 1)
+    servo.write_register("torque_enable", 1)
     runs = []
     for goal in goals:
-        write_reg(servo, "goal_position", goal)
+        servo.write_register("goal_position", goal)
         runs.append([servo.step(0.0, 0.0, DT) for _ in range(steps_each)])
     return runs
 
@@ -313,12 +303,12 @@ def test_backlash_gap_stays_closed_without_reversal() -> None:
     """The gap opens only when the torque reverses: a pause and a new push the same way pass at once."""
     spec = servo_spec("sts3215")
     servo = VirtualServo(spec, 1)
-    write_reg(servo, "torque_enable", 1)
-    write_reg(servo, "goal_position", CENTRE + 1000)
+    servo.write_register("torque_enable", 1)
+    servo.write_register("goal_position", CENTRE + 1000)
     assert [servo.step(0.0, 0.0, DT) for _ in range(10)][-1] > 0
-    write_reg(servo, "goal_position", CENTRE)  # on goal: no torque at all
+    servo.write_register("goal_position", CENTRE)  # on goal: no torque at all
     assert [servo.step(0.0, 0.0, DT) for _ in range(5)] == [0.0] * 5
-    write_reg(servo, "goal_position", CENTRE + 500)
+    servo.write_register("goal_position", CENTRE + 500)
     assert servo.step(0.0, 0.0, DT) == pytest.approx(spec.stall_torque_nm)
 
 
@@ -337,56 +327,56 @@ def test_profile_velocity_limits_speed(profile_rig: tuple[Plant, VirtualServo], 
     plant, servo = profile_rig
     limit = profile_units * DXL_RAD_S_PER_UNIT
     assert limit < 0.2 * servo.spec.no_load_speed_rad_s
-    write_reg(servo, "profile_velocity", profile_units)
-    write_reg(servo, "torque_enable", 1)
-    write_reg(servo, "goal_position", CENTRE + 1024)  # 90° away
+    servo.write_register("profile_velocity", profile_units)
+    servo.write_register("torque_enable", 1)
+    servo.write_register("goal_position", CENTRE + 1024)  # 90° away
     plant.advance_to(0.3)
     (q0,) = plant.joint_positions(["pivot"])
     plant.advance_to(1.3)
     (q1,) = plant.joint_positions(["pivot"])
     assert (q1 - q0) / 1.0 == pytest.approx(limit, rel=0.05)
-    assert read_reg(servo, "present_velocity") == pytest.approx(profile_units, abs=2)
-    assert read_reg(servo, "moving") == 1
+    assert servo.read_register("present_velocity") == pytest.approx(profile_units, abs=2)
+    assert servo.read_register("moving") == 1
 
 
 @pytest.mark.parametrize("profile_rig", ["sts3215"], indirect=True)
 def test_feetech_goal_speed_limits_speed(profile_rig: tuple[Plant, VirtualServo]) -> None:
     plant, servo = profile_rig
-    write_reg(servo, "goal_speed", 200)  # ticks/s
-    write_reg(servo, "torque_enable", 1)
-    write_reg(servo, "goal_position", CENTRE + 1024)
+    servo.write_register("goal_speed", 200)  # ticks/s
+    servo.write_register("torque_enable", 1)
+    servo.write_register("goal_position", CENTRE + 1024)
     plant.advance_to(0.3)
     (q0,) = plant.joint_positions(["pivot"])
     plant.advance_to(1.3)
     (q1,) = plant.joint_positions(["pivot"])
     assert (q1 - q0) / 1.0 == pytest.approx(200 * RAD_PER_TICK, rel=0.05)
-    assert read_reg(servo, "present_speed") == pytest.approx(200, rel=0.05)
+    assert servo.read_register("present_speed") == pytest.approx(200, rel=0.05)
 
 
 def test_profile_acceleration_ramps_speed(profile_rig: tuple[Plant, VirtualServo]) -> None:
     plant, servo = profile_rig
     acc_units, vel_units = 10, 100  # 214.577 rev/min² per unit; 0.229 rpm per unit
-    write_reg(servo, "profile_velocity", vel_units)
-    write_reg(servo, "profile_acceleration", acc_units)
-    write_reg(servo, "torque_enable", 1)
-    write_reg(servo, "goal_position", CENTRE + 2000)
+    servo.write_register("profile_velocity", vel_units)
+    servo.write_register("profile_acceleration", acc_units)
+    servo.write_register("torque_enable", 1)
+    servo.write_register("goal_position", CENTRE + 2000)
     accel = acc_units * 214.577 * 2.0 * math.pi / 3600.0  # rad/s²
     plant.advance_to(0.3)
-    v0 = read_reg(servo, "present_velocity") * DXL_RAD_S_PER_UNIT
+    v0 = servo.read_register("present_velocity") * DXL_RAD_S_PER_UNIT
     plant.advance_to(0.6)
-    v1 = read_reg(servo, "present_velocity") * DXL_RAD_S_PER_UNIT
+    v1 = servo.read_register("present_velocity") * DXL_RAD_S_PER_UNIT
     assert (v1 - v0) / 0.3 == pytest.approx(accel, rel=0.1)
     plant.advance_to(1.2)  # past the ramp (v/a = 0.76 s): cruising at the profile velocity
-    assert read_reg(servo, "present_velocity") == pytest.approx(vel_units, abs=3)
+    assert servo.read_register("present_velocity") == pytest.approx(vel_units, abs=3)
 
 
 def test_unprofiled_move_is_much_faster(profile_rig: tuple[Plant, VirtualServo]) -> None:
     plant, servo = profile_rig
-    write_reg(servo, "torque_enable", 1)
-    write_reg(servo, "goal_position", CENTRE + 1024)
+    servo.write_register("torque_enable", 1)
+    servo.write_register("goal_position", CENTRE + 1024)
     plant.advance_to(1.0)
-    assert abs(read_reg(servo, "present_position") - (CENTRE + 1024)) <= 10
-    assert read_reg(servo, "moving") == 0
+    assert abs(servo.read_register("present_position") - (CENTRE + 1024)) <= 10
+    assert servo.read_register("moving") == 0
 
 
 # -- supply voltage ------------------------------------------------------------------
@@ -405,11 +395,11 @@ def test_unprofiled_move_is_much_faster(profile_rig: tuple[Plant, VirtualServo])
 def test_supply_voltage_lies_within_the_voltage_limits(model: str) -> None:
     """Present voltage and the min/max voltage limits share one unit (0.1 V on both vendors)."""
     servo = VirtualServo(servo_spec(model), 1)
-    present = read_reg(
-        servo, "present_input_voltage" if servo.spec.protocol == "dynamixel" else "present_voltage"
+    present = servo.read_register(
+        "present_input_voltage" if servo.spec.protocol == "dynamixel" else "present_voltage"
     )
     assert present == round(servo.spec.nominal_voltage_v * 10)
-    assert read_reg(servo, "min_voltage_limit") < present < read_reg(servo, "max_voltage_limit")
+    assert servo.read_register("min_voltage_limit") < present < servo.read_register("max_voltage_limit")
 
 
 # -- operating modes and limits the firmware should honour ----------------------------
@@ -418,38 +408,38 @@ def test_supply_voltage_lies_within_the_voltage_limits(model: str) -> None:
 @pytest.mark.parametrize("profile_rig", ["xl430-w250"], indirect=True)
 def test_dynamixel_velocity_mode_follows_goal_velocity(profile_rig: tuple[Plant, VirtualServo]) -> None:
     plant, servo = profile_rig
-    write_reg(servo, "operating_mode", 1)
-    write_reg(servo, "goal_velocity", 50)  # 11.45 rpm
-    write_reg(servo, "torque_enable", 1)
+    servo.write_register("operating_mode", 1)
+    servo.write_register("goal_velocity", 50)  # 11.45 rpm
+    servo.write_register("torque_enable", 1)
     plant.advance_to(1.0)
-    assert read_reg(servo, "present_velocity") == pytest.approx(50, abs=3)
+    assert servo.read_register("present_velocity") == pytest.approx(50, abs=3)
 
 
 @pytest.mark.parametrize("profile_rig", ["xl430-w250"], indirect=True)
 def test_position_mode_stays_within_position_limits(profile_rig: tuple[Plant, VirtualServo]) -> None:
     plant, servo = profile_rig
-    assert read_reg(servo, "operating_mode") == 3
-    write_reg(servo, "torque_enable", 1)
+    assert servo.read_register("operating_mode") == 3
+    servo.write_register("torque_enable", 1)
     with contextlib.suppress(RegisterError):  # refusing the write is as good as clamping it
-        write_reg(servo, "goal_position", 6000)
+        servo.write_register("goal_position", 6000)
     plant.advance_to(3.0)
-    assert read_reg(servo, "present_position") <= read_reg(servo, "max_position_limit") + 5
+    assert servo.read_register("present_position") <= servo.read_register("max_position_limit") + 5
 
 
 @pytest.mark.parametrize(("model", "mode"), [("xl430-w250", 0), ("xl430-w250", 5), ("sts3215", 3)])
 def test_modes_the_twin_does_not_model_are_refused(model: str, mode: int) -> None:
     servo = VirtualServo(servo_spec(model), 1)
-    before = read_reg(servo, "operating_mode")
+    before = servo.read_register("operating_mode")
     with pytest.raises(RegisterError, match=f"operating mode {mode} is not modelled"):
-        write_reg(servo, "operating_mode", mode)
-    assert read_reg(servo, "operating_mode") == before
+        servo.write_register("operating_mode", mode)
+    assert servo.read_register("operating_mode") == before
 
 
 def test_feetech_goal_is_clamped_to_the_angle_limits() -> None:
     servo = VirtualServo(servo_spec("sts3215"), 1)
-    write_reg(servo, "max_position_limit", 3000)
-    write_reg(servo, "goal_position", 3500)
-    assert read_reg(servo, "goal_position") == 3000
+    servo.write_register("max_position_limit", 3000)
+    servo.write_register("goal_position", 3500)
+    assert servo.read_register("goal_position") == 3000
 
 
 def test_feetech_wheel_mode_follows_goal_speed() -> None:
@@ -458,10 +448,10 @@ def test_feetech_wheel_mode_follows_goal_speed() -> None:
     servo = VirtualServo(servo_spec("sts3215"), 1)
     plant = Plant(pendulum_urdf(0.05, 0.05), [Mount("pivot", servo)], gravity=0.0)
     try:
-        write_reg(servo, "operating_mode", 1)
-        write_reg(servo, "goal_speed", -1000)  # ticks/s, sign at bit 15
-        write_reg(servo, "torque_enable", 1)
+        servo.write_register("operating_mode", 1)
+        servo.write_register("goal_speed", -1000)  # ticks/s, sign at bit 15
+        servo.write_register("torque_enable", 1)
         plant.advance_to(1.0)
-        assert read_reg(servo, "present_speed") == pytest.approx(-1000, abs=20)
+        assert servo.read_register("present_speed") == pytest.approx(-1000, abs=20)
     finally:
         plant.close()
