@@ -180,6 +180,7 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
                 sum(i.stats.handled for i in machine.instances if i.service == svc),
                 sum(i.stats.errors for i in machine.instances if i.service == svc),
                 max(i.stats.max_queue for i in machine.instances if i.service == svc),
+                sum(i.stats.expired for i in machine.instances if i.service == svc),
             )
             for svc in sorted({i.service for i in machine.instances})
         },

@@ -67,7 +67,9 @@ class RunData:
     planner_stretched: int = 0
     planner_refused: int = 0
     servos: dict[int, tuple[float, list[str]]] = field(default_factory=dict)  # max temp, faults
-    services: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # handled, errors, max queue
+    services: dict[str, tuple[int, int, int, int]] = field(
+        default_factory=dict
+    )  # handled, errors, queue, expired
     physics_steps: int = 0
 
 
@@ -115,8 +117,8 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             for i, (t, f) in sorted(d.servos.items())
         },
         "services": {
-            name: {"handled": h, "errors": e, "max_queue": q}
-            for name, (h, e, q) in sorted(d.services.items())
+            name: {"handled": h, "errors": e, "max_queue": q, "expired": x}
+            for name, (h, e, q, x) in sorted(d.services.items())
         },
         "physics": {"steps": d.physics_steps, "dt_ms": _r(d.dt_s * 1000.0)},
     }
@@ -156,7 +158,7 @@ def empty_run(
         actual=np.zeros((0, len(joints))),
         links={n: (0, 0, []) for n in links},
         servos={i: (0.0, []) for i in servo_ids},
-        services={s: (0, 0, 0) for s in services},
+        services={s: (0, 0, 0, 0) for s in services},
     )
 
 

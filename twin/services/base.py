@@ -4,13 +4,15 @@ A service runs as one SimPy process per replica. Each replica handles its
 inbox one message at a time, spending a processing time drawn from its
 distribution; waiting on a downstream reply does not block the replica (the
 rest of the handling runs as its own process), just as a thread pool would.
+Requests carry deadlines that propagate downstream, so a timed-out command
+does not go on to move the machine later.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,7 @@ class Message:
     id: int = 0
     reply_to: int | None = None
     error: str | None = None
+    deadline: float | None = None  # s; past it nobody waits for the answer any more
 
 
 @dataclass
@@ -44,6 +47,7 @@ class ServiceStats:
     handled: int = 0
     max_queue: int = 0
     errors: int = 0
+    expired: int = 0  # messages dropped unhandled because their deadline had passed
 
 
 class Instance:
@@ -104,9 +108,17 @@ class Bus:
     def request(
         self, src: Instance, service: str, message: Message, timeout_s: float
     ) -> Generator[simpy.Event, Any, Message]:
-        """Send and wait for the reply. Raises RequestTimeout or RequestFailed."""
+        """Send and wait for the reply. Raises RequestTimeout or RequestFailed.
+
+        The request carries a deadline (now + timeout, or the caller's own
+        deadline if that is sooner): a callee that gets to it too late drops it
+        instead of doing work nobody waits for.
+        """
         reply = self.env.event()
         message.id = next(self._ids)
+        deadline = self.env.now + timeout_s
+        if message.deadline is None or deadline < message.deadline:
+            message.deadline = deadline
         self._pending[message.id] = reply
         dst = self._pick(src, service)
         self.network.deliver(src.node, dst.node, dst.deliver, message)
@@ -165,6 +177,9 @@ class Service:
             delay = inst.processing.sample()
             if delay > 0:
                 yield env.timeout(delay)
+            if message.deadline is not None and env.now > message.deadline:
+                inst.stats.expired += 1
+                continue
             inst.stats.handled += 1
             result = self.handle(inst, message)
             if result is not None:
@@ -173,6 +188,3 @@ class Service:
     def handle(self, inst: Instance, message: Message) -> Generator[simpy.Event, Any, None] | None:
         """Handle one message; return a generator to continue asynchronously."""
         raise NotImplementedError
-
-
-Handler = Callable[[Instance, Message], Any]

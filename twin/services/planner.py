@@ -39,7 +39,7 @@ class Planner(Service):
 
     def _plan_and_dispatch(self, inst: Instance, message: Message) -> Generator:
         try:
-            query = Message("setpoint", None, inst.name, message.issued_at)
+            query = Message("setpoint", None, inst.name, message.issued_at, deadline=message.deadline)
             answer = yield from self.bus.request(inst, "driver", query, self.timeout_s)
             trajectory = self.plan(answer.body, message.body)
         except PlanningError as exc:
@@ -51,7 +51,7 @@ class Planner(Service):
             inst.stats.errors += 1
             self.bus.reply(inst, message, error=f"planner: {exc}")
             return
-        order = Message("trajectory", trajectory, inst.name, message.issued_at)
+        order = Message("trajectory", trajectory, inst.name, message.issued_at, deadline=message.deadline)
         try:
             yield from self.bus.request(inst, "driver", order, self.timeout_s)
         except (RequestTimeout, RequestFailed) as exc:

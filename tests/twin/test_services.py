@@ -1,0 +1,138 @@
+"""Service messaging: request/reply over links, timeouts, replicas, topics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import simpy
+
+import twin
+from sim_models.network import ConstantLatency, Network
+from twin.services.base import Bus, Instance, Message, RequestTimeout, Service
+
+from .conftest import BASE
+
+RNG = np.random.default_rng(0)
+
+
+class Echo(Service):
+    """Answers every request with its own replica name."""
+
+    def handle(self, inst: Instance, message: Message) -> None:
+        self.bus.reply(inst, message, body=inst.name)
+
+
+def _world(latency_s: float = 0.002, loss: float = 0.0, replicas: int = 1, processing_s: float = 0.001):
+    env = simpy.Environment()
+    network = Network(env, seed=1)
+    network.add_link("a", "b", ConstantLatency(RNG, latency_s), loss)
+    bus = Bus(env, network)
+    client = Instance(env, "client", 0, "a", ConstantLatency(RNG, 0.0))
+    bus.add(client)
+    echo = Echo(bus)
+    for k in range(replicas):
+        inst = Instance(env, "echo", k, "b", ConstantLatency(RNG, processing_s))
+        bus.add(inst)
+        echo.replicas.append(inst)
+    echo.start()
+    return env, bus, client
+
+
+def _call(env: simpy.Environment, gen: Generator, results: list[Any]) -> None:
+    def proc():  # type: ignore[no-untyped-def]
+        try:
+            answer = yield from gen
+            results.append((env.now, answer.body))
+        except RequestTimeout as exc:
+            results.append((env.now, exc))
+
+    env.process(proc())
+
+
+def test_request_takes_two_link_crossings_and_the_processing_time() -> None:
+    env, bus, client = _world(latency_s=0.002, processing_s=0.001)
+    results: list[Any] = []
+    _call(env, bus.request(client, "echo", Message("ping", None, client.name, 0.0), 1.0), results)
+    env.run()
+    assert results == [(pytest.approx(0.005), "echo#0")]
+
+
+def test_a_lost_request_times_out_and_leaves_nothing_pending() -> None:
+    env, bus, client = _world(loss=1.0)
+    results: list[Any] = []
+    _call(env, bus.request(client, "echo", Message("ping", None, client.name, 0.0), 0.05), results)
+    env.run()
+    ((when, outcome),) = results
+    assert when == pytest.approx(0.05) and isinstance(outcome, RequestTimeout)
+    assert "no reply within 50 ms" in str(outcome)
+    assert not bus._pending
+
+
+def test_a_late_reply_is_ignored() -> None:
+    env, bus, client = _world(latency_s=0.03)
+    results: list[Any] = []
+    _call(env, bus.request(client, "echo", Message("ping", None, client.name, 0.0), 0.05), results)
+    env.run()
+    assert isinstance(results[0][1], RequestTimeout)
+
+
+def test_requests_rotate_over_replicas() -> None:
+    env, bus, client = _world(replicas=3)
+    results: list[Any] = []
+    for _ in range(6):
+        _call(env, bus.request(client, "echo", Message("ping", None, client.name, 0.0), 1.0), results)
+    env.run()
+    assert sorted(body for _, body in results) == ["echo#0", "echo#0", "echo#1", "echo#1", "echo#2", "echo#2"]
+
+
+def test_publish_reaches_one_replica_of_each_subscribing_service() -> None:
+    env, bus, client = _world(replicas=2)
+    seen: list[str] = []
+
+    class Sink(Service):
+        def handle(self, inst: Instance, message: Message) -> None:
+            seen.append(f"{inst.name}:{message.body}")
+
+    sink = Sink(bus)
+    inst = Instance(env, "sink", 0, "b", ConstantLatency(RNG, 0.0))
+    bus.add(inst)
+    sink.replicas.append(inst)
+    sink.start()
+    bus.subscribe("news", "sink")
+    for k in range(3):
+        bus.publish(client, "news", k, 0.0)
+    env.run(until=1.0)
+    assert seen == ["sink#0:0", "sink#0:1", "sink#0:2"]
+
+
+def test_a_cut_link_fails_every_command(write_scenario: Callable[..., Path]) -> None:
+    topology = {**BASE["topology"], "links": [{"between": ["ops", "robot"], "loss": 1.0}]}
+    result = twin.run(twin.load(write_scenario(topology=topology)))
+    commands = result.metrics["commands"]
+    assert commands == {"sent": 2, "completed": 0, "failed": 2}
+    assert result.metrics["links"]["ops--robot"]["drops"] == 2
+    assert result.metrics["latency"]["command"]["count"] == 0
+    assert [a.expression for a in result.failures] == ["commands.failed == 0"]
+    # the machine holds still where it started
+    _, goal, actual = result.telemetry.arrays()
+    assert np.abs(goal).max() < 1e-3
+
+
+def test_a_slow_planner_makes_the_gateway_answer_with_an_error(write_scenario: Callable[..., Path]) -> None:
+    services = [
+        {**svc, "processing": {"type": "constant", "ms": 800}} if svc["type"] == "planner" else svc
+        for svc in BASE["topology"]["services"]
+    ]
+    result = twin.run(twin.load(write_scenario(topology={**BASE["topology"], "services": services})))
+    assert result.metrics["commands"]["failed"] == 2
+    assert result.metrics["services"]["gateway"]["errors"] == 2
+    # The deadline travels with the request: the planner drops the stale commands
+    # instead of moving the machine long after the operator was told they failed.
+    assert result.metrics["services"]["planner"]["expired"] == 2
+    assert result.metrics["latency"]["command"]["count"] == 0
+    _, goal, _ = result.telemetry.arrays()
+    assert abs(goal).max() < 1e-3
