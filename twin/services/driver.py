@@ -54,10 +54,9 @@ class Driver(Service):
 
     def handle(self, inst: Instance, message: Message) -> None:
         if message.kind == "setpoint":
-            pending = self._pending
-            # A trajectory accepted but not yet started will start from where it ends.
-            current = pending[0].sample(pending[0].duration_s) if pending else self.setpoint
-            self.bus.reply(inst, message, body=list(current))
+            # A new trajectory replaces whatever is pending and blends in from the
+            # setpoint in force when it starts: that setpoint is the best start to plan from.
+            self.bus.reply(inst, message, body=list(self.setpoint))
             return None
         if message.kind != "trajectory":
             self.bus.reply(inst, message, error=f"driver: unknown request {message.kind!r}")
