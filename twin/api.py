@@ -161,6 +161,7 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
         driver_period_s=machine.driver.period_s,
         driver_cycles=d.cycles,
         deadline_misses=d.deadline_misses,
+        skipped_periods=d.skipped_periods,
         cycle_work_s=d.cycle_work_s,
         clipped_goals=d.clipped_goals,
         bus_errors=d.bus_errors,

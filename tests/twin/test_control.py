@@ -118,3 +118,9 @@ def test_assertion_grammar_rejects(text: str) -> None:
 
 def test_assertion_with_no_samples_fails() -> None:
     assert not parse_assertion("latency.command.p99_ms < 10").holds(math.nan)
+
+
+def test_planner_plans_a_sine_that_holds_the_other_joints() -> None:
+    command = SineCommand({"pan": 0.1}, {"pan": 0.2}, {"pan": 1.0}, {"pan": 1.0}, 2.0)
+    sweep = _planner().plan([0.0, 0.3], command)
+    assert sweep.sample(0.25) == [pytest.approx(0.3), pytest.approx(0.3)]  # 0.2 + 0.1·sin(π/2)

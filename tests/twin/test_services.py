@@ -136,3 +136,27 @@ def test_a_slow_planner_makes_the_gateway_answer_with_an_error(write_scenario: C
     assert result.metrics["latency"]["command"]["count"] == 0
     _, goal, _ = result.telemetry.arrays()
     assert abs(goal).max() < 1e-3
+
+
+def test_a_command_for_some_joints_lets_the_others_finish_their_moves(
+    write_scenario: Callable[..., Path],
+) -> None:
+    task = {
+        "type": "waypoints",
+        "steps": [
+            {"at_s": 0.2, "pose": {"pan": 60}, "duration_s": 1.5},
+            {"at_s": 0.7, "pose": {"tilt": 20}, "duration_s": 1.0},  # while pan is still moving
+        ],
+    }
+    result = twin.run(twin.load(write_scenario(duration=3.0, task=task, assertions=[])))
+    _, goal, actual = result.telemetry.arrays()
+    assert np.degrees(goal[-1]) == pytest.approx([60.0, 20.0], abs=1e-6)
+    assert np.degrees(actual[-1]) == pytest.approx([60.0, 20.0], abs=0.5)
+
+
+def test_deadline_misses_count_overrunning_cycles(write_scenario: Callable[..., Path]) -> None:
+    # At 9600 baud one sync read of two XL430s takes ~92 ms: every 10 ms cycle overruns.
+    result = twin.run(twin.load(write_scenario(duration=1.0, assertions=[]), ["plant.bus.baud=9600"]))
+    driver = result.metrics["driver"]
+    assert driver["deadline_misses"] == driver["cycles"]
+    assert driver["skipped_periods"] > 5 * driver["cycles"]

@@ -59,6 +59,7 @@ class RunData:
     driver_period_s: float = 0.01
     driver_cycles: int = 0
     deadline_misses: int = 0
+    skipped_periods: int = 0
     cycle_work_s: list[float] = field(default_factory=list)
     clipped_goals: int = 0
     bus_errors: int = 0
@@ -107,6 +108,7 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             "period_ms": _r(d.driver_period_s * 1000.0),
             "cycles": d.driver_cycles,
             "deadline_misses": d.deadline_misses,
+            "skipped_periods": d.skipped_periods,
             "clipped_goals": d.clipped_goals,
             "bus_errors": d.bus_errors,
             "cycle_work": percentiles_ms(d.cycle_work_s),

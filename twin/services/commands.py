@@ -34,3 +34,16 @@ class JointStates:
     t: float
     setpoint: tuple[float, ...]
     actual: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Setpoints:
+    """The driver's answer to a setpoint query (joint frame, rad).
+
+    `current` is the setpoint in force; `target` is where the machine is headed
+    (the end of the pending or active trajectory), so a command that names only
+    some joints leaves the others on their way to their targets.
+    """
+
+    current: tuple[float, ...]
+    target: tuple[float, ...]

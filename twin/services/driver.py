@@ -21,13 +21,14 @@ from twin.control.joints import Joint
 from twin.control.limits import clip_to_limits
 from twin.control.trajectory import Anchored, Move, SineSweep
 from twin.services.base import Instance, Message, Service
-from twin.services.commands import JointStates
+from twin.services.commands import JointStates, Setpoints
 
 
 @dataclass
 class DriverStats:
     cycles: int = 0
-    deadline_misses: int = 0
+    deadline_misses: int = 0  # cycles that overran their period
+    skipped_periods: int = 0  # period boundaries those overruns skipped
     clipped_goals: int = 0
     bus_errors: int = 0
     cycle_work_s: list[float] = field(default_factory=list)
@@ -54,9 +55,7 @@ class Driver(Service):
 
     def handle(self, inst: Instance, message: Message) -> None:
         if message.kind == "setpoint":
-            # A new trajectory replaces whatever is pending and blends in from the
-            # setpoint in force when it starts: that setpoint is the best start to plan from.
-            self.bus.reply(inst, message, body=list(self.setpoint))
+            self.bus.reply(inst, message, body=Setpoints(tuple(self.setpoint), tuple(self._target())))
             return None
         if message.kind != "trajectory":
             self.bus.reply(inst, message, error=f"driver: unknown request {message.kind!r}")
@@ -108,10 +107,20 @@ class Driver(Service):
             stats.cycle_work_s.append(done - start)
             next_t += period
             if done > next_t + 1e-12:
-                late = int((done - next_t) // period) + 1
-                stats.deadline_misses += late
-                next_t += late * period
+                skipped = int((done - next_t) // period) + 1
+                stats.deadline_misses += 1
+                stats.skipped_periods += skipped
+                next_t += skipped * period
             yield env.timeout(next_t - env.now)
+
+    def _target(self) -> list[float]:
+        """Where the machine is headed: the end of the pending or the active trajectory."""
+        if self._pending is not None:
+            trajectory = self._pending[0]
+            return trajectory.sample(trajectory.duration_s)
+        if self._active is not None:
+            return self._active.sample(self._active.end_s)
+        return list(self.setpoint)
 
     def _next_setpoint(self, now: float) -> list[float]:
         if self._pending is not None:

@@ -19,7 +19,7 @@ import simpy
 from twin.control.joints import Joint
 from twin.control.trajectory import Move, SineSweep
 from twin.services.base import Instance, Message, RequestFailed, RequestTimeout, Service
-from twin.services.commands import MoveCommand, SineCommand
+from twin.services.commands import MoveCommand, Setpoints, SineCommand
 
 
 class PlanningError(ValueError):
@@ -41,7 +41,8 @@ class Planner(Service):
         try:
             query = Message("setpoint", None, inst.name, message.issued_at, deadline=message.deadline)
             answer = yield from self.bus.request(inst, "driver", query, self.timeout_s)
-            trajectory = self.plan(answer.body, message.body)
+            state: Setpoints = answer.body
+            trajectory = self.plan(list(state.current), message.body, list(state.target))
         except PlanningError as exc:
             self.refused += 1
             inst.stats.errors += 1
@@ -60,21 +61,30 @@ class Planner(Service):
         else:
             self.bus.reply(inst, message, body=trajectory.duration_s)
 
-    def plan(self, start: list[float], command: MoveCommand | SineCommand) -> Move | SineSweep:
-        """A trajectory from `start` (rad, the driver's setpoint) for the command."""
+    def plan(
+        self, start: list[float], command: MoveCommand | SineCommand, target: list[float] | None = None
+    ) -> Move | SineSweep:
+        """A trajectory from `start` (rad, the setpoint in force) for the command.
+
+        Joints the command does not name go on to `target` (where they were
+        already headed; default: where they are).
+        """
         names = [j.name for j in self.joints]
+        held = start if target is None else target
         if isinstance(command, MoveCommand):
-            return self._plan_move(start, names, command)
-        return self._plan_sine(start, names, command)
+            return self._plan_move(start, held, names, command)
+        return self._plan_sine(held, names, command)
 
     def _check_names(self, names: list[str], given: dict[str, float]) -> None:
         unknown = sorted(set(given) - set(names))
         if unknown:
             raise PlanningError(f"unknown joint(s) {', '.join(unknown)}")
 
-    def _plan_move(self, start: list[float], names: list[str], command: MoveCommand) -> Move:
+    def _plan_move(
+        self, start: list[float], held: list[float], names: list[str], command: MoveCommand
+    ) -> Move:
         self._check_names(names, command.target)
-        target = [command.target.get(n, s) for n, s in zip(names, start, strict=True)]
+        target = [command.target.get(n, h) for n, h in zip(names, held, strict=True)]
         for joint, q in zip(self.joints, target, strict=True):
             lim = joint.limits
             if not lim.contains(q):
@@ -92,10 +102,10 @@ class Planner(Service):
             move = Move(tuple(start), tuple(target), needed, self.profile)
         return move
 
-    def _plan_sine(self, start: list[float], names: list[str], command: SineCommand) -> SineSweep:
+    def _plan_sine(self, held: list[float], names: list[str], command: SineCommand) -> SineSweep:
         self._check_names(names, command.amplitude)
         amp, off, f0, f1 = [], [], [], []
-        for joint, s in zip(self.joints, start, strict=True):
+        for joint, s in zip(self.joints, held, strict=True):
             a = command.amplitude.get(joint.name, 0.0)
             o = command.offset.get(joint.name, s)
             lim = joint.limits
@@ -111,7 +121,7 @@ class Planner(Service):
             off.append(o)
             f0.append(command.f0.get(joint.name, 1.0))
             f1.append(command.f1.get(joint.name, command.f0.get(joint.name, 1.0)))
-        return SineSweep(tuple(start), tuple(amp), tuple(off), tuple(f0), tuple(f1), command.duration_s)
+        return SineSweep(tuple(held), tuple(amp), tuple(off), tuple(f0), tuple(f1), command.duration_s)
 
 
 __all__ = ["Planner", "PlanningError", "RequestFailed", "RequestTimeout"]
