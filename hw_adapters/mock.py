@@ -75,11 +75,11 @@ class MockBus(ServoBus):
 
     def write_goals(self, goals: Mapping[int, float]) -> None:
         self._begin("write", list(goals))
-        bad = [i for i, a in goals.items() if not math.isfinite(a)]
-        if bad:
-            raise ConfigError(
-                f"a goal must be a finite angle in rad, got {goals[bad[0]]!r} for servo {bad[0]}"
-            )
+        for i, angle in goals.items():
+            if not math.isfinite(angle):
+                raise ConfigError(f"servo {i}: a goal must be a finite angle in rad, got {angle!r}")
+            if not -math.pi <= angle < math.pi:
+                raise ConfigError(f"servo {i}: goal {angle:.4g} rad is outside the servo's range [-pi, pi)")
         for i, angle in goals.items():
             self._goal[i] = angle
             if self._torque[i]:

@@ -26,7 +26,7 @@ from hw_adapters.base import (
 )
 from sim_models.plant import Mount, Plant
 from sim_models.servo.catalogue import model_name, servo_spec
-from sim_models.servo.device import RegisterError, VirtualServo
+from sim_models.servo.device import VirtualServo
 
 SIM_OPTIONS: dict[str, type] = {"robot": str, "model": str, "ids": str, "baud": int, "dt": float}
 
@@ -120,18 +120,23 @@ class SimBus(ServoBus):
 
     def write_goals(self, goals: Mapping[int, float]) -> None:
         self._sync()
-        # Like one sync write packet: every id and value is checked before any servo takes its goal.
-        targets = [(self._servo(i), wire.rad_to_ticks(a)) for i, a in goals.items()]
-        for (servo_id, _), (servo, ticks) in zip(goals.items(), targets, strict=True):
-            try:
-                servo.write_register("goal_position", ticks)
-            except RegisterError as exc:
-                raise BusError(f"servo {servo_id}: {exc}") from None
-        self._spend(
-            wire.sync_write_time(
-                self.protocol, len(goals), 4 if self.protocol == "dynamixel" else 2, self.baud
-            )
-        )
+        # A sync write gets no status packets back, so a servo that refuses its goal
+        # would do so silently: check every id and goal first and send nothing if one is bad.
+        targets = []
+        for servo_id, angle in goals.items():
+            servo = self._servo(servo_id)
+            ticks = wire.rad_to_ticks(angle)
+            lo, hi = servo.goal_range
+            if servo.spec.protocol == "dynamixel" and not lo <= ticks <= hi:
+                raise ConfigError(
+                    f"servo {servo_id}: goal {angle:.4g} rad (tick {ticks}) is outside its position limits "
+                    f"[{lo}, {hi}]"
+                )
+            targets.append((servo, ticks))
+        for servo, ticks in targets:
+            servo.write_register("goal_position", ticks)
+        length = 4 if self.protocol == "dynamixel" else 2
+        self._spend(wire.sync_write_time(self.protocol, len(goals), length, self.baud))
 
     def set_torque(self, ids: Iterable[int], enabled: bool) -> None:
         self._sync()

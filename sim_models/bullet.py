@@ -25,7 +25,7 @@ def _flush_c_stdout() -> None:
 
 
 @contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
+def quiet_output() -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -48,7 +48,7 @@ def _quiet_stdout() -> Iterator[None]:
 
 
 def pybullet() -> ModuleType:
-    with _quiet_stdout():
+    with quiet_output():
         import pybullet as pb
     return pb
 
@@ -56,5 +56,5 @@ def pybullet() -> ModuleType:
 def connect_direct() -> int:
     """A new private PyBullet client in DIRECT mode (no GUI, no global state)."""
     pb = pybullet()
-    with _quiet_stdout():
+    with quiet_output():
         return pb.connect(pb.DIRECT)

@@ -16,9 +16,51 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sim_models.errors import ConfigError
 from sim_models.servo.device import VirtualServo
+
+
+def urdf_file(robot: str) -> str | None:
+    """The URDF file a robot name points at (its meshes live beside it); None for a built-in."""
+    if "/" in robot or os.sep in robot or robot.endswith(".urdf"):
+        return os.path.abspath(robot)
+    return None
+
+
+def check_loadable(urdf_text: str, path: str | None = None) -> None:
+    """Load the URDF into a throwaway PyBullet client; ConfigError with PyBullet's reason if it fails."""
+    from sim_models.bullet import connect_direct, pybullet
+
+    pb = pybullet()
+    client = connect_direct()
+    try:
+        _load_urdf(pb, client, urdf_text, path)
+    finally:
+        pb.disconnect(client)
+
+
+def _load_urdf(pb: Any, client: int, urdf_text: str, path: str | None) -> int:
+    """Load from `path` when the robot is a file (relative mesh paths resolve beside it),
+    else from the text through a temporary file."""
+    from sim_models.bullet import quiet_output
+
+    tmp = None
+    if path is None:
+        fd, tmp = tempfile.mkstemp(suffix=".urdf", prefix="servotwin-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(urdf_text)
+    try:
+        with quiet_output():  # PyBullet prints its own b3Error lines before raising
+            return pb.loadURDF(
+                path or tmp, useFixedBase=True, flags=pb.URDF_USE_INERTIA_FROM_FILE, physicsClientId=client
+            )
+    except pb.error as exc:
+        raise ConfigError(f"PyBullet could not load the robot description: {exc}") from None
+    finally:
+        if tmp is not None:
+            os.unlink(tmp)
 
 
 @dataclass
@@ -43,6 +85,7 @@ class Plant:
         gravity: float = -9.81,
         initial_positions: dict[str, float] | None = None,
         solver_iterations: int = 50,
+        urdf_path: str | None = None,
     ) -> None:
         from sim_models.bullet import connect_direct, pybullet
 
@@ -55,7 +98,7 @@ class Plant:
         self.steps = 0
         self.client = connect_direct()
         try:
-            self.body = self._load(urdf_text)
+            self.body = _load_urdf(pb, self.client, urdf_text, urdf_path)
             pb.setGravity(0, 0, gravity, physicsClientId=self.client)
             pb.setTimeStep(dt, physicsClientId=self.client)
             pb.setPhysicsEngineParameter(numSolverIterations=solver_iterations, physicsClientId=self.client)
@@ -84,24 +127,6 @@ class Plant:
         self._sync_servo_state()
 
     # -- construction -------------------------------------------------------
-    def _load(self, urdf_text: str) -> int:
-        pb = self._pb
-        fd, path = tempfile.mkstemp(suffix=".urdf", prefix="servotwin-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(urdf_text)
-            try:
-                return pb.loadURDF(
-                    path,
-                    useFixedBase=True,
-                    flags=pb.URDF_USE_INERTIA_FROM_FILE,
-                    physicsClientId=self.client,
-                )
-            except pb.error as exc:
-                raise ConfigError(f"PyBullet could not load the robot description: {exc}") from None
-        finally:
-            os.unlink(path)
-
     def _joint_indices(self) -> dict[str, int]:
         pb = self._pb
         out = {}

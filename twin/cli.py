@@ -1,17 +1,18 @@
-"""The `twin` command. Exit codes: 0 ok, 1 an assertion failed, 2 bad input."""
+"""The `twin` command. Exit codes: 0 ok, 1 an assertion failed, 2 bad input, 3 internal error."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from sim_models.errors import TwinError
 
-EXIT_OK, EXIT_ASSERTION, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_ASSERTION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except Exception:
+        # A bug, not bad input: say so, with the traceback a bug report needs, and never
+        # exit 1, which would read as "an assertion failed".
+        sys.stderr.write("twin: internal error (please report it with the lines below)\n")
+        traceback.print_exc()
+        return EXIT_INTERNAL
 
 
 def _validate(files: Sequence[Path], out: TextIO, err: TextIO) -> int:

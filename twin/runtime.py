@@ -24,7 +24,7 @@ from sim_models.network import (
     NormalLatency,
     UniformLatency,
 )
-from sim_models.plant import Mount, Plant
+from sim_models.plant import Mount, Plant, urdf_file
 from sim_models.rng import component_rng
 from sim_models.robots import actuated_joints, robot_urdf_text
 from sim_models.servo.catalogue import servo_spec
@@ -115,6 +115,7 @@ def build_plant(scenario: Scenario) -> tuple[Plant, dict[str, tuple[float, float
         gravity=scenario.physics.gravity_m_s2,
         initial_positions={j: math.radians(d) for j, d in robot.initial_pose_deg.items()},
         solver_iterations=scenario.physics.solver_iterations,
+        urdf_path=urdf_file(robot.urdf),
     )
     return plant, limits
 

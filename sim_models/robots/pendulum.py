@@ -23,18 +23,23 @@ BOB_RADIUS_M = 0.01
 ROD_RADIUS_M = 0.003
 """Radius of the drawn rod, m (also used for the rod's spin inertia)."""
 
+MAX_LENGTH_M = 10.0
+MAX_MASS_KG = 1000.0
 BASE_MASS_KG = 0.5
 """Mass of the fixed base block, kg (irrelevant once the base is fixed)."""
 
 
-def _check(name: str, value: object, *, allow_zero: bool = False) -> float:
-    """Return `value` as a float, or raise ConfigError naming the argument."""
+def _check(name: str, value: object, upper: float, *, allow_zero: bool = False) -> float:
+    """Return `value` as a float, or raise ConfigError naming the argument.
+
+    `upper` keeps the rig physical (and the inertia arithmetic finite).
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"pendulum: {name} must be a number, got {value!r}")
     x = float(value)
-    if not math.isfinite(x) or x < 0.0 or (x == 0.0 and not allow_zero):
-        need = "a finite number >= 0" if allow_zero else "a finite number > 0"
-        raise ConfigError(f"pendulum: {name} must be {need}, got {value!r}")
+    if not math.isfinite(x) or x < 0.0 or (x == 0.0 and not allow_zero) or x > upper:
+        low = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"pendulum: {name} must be a number {low} and <= {upper:g}, got {value!r}")
     return x
 
 
@@ -51,9 +56,9 @@ def pendulum_urdf(length_m: float = 0.1, mass_kg: float = 0.5, arm_mass_kg: floa
     Raises ConfigError naming the argument when one is not a finite positive
     number (`arm_mass_kg` may be 0).
     """
-    length = _check("length_m", length_m)
-    mass = _check("mass_kg", mass_kg)
-    rod = _check("arm_mass_kg", arm_mass_kg, allow_zero=True)
+    length = _check("length_m", length_m, MAX_LENGTH_M)
+    mass = _check("mass_kg", mass_kg, MAX_MASS_KG)
+    rod = _check("arm_mass_kg", arm_mass_kg, MAX_MASS_KG, allow_zero=True)
 
     total = mass + rod
     com_z = -(mass * length + rod * length / 2.0) / total

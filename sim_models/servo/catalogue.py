@@ -29,6 +29,8 @@ class ServoSpec:
     model_number: int
     gear_ratio: float
     nominal_voltage_v: float
+    min_voltage_v: float
+    max_voltage_v: float
     stall_torque_nm: float
     stall_current_a: float
     no_load_speed_rpm: float

@@ -45,6 +45,9 @@ DXL_PROFILE_ACC_UNIT = 214.577 * 2.0 * math.pi / 3600.0  # rad/s² per unit
 FAULT_INPUT_VOLTAGE = 1
 FAULT_OVERHEAT = 4
 FAULT_OVERLOAD = 32
+FAULT_ELECTRICAL_SHOCK = 16
+# Alarms that cut torque (the X series' default Shutdown byte: overheat, shock, overload).
+_SHUTDOWN = FAULT_OVERHEAT | FAULT_ELECTRICAL_SHOCK | FAULT_OVERLOAD
 
 # Present-value areas: Dynamixel X 122..146, Feetech STS 56..70 ('x' = untouched).
 _DXL_PRESENT = struct.Struct("<BxhhiixxxxxxxxHB")
@@ -149,8 +152,8 @@ class VirtualServo:
             self._set("max_position_limit", s.resolution_ticks - 1)
             self._set("min_position_limit", 0)
             self._set("status_return_level", 2)
-            self._set("max_voltage_limit", int(s.nominal_voltage_v * 10 * 1.3))
-            self._set("min_voltage_limit", int(s.nominal_voltage_v * 10 * 0.5))
+            self._set("max_voltage_limit", int(round(s.max_voltage_v * 10)))  # 0.1 V units
+            self._set("min_voltage_limit", int(round(s.min_voltage_v * 10)))
             self._set("velocity_limit", int(s.no_load_speed_rad_s / DXL_VELOCITY_UNIT))
             self._set("velocity_p_gain", 100)  # e-Manual defaults (X series)
             self._set("velocity_i_gain", 1920)
@@ -162,14 +165,19 @@ class VirtualServo:
             self._set("max_position_limit", s.resolution_ticks - 1)
             self._set("max_torque_limit", s.pwm_limit)
             self._set("torque_limit", s.pwm_limit)
-            self._set("max_voltage_limit", int(s.nominal_voltage_v * 10 * 1.4))  # 0.1 V units
-            self._set("min_voltage_limit", int(s.nominal_voltage_v * 10 * 0.4))
+            self._set("max_voltage_limit", int(round(s.max_voltage_v * 10)))  # 0.1 V units
+            self._set("min_voltage_limit", int(round(s.min_voltage_v * 10)))
         self._set("goal_position", s.resolution_ticks // 2)
         self._load_settings()
 
     @property
     def servo_id(self) -> int:
         return self._get("id")
+
+    @property
+    def goal_range(self) -> tuple[int, int]:
+        """Goal positions (ticks) the firmware takes in its current mode."""
+        return self._goal_range
 
     @property
     def torque_enabled(self) -> bool:
@@ -244,8 +252,13 @@ class VirtualServo:
 
     def _load_settings(self) -> None:
         g = self._get
-        self._torque_on = bool(g("torque_enable")) and not self.faults
-        if not self._torque_on and g("torque_enable") and self.faults:
+        volts = self.supply_v * 10
+        if volts < g("min_voltage_limit") or volts > g("max_voltage_limit"):
+            self.faults |= FAULT_INPUT_VOLTAGE  # an alarm only: it does not cut torque
+        else:
+            self.faults &= ~FAULT_INPUT_VOLTAGE
+        self._torque_on = bool(g("torque_enable")) and not self.faults & _SHUTDOWN
+        if not self._torque_on and g("torque_enable"):
             self._set("torque_enable", 0)
         kp, ki, kd = self._gain_scale
         self._kp = g("position_p_gain") * kp
@@ -303,7 +316,7 @@ class VirtualServo:
         ticks = int(math.floor(self.position * self._ticks_per_rad + 0.5)) + self._centre
         moving = 1 if abs(self.velocity) > 0.02 else 0
         temperature = min(255, max(0, int(round(self.temperature_c))))
-        volts = min(255, int(round(self.supply_v * 10)))
+        volts = min(65535 if self._dxl else 255, int(round(self.supply_v * 10)))
         if self._dxl:
             _DXL_PRESENT.pack_into(
                 self.regs,

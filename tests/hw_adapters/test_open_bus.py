@@ -421,3 +421,14 @@ def test_repeated_option_is_refused_and_scheme_case_is_ignored() -> None:
         open_bus("mock://?ids=1&ids=2")
     with open_bus("MOCK://?ids=4") as bus:
         assert [p.id for p in bus.scan(range(8))] == [4]
+
+
+@pytest.mark.parametrize("url", ["sim://?robot=pan_tilt&ids=1,2", "mock://?ids=1,2"])
+def test_a_goal_outside_the_range_sends_nothing(url: str) -> None:
+    with open_bus(url) as bus:
+        bus.set_torque([1, 2], True)
+        bus.write_goals({1: 0.2, 2: 0.2})
+        with pytest.raises(ConfigError, match="servo 2: goal 3.5 rad"):
+            bus.write_goals({1: 0.5, 2: 3.5})
+        bus.wait(0.5)
+        assert bus.read_states([1])[1].position == pytest.approx(0.2, abs=0.02)

@@ -455,3 +455,18 @@ def test_feetech_wheel_mode_follows_goal_speed() -> None:
         assert servo.read_register("present_speed") == pytest.approx(-1000, abs=20)
     finally:
         plant.close()
+
+
+def test_supply_outside_the_voltage_limits_raises_an_alarm_but_keeps_torque() -> None:
+    servo = VirtualServo(servo_spec("xl430-w250"), 1, supply_v=16.0)
+    servo.write_register("torque_enable", 1)
+    assert servo.torque_enabled
+    assert servo.read_register("hardware_error_status") & 1  # input voltage
+    assert servo.read_register("present_input_voltage") == 160
+    ok = VirtualServo(servo_spec("xl430-w250"), 1, supply_v=11.1)
+    assert ok.read_register("hardware_error_status") == 0
+
+
+def test_dynamixel_present_voltage_is_not_capped_at_one_byte() -> None:
+    servo = VirtualServo(servo_spec("xm430-w350"), 1, supply_v=30.0)
+    assert servo.read_register("present_input_voltage") == 300

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
+import twin
 from twin.scenario import ScenarioError, load_scenario, scenario_schema
 from twin.scenario.checks import metric_paths
 
@@ -217,3 +219,107 @@ def test_metric_paths_cover_joints_and_links(write_scenario: Callable[..., Path]
     scenario = load_scenario(write_scenario())
     paths = metric_paths(scenario, ["pan", "tilt"])
     assert {"tracking.joints.pan.max_error_deg", "links.ops--robot.drops", "latency.command.p99_ms"} <= paths
+
+
+INERTIA = '<inertia ixx="0.001" iyy="0.001" izz="0.001" ixy="0" ixz="0" iyz="0"/>'
+URDF_WITH_DOTTED_JOINT = f"""<robot name="r">
+  <link name="base"><inertial><mass value="1"/>{INERTIA}</inertial></link>
+  <joint name="arm.j1" type="revolute"><parent link="base"/><child link="arm"/><axis xyz="0 0 1"/>
+    <limit lower="-1" upper="1" effort="1" velocity="5"/></joint>
+  <link name="arm"><inertial><mass value="0.1"/>{INERTIA}</inertial>
+    <visual><geometry><mesh filename="part.obj"/></geometry></visual></link>
+</robot>
+"""
+
+CUBE_OBJ = "v 0 0 0\nv 0.01 0 0\nv 0 0.01 0\nv 0 0 0.01\nf 1 2 3\nf 1 2 4\nf 1 3 4\nf 2 3 4\n"
+
+
+def _one_servo_robot(tmp_path: Path, urdf_text: str, joint: str) -> Path:
+    (tmp_path / "robot").mkdir()
+    (tmp_path / "robot" / "arm.urdf").write_text(urdf_text)
+    (tmp_path / "robot" / "part.obj").write_text(CUBE_OBJ)
+    data = scenario_dict(
+        plant={
+            "robot": {"urdf": "robot/arm.urdf"},
+            "servos": [{"id": 1, "model": "xl430-w250", "joint": joint}],
+        },
+        task={"type": "waypoints", "steps": [{"at_s": 0.1, "pose": {joint: 10}, "duration_s": 0.5}]},
+        assertions=[],
+        duration=1.0,
+    )
+    path = tmp_path / "custom.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_urdf_paths_are_relative_to_the_scenario_and_find_their_meshes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _one_servo_robot(tmp_path, URDF_WITH_DOTTED_JOINT.replace("arm.j1", "j1"), "j1")
+    monkeypatch.chdir("/")
+    scenario = load_scenario(path)
+    assert scenario.plant.robot.urdf == str(tmp_path / "robot" / "arm.urdf")
+    assert twin.run(scenario).metrics["tracking"]["samples"] > 0
+
+
+def test_joint_names_that_cannot_be_metric_paths_are_refused(tmp_path: Path) -> None:
+    path = _one_servo_robot(tmp_path, URDF_WITH_DOTTED_JOINT, "arm.j1")
+    with pytest.raises(ScenarioError, match=r"joint name 'arm.j1' may hold only letters"):
+        load_scenario(path)
+
+
+def test_a_urdf_pybullet_cannot_load_is_refused_at_validation(tmp_path: Path) -> None:
+    broken = URDF_WITH_DOTTED_JOINT.replace("arm.j1", "j1").replace(
+        '<child link="arm"/>', '<child link="ghost"/>'
+    )
+    path = _one_servo_robot(tmp_path, broken, "j1")
+    with pytest.raises(ScenarioError, match="plant.robot.urdf: PyBullet could not load"):
+        load_scenario(path)
+
+
+MORE_BAD = [
+    (
+        "a duration shorter than one physics step",
+        {"duration": 1e-6},
+        "duration: must be at least one physics step",
+    ),
+    (
+        "pendulum parameters that overflow",
+        {
+            "plant": {
+                "robot": {"urdf": "pendulum", "params": {"length_m": 1e200, "mass_kg": 1.0}},
+                "servos": [{"id": 1, "model": "xl430-w250", "joint": "pivot"}],
+            }
+        },
+        "plant.robot.urdf: pendulum: length_m must be a number > 0 and <= 10",
+    ),
+    (
+        "an offset that leaves no range",
+        {"plant": _servos({"limits_deg": None, "offset_deg": 1000})},
+        "plant.servos.0.offset_deg: with this offset and direction, the servo's range and joint pan's limits",
+    ),
+    (
+        "a start pose outside the limits",
+        {"plant": {**_servos(), "robot": {"urdf": "pan_tilt", "initial_pose_deg": {"tilt": 90}}}},
+        "plant.robot.initial_pose_deg.tilt: 90° is outside joint tilt's limits [-60.0, 60.0]°",
+    ),
+    (
+        "an assertion on a text metric",
+        {"assertions": ["servos.1.faults == 0"]},
+        "assertions.0: metric 'servos.1.faults' is text, not a number",
+    ),
+    (
+        "a supply voltage the servo cannot take",
+        {"plant": _servos({"supply_v": 24})},
+        "plant.servos.0.supply_v: 24 V is outside the xl430-w250 operating range 6.5-12 V",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "changes", "expected"), MORE_BAD, ids=[b[0] for b in MORE_BAD])
+def test_more_bad_scenarios(
+    write_scenario: Callable[..., Path], case: str, changes: dict, expected: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write_scenario(**changes))
+    assert expected in str(info.value), f"{case}: {info.value}"

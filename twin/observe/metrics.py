@@ -115,7 +115,10 @@ def build_metrics(d: RunData) -> dict[str, Any]:
         },
         "planner": {"stretched": d.planner_stretched, "refused": d.planner_refused},
         "servos": {
-            str(i): {"max_temperature_c": _r(t), "faults": ",".join(f) if f else "none"}
+            str(i): {
+                "max_temperature_c": _r(t) if math.isfinite(t) else None,
+                "faults": ",".join(f) or "none",
+            }
             for i, (t, f) in sorted(d.servos.items())
         },
         "services": {

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Iterator
 
 from sim_models.errors import ConfigError
+from sim_models.plant import check_loadable, urdf_file
 from sim_models.robots import actuated_joints, robot_urdf_text
 from sim_models.servo.catalogue import catalogue
 from twin.control.joints import Joint
-from twin.observe.metrics import build_metrics, empty_run, numeric_paths
+from twin.control.limits import JointLimits
+from twin.observe.metrics import build_metrics, empty_run, flatten, numeric_paths
 from twin.scenario.models import (
     SERVICE_TYPES,
     PickAndPlaceTask,
@@ -23,6 +26,7 @@ from twin.scenario.models import (
 )
 
 Path = tuple[str | int, ...]
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 Problem = tuple[Path, str]
 
 # Who talks to whom in the reference topology (both directions carry traffic).
@@ -35,19 +39,29 @@ CONVERSATIONS = (
 
 
 def check_scenario(s: Scenario) -> list[Problem]:
-    problems = list(_plant(s))
-    joints = None if problems else _joints(s)
-    problems += _topology(s)
+    problems = list(_timing(s))
+    plant = list(_plant(s))
+    joints = None if plant else _joints(s)
     if joints is not None:
+        plant += _joint_ranges(s, joints)
+    problems += plant + list(_topology(s))
+    if joints is not None and not plant:
         problems += _task(s, joints)
         problems += _assertions(s, [j.name for j in joints])
     return problems
 
 
+def _timing(s: Scenario) -> Iterator[Problem]:
+    if s.duration < s.physics.dt_s:
+        yield ("duration",), f"must be at least one physics step ({s.physics.dt_s:g} s), got {s.duration:g}"
+
+
 def _plant(s: Scenario) -> Iterator[Problem]:
     robot = s.plant.robot
     try:
-        urdf_joints = actuated_joints(robot_urdf_text(robot.urdf, **robot.params))
+        urdf = robot_urdf_text(robot.urdf, **robot.params)
+        urdf_joints = actuated_joints(urdf)
+        check_loadable(urdf, urdf_file(robot.urdf))
     except ConfigError as exc:
         yield ("plant", "robot", "urdf"), str(exc)
         return
@@ -66,6 +80,14 @@ def _plant(s: Scenario) -> Iterator[Problem]:
                 f"joint {servo.joint!r} already has servo {seen_joints[servo.joint]}",
             )
         seen_joints.setdefault(servo.joint, k)
+        if servo.joint in urdf_joints and not _SAFE_NAME.match(servo.joint):
+            yield (
+                at + ("joint",),
+                (
+                    f"joint name {servo.joint!r} may hold only letters, digits, '_' and '-': "
+                    "it becomes a metric path and a CSV column"
+                ),
+            )
         if servo.joint not in urdf_joints:
             yield (
                 at + ("joint",),
@@ -83,7 +105,16 @@ def _plant(s: Scenario) -> Iterator[Problem]:
                 ),
             )
         else:
-            protocols.add(known[servo.model].protocol)
+            spec = known[servo.model]
+            protocols.add(spec.protocol)
+            if servo.supply_v is not None and not spec.min_voltage_v <= servo.supply_v <= spec.max_voltage_v:
+                yield (
+                    at + ("supply_v",),
+                    (
+                        f"{servo.supply_v:g} V is outside the {servo.model} operating range "
+                        f"{spec.min_voltage_v:g}-{spec.max_voltage_v:g} V"
+                    ),
+                )
         if servo.limits_deg is not None and servo.joint in urdf_joints:
             yield from _limits(servo.limits_deg, urdf_joints[servo.joint], servo, at)
     if len(protocols) > 1:
@@ -115,6 +146,31 @@ def _limits(limits_deg: tuple[float, float], urdf: tuple[float, float], servo, a
                 f"[{math.degrees(urdf[0]):.1f}, {math.degrees(urdf[1]):.1f}]°"
             ),
         )
+
+
+def _joint_ranges(s: Scenario, joints: list[Joint]) -> Iterator[Problem]:
+    """Limits that leave no room (an offset that turns the servo's range away) and start poses."""
+    by_name = {j.name: j for j in joints}
+    for k, joint in enumerate(joints):
+        if joint.limits.lower >= joint.limits.upper:
+            yield (
+                ("plant", "servos", k, "offset_deg"),
+                (
+                    f"with this offset and direction, the servo's range and joint {joint.name}'s limits "
+                    f"do not overlap: {_degrees(joint.limits)}"
+                ),
+            )
+    for name, deg in s.plant.robot.initial_pose_deg.items():
+        joint = by_name.get(name)
+        if joint is not None and not joint.limits.contains(math.radians(deg)):
+            yield (
+                ("plant", "robot", "initial_pose_deg", name),
+                (f"{deg:g}° is outside joint {name}'s limits {_degrees(joint.limits)}"),
+            )
+
+
+def _degrees(lim: JointLimits) -> str:
+    return f"[{math.degrees(lim.lower):.1f}, {math.degrees(lim.upper):.1f}]°"
 
 
 def _joints(s: Scenario) -> list[Joint]:
@@ -194,14 +250,7 @@ def _task(s: Scenario, joints: list[Joint]) -> Iterator[Problem]:
                     f"no servo drives joint {name!r}; driven joints: {', '.join(by_name)}",
                 )
             elif not joint.limits.contains(math.radians(deg)):
-                lim = joint.limits
-                yield (
-                    at + (name,),
-                    (
-                        f"{deg:g}° is outside joint {name}'s limits "
-                        f"[{math.degrees(lim.lower):.1f}, {math.degrees(lim.upper):.1f}]°"
-                    ),
-                )
+                yield at + (name,), f"{deg:g}° is outside joint {name}'s limits {_degrees(joint.limits)}"
 
     if isinstance(task, WaypointsTask):
         for name, p in task.poses.items():
@@ -245,17 +294,30 @@ def _task(s: Scenario, joints: list[Joint]) -> Iterator[Problem]:
                 yield from pose({task.gripper_joint: getattr(task, field)}, ("task",))
 
 
-def metric_paths(s: Scenario, joint_names: list[str]) -> set[str]:
+def _empty_metrics(s: Scenario, joint_names: list[str]) -> dict:
     links = sorted({link.name for link in s.topology.links})
     services = sorted({svc.type for svc in s.topology.services})
     ids = [servo.id for servo in s.plant.servos]
-    return numeric_paths(build_metrics(empty_run(s.name, joint_names, links, ids, services)))
+    return build_metrics(empty_run(s.name, joint_names, links, ids, services))
+
+
+def metric_paths(s: Scenario, joint_names: list[str]) -> set[str]:
+    """Every numeric metric path the scenario's runs will produce."""
+    return numeric_paths(_empty_metrics(s, joint_names))
+
+
+def text_paths(s: Scenario, joint_names: list[str]) -> set[str]:
+    metrics = _empty_metrics(s, joint_names)
+    return set(flatten(metrics)) - numeric_paths(metrics)
 
 
 def _assertions(s: Scenario, joint_names: list[str]) -> Iterator[Problem]:
     valid = metric_paths(s, joint_names)
+    text = text_paths(s, joint_names)
     for k, assertion in enumerate(s.assertions):
-        if assertion.path not in valid:
+        if assertion.path in text:
+            yield ("assertions", k), f"metric {assertion.path!r} is text, not a number: it cannot be compared"
+        elif assertion.path not in valid:
             yield (
                 ("assertions", k),
                 (

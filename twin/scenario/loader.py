@@ -246,8 +246,12 @@ def validate(
     lines: LineMap,
     file: str,
     checks: Check | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> M:
     """Validate ``data`` with ``model_cls``; every failure becomes a :class:`Problem`.
+
+    ``context`` reaches the model's validators (e.g. the file's folder, to resolve
+    relative paths against the file rather than the working directory).
 
     pydantic errors are mapped back onto the data (union tags and validator names dropped
     from the path), located with ``lines`` and worded for people: the offending input when
@@ -256,7 +260,7 @@ def validate(
     cross-field problems.  Raises :class:`ScenarioError` with all problems sorted by line.
     """
     try:
-        model = model_cls.model_validate(data)
+        model = model_cls.model_validate(data, context=context)
     except ValidationError as exc:
         problems = [
             _locate(lines, file, *_describe_error(error, model_cls, data))
@@ -279,9 +283,11 @@ def load_model(
     """Read ``file``, apply the ``--set`` overrides and validate with ``model_cls``.
 
     Problems with values that came from overrides name ``--set`` instead of the file.
+    Validators get ``context["base_dir"]``, the file's folder.
     Raises :class:`ScenarioError`, and nothing else, for any bad input.
     """
     name = os.fspath(file)
     data, lines = read_yaml(name)
     data, applied = apply_overrides_tracked(data, sets, name)
-    return validate(model_cls, data, lines.with_overrides(applied), name, checks)
+    context = {"base_dir": os.path.dirname(os.path.abspath(name))}
+    return validate(model_cls, data, lines.with_overrides(applied), name, checks, context)

@@ -8,9 +8,10 @@ files are degrees (what people write); the runtime converts to rad.
 from __future__ import annotations
 
 import math
+import os
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from twin.scenario.assertions import Assertion
 
@@ -71,9 +72,21 @@ class PhysicsConfig(Model):
 
 
 class RobotConfig(Model):
-    urdf: str = Field(description="built-in robot (pan_tilt, arm6, pendulum) or a path to a .urdf file")
+    urdf: str = Field(
+        description="built-in robot (pan_tilt, arm6, pendulum) or a path to a .urdf file, "
+        "relative to the scenario file"
+    )
     params: dict[str, float] = Field(default_factory=dict, description="pendulum: length_m, mass_kg")
     initial_pose_deg: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("urdf")
+    @classmethod
+    def _relative_to_the_file(cls, value: str, info: ValidationInfo) -> str:
+        looks_like_path = "/" in value or "\\" in value or value.endswith(".urdf")
+        base = (info.context or {}).get("base_dir")
+        if looks_like_path and base and not os.path.isabs(value):
+            return os.path.normpath(os.path.join(base, value))
+        return value
 
 
 class ServoConfig(Model):
