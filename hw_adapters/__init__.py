@@ -6,13 +6,19 @@ from typing import Any
 
 from hw_adapters.base import (
     BusError,
+    ChecksumError,
     ConfigError,
+    MalformedPacketError,
+    NoReplyError,
     PingInfo,
+    ProtocolError,
     ServoAlarm,
     ServoBus,
     ServoFault,
     ServoState,
+    StatusError,
     TwinError,
+    WrongIdError,
 )
 
 SCHEMES = ("sim", "mock")
@@ -20,6 +26,12 @@ SCHEMES = ("sim", "mock")
 __all__ = [
     "SCHEMES",
     "BusError",
+    "ChecksumError",
+    "MalformedPacketError",
+    "NoReplyError",
+    "ProtocolError",
+    "StatusError",
+    "WrongIdError",
     "ConfigError",
     "PingInfo",
     "ServoAlarm",

@@ -23,6 +23,12 @@ from sim_models.errors import BusError, ConfigError, ServoAlarm, TwinError
 
 __all__ = [
     "BusError",
+    "ChecksumError",
+    "MalformedPacketError",
+    "NoReplyError",
+    "ProtocolError",
+    "StatusError",
+    "WrongIdError",
     "ConfigError",
     "PingInfo",
     "ServoAlarm",
@@ -32,6 +38,35 @@ __all__ = [
     "TwinError",
     "parse_bus_url",
 ]
+
+
+class ProtocolError(BusError):
+    """Bytes on the wire that do not make a valid packet of the protocol."""
+
+
+class ChecksumError(ProtocolError):
+    """A packet whose CRC (Dynamixel) or checksum (Feetech) does not match its bytes."""
+
+
+class MalformedPacketError(ProtocolError):
+    """A packet with an impossible length, a missing field or a truncated body."""
+
+
+class NoReplyError(BusError):
+    """No status packet, or only part of one, arrived within the timeout."""
+
+
+class WrongIdError(BusError):
+    """A status packet arrived from another id than the one asked."""
+
+
+class StatusError(BusError):
+    """A servo answered with an error code in its status packet (result fail, range, access, ...)."""
+
+    def __init__(self, servo_id: int, code: int, message: str) -> None:
+        super().__init__(f"servo {servo_id}: {message}")
+        self.servo_id = servo_id
+        self.code = code
 
 
 class ServoFault(enum.IntFlag):
