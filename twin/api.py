@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sim_models.errors import ConfigError
 from twin.observe.files import write_text_atomic
 from twin.observe.metrics import RunData, build_metrics, measured
 from twin.observe.report import AssertionOutcome, write_report
@@ -100,11 +101,15 @@ def run(
     *,
     progress: Progress | None = None,
     render: bool = False,
+    bus: str | None = None,
 ) -> RunResult:
-    """Run a scenario on virtual time and measure it."""
+    """Run a scenario and measure it: on virtual time against the twin, or with `bus`
+    (a URL such as dynamixel:///dev/ttyUSB0) on the wall clock against that bus."""
     if not isinstance(scenario, Scenario):
         scenario = load(scenario)
-    machine = build(scenario, seed)
+    if bus is not None and render:
+        raise ConfigError("--render draws the twin's robot; with --bus the servos are real")
+    machine = build(scenario, seed, bus)
     try:
         recorder = _start_recorder(machine) if (render or scenario.outputs.render) else None
         _run_clock(machine, progress)
@@ -118,7 +123,8 @@ def _run_clock(machine: Machine, progress: Progress | None) -> None:
     chunks = 100 if progress is not None else 1
     for k in range(1, chunks + 1):
         env.run(until=duration * k / chunks)
-        machine.plant.advance_to(env.now)
+        if machine.plant is not None:
+            machine.plant.advance_to(env.now)
         if progress is not None:
             progress(env.now, duration)
 
@@ -185,7 +191,8 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
             )
             for svc in sorted({i.service for i in machine.instances})
         },
-        physics_steps=machine.plant.steps,
+        physics_steps=machine.plant.steps if machine.plant is not None else 0,
+        lateness_s=getattr(machine.env, "lateness_s", []),
     )
     metrics = build_metrics(data)
     outcomes = []

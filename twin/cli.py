@@ -40,7 +40,22 @@ def _parser() -> argparse.ArgumentParser:
         help="override a field, e.g. --set duration=5 --set plant.servos.0.id=3",
     )
     r.add_argument("--render", action="store_true", help="also write robot.gif")
+    r.add_argument(
+        "--bus",
+        metavar="URL",
+        help="run on the wall clock against this bus (real servos or an "
+        "emulator), e.g. dynamixel:///dev/ttyUSB0?baud=1000000",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress, no summary")
+    e = sub.add_parser("emulate", help="serve the scenario's servos on a virtual serial port")
+    e.add_argument("scenario", type=Path)
+    e.add_argument("--protocol", required=True, choices=["dynamixel", "feetech"])
+    e.add_argument("--link", required=True, type=Path, help="path to make a link to the pseudo-terminal")
+    e.add_argument("--baud", type=int, default=1_000_000, help="for --wire-timing (default 1000000)")
+    e.add_argument("--wire-timing", action="store_true", help="answer when a real bus would")
+    sc = sub.add_parser("scan", help="list the servos that answer on a bus")
+    sc.add_argument("url", help="e.g. dynamixel:///dev/ttyUSB0?baud=1000000, feetech:///dev/ttyACM0")
+    sc.add_argument("--ids", default="0-252", help="ids to try, e.g. 1-20 (default 0-252)")
     v = sub.add_parser("validate", help="check scenario files")
     v.add_argument("scenarios", type=Path, nargs="+")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
@@ -54,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, sys.stdout, sys.stderr)
         if args.command == "validate":
             return _validate(args.scenarios, sys.stdout, sys.stderr)
+        if args.command == "emulate":
+            return _emulate(args, sys.stdout)
+        if args.command == "scan":
+            return _scan(args.url, args.ids, sys.stdout)
         from twin.scenario import scenario_schema
 
         sys.stdout.write(json.dumps(scenario_schema(), indent=2) + "\n")
@@ -105,7 +124,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"\r{scenario.name}: {now:7.2f} / {duration:.2f} s simulated")
         err.flush()
 
-    result = run(scenario, args.seed, progress=progress if show else None, render=args.render)
+    result = run(scenario, args.seed, progress=progress if show else None, render=args.render, bus=args.bus)
     if show:
         err.write("\n")
     try:
@@ -118,6 +137,48 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for failure in result.failures:
         err.write(f"assertion failed: {failure.expression} (measured {failure.measured:g})\n")
     return EXIT_OK if result.passed else EXIT_ASSERTION
+
+
+def _scan(url: str, ids: str, out: TextIO) -> int:
+    from hw_adapters import open_bus
+    from hw_adapters.base import parse_ids
+
+    with open_bus(url) as bus:
+        found = bus.scan(parse_ids(ids))
+    if not found:
+        out.write(f"no servo answered on {url}\n")
+        return EXIT_OK
+    out.write(f"{'id':>3}  {'model':<12} {'number':>6}  firmware\n")
+    for info in found:
+        out.write(f"{info.id:>3}  {info.model:<12} {info.model_number:>6}  {info.firmware}\n")
+    return EXIT_OK
+
+
+def _emulate(args: argparse.Namespace, out: TextIO) -> int:
+    import signal
+    import threading
+
+    from hw_adapters.emulator import EmulatorServer
+    from twin.runtime import build_plant
+    from twin.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    plant, _ = build_plant(scenario)
+    stop = threading.Event()
+    try:
+        server = EmulatorServer(plant, args.protocol, baud=args.baud, wire_timing=args.wire_timing)
+        try:
+            link = server.link(args.link)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            out.write(f"{link}\n")
+            out.flush()
+            server.serve(stop)
+        finally:
+            server.close()
+    finally:
+        plant.close()
+    return EXIT_OK
 
 
 def summary(metrics: dict, assertions: Sequence, run_dir: Path) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import simpy
 
-from hw_adapters import open_bus
+from hw_adapters import ConfigError, ServoBus, open_bus
 from sim_models.network import (
     ConstantLatency,
     EmpiricalLatency,
@@ -29,6 +29,7 @@ from sim_models.rng import component_rng
 from sim_models.robots import actuated_joints, robot_urdf_text
 from sim_models.servo.catalogue import servo_spec
 from sim_models.servo.device import VirtualServo
+from twin.clock import WallClockEnvironment
 from twin.control.joints import Joint
 from twin.control.limits import Calibration, JointLimits
 from twin.scenario.models import (
@@ -127,7 +128,7 @@ class Machine:
     scenario: Scenario
     seed: int
     env: simpy.Environment
-    plant: Plant
+    plant: Plant | None  # None when the servos are real (a bus URL was given)
     network: Network
     joints: list[Joint]
     operator: Operator
@@ -138,15 +139,27 @@ class Machine:
     instances: list[Instance] = field(default_factory=list)
 
     def close(self) -> None:
-        if self.driver.servo_bus is not None:
-            self.driver.servo_bus.close()
-        self.plant.close()
+        try:
+            if self.driver.servo_bus is not None:
+                self.driver.servo_bus.close()
+        finally:
+            if self.plant is not None:
+                self.plant.close()
 
 
-def build(scenario: Scenario, seed: int | None = None) -> Machine:
+def build(scenario: Scenario, seed: int | None = None, bus_url: str | None = None) -> Machine:
+    """Wire the scenario up. With `bus_url`, the driver talks to that bus on the wall clock
+    (real servos or an emulator) instead of the twin's plant on virtual time."""
     seed = scenario.seed if seed is None else seed
-    env = simpy.Environment()
-    plant, urdf_limits = build_plant(scenario)
+    plant: Plant | None
+    if bus_url is None:
+        env: simpy.Environment = simpy.Environment()
+        plant, urdf_limits = build_plant(scenario)
+    else:
+        env = WallClockEnvironment()
+        robot = scenario.plant.robot
+        plant, urdf_limits = None, actuated_joints(robot_urdf_text(robot.urdf, **robot.params))
+    services: dict[str, Any] = {}
     try:
         joints = build_joints(scenario, urdf_limits)
         network = Network(env, seed)
@@ -154,8 +167,7 @@ def build(scenario: Scenario, seed: int | None = None) -> Machine:
             a, b = link.between
             network.add_link(a, b, latency_from(link.latency, seed, f"link:{link.name}"), link.loss)
         messaging = Bus(env, network)
-        context = _Context(scenario, messaging, joints, plant, env)
-        services: dict[str, Any] = {}
+        context = _Context(scenario, messaging, joints, plant, env, bus_url)
         instances = []
         for cfg in scenario.topology.services:
             service = SERVICE_BUILDERS[type(cfg)](cfg, context)
@@ -173,7 +185,11 @@ def build(scenario: Scenario, seed: int | None = None) -> Machine:
             services[cfg.type] = service
         messaging.subscribe("joint_states", "telemetry")
     except BaseException:
-        plant.close()
+        for service in services.values():
+            if isinstance(service, Driver) and service.servo_bus is not None:
+                service.servo_bus.close()
+        if plant is not None:
+            plant.close()
         raise
     machine = Machine(
         scenario,
@@ -201,8 +217,9 @@ class _Context:
     scenario: Scenario
     bus: Bus
     joints: list[Joint]
-    plant: Plant
+    plant: Plant | None
     env: simpy.Environment
+    bus_url: str | None
 
 
 def _operator(cfg: OperatorService, ctx: _Context) -> Operator:
@@ -219,9 +236,31 @@ def _planner(cfg: PlannerService, ctx: _Context) -> Planner:
 
 def _driver(cfg: DriverService, ctx: _Context) -> Driver:
     env = ctx.env
-    url = f"sim://?baud={ctx.scenario.plant.bus.baud}"
-    servo_bus = open_bus(url, plant=ctx.plant, clock=lambda: env.now)
+    if ctx.plant is not None:
+        url = f"sim://?baud={ctx.scenario.plant.bus.baud}"
+        servo_bus = open_bus(url, plant=ctx.plant, clock=lambda: env.now)
+    else:
+        assert ctx.bus_url is not None
+        servo_bus = open_bus(ctx.bus_url)
+        try:
+            check_servos_present(servo_bus, ctx.scenario)
+        except BaseException:
+            servo_bus.close()
+            raise
     return Driver(ctx.bus, joints=ctx.joints, servo_bus=servo_bus, period_s=1.0 / cfg.rate_hz)
+
+
+def check_servos_present(bus: ServoBus, scenario: Scenario) -> None:
+    """Every servo of the scenario answers, and is the model the scenario says. ConfigError otherwise."""
+    problems = []
+    for sc in scenario.plant.servos:
+        info = bus.ping(sc.id)
+        if info is None:
+            problems.append(f"servo {sc.id} ({sc.model}, joint {sc.joint}) does not answer")
+        elif info.model_number != servo_spec(sc.model).model_number:
+            problems.append(f"servo {sc.id} is a {info.model} (model {info.model_number}), not a {sc.model}")
+    if problems:
+        raise ConfigError("the bus does not match the scenario: " + "; ".join(problems))
 
 
 def _telemetry(cfg: TelemetryService, ctx: _Context) -> TelemetryRecorder:

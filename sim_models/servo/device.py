@@ -78,7 +78,13 @@ _AMBIENT_C = 25.0
 
 
 class RegisterError(ConfigError):
-    """A write to a read-only register or outside the table."""
+    """An access the firmware refuses. `kind` says why, as a status packet would:
+    "range" (outside the table), "access" (read-only, or EEPROM while torque is on)
+    or "limit" (a value the firmware does not take)."""
+
+    def __init__(self, message: str, kind: str = "range") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class VirtualServo:
@@ -249,7 +255,9 @@ class VirtualServo:
             lo, hi = self._goal_range
             if ticks < lo or ticks > hi:
                 if self._dxl:  # Dynamixel refuses it (Data Limit Error)
-                    raise RegisterError(f"goal position {ticks} is outside the position limits [{lo}, {hi}]")
+                    raise RegisterError(
+                        f"goal position {ticks} is outside the position limits [{lo}, {hi}]", "limit"
+                    )
                 ticks = lo if ticks < lo else hi  # Feetech clamps to its angle limits
                 data = goal.encode(ticks)
             self.regs[address : address + goal.size] = data
@@ -261,9 +269,9 @@ class VirtualServo:
         for reg in self.table.registers:
             if reg.address < end and address < reg.address + reg.size:
                 if reg.access == "R":
-                    raise RegisterError(f"register {reg.name} ({reg.address}) is read-only")
+                    raise RegisterError(f"register {reg.name} ({reg.address}) is read-only", "access")
                 if reg.eeprom and self._torque_on:
-                    raise RegisterError(f"EEPROM register {reg.name} is locked while torque is on")
+                    raise RegisterError(f"EEPROM register {reg.name} is locked while torque is on", "access")
         mode_reg = self.table["operating_mode"]
         if address <= mode_reg.address < end:
             mode = data[mode_reg.address - address]
@@ -271,7 +279,8 @@ class VirtualServo:
             if mode not in modes:
                 raise RegisterError(
                     f"operating mode {mode} is not modelled by the twin; modelled: "
-                    + ", ".join(f"{k} ({v})" for k, v in modes.items())
+                    + ", ".join(f"{k} ({v})" for k, v in modes.items()),
+                    "limit",
                 )
         was_on = self._torque_on
         self.regs[address:end] = data
@@ -301,6 +310,13 @@ class VirtualServo:
     def peek(self, name: str) -> int:
         """A register's stored value, without refreshing present values (no bus cost)."""
         return self._get(name)
+
+    def factory_reset(self) -> None:
+        """Control table back to its defaults, keeping the id (Dynamixel reset mode 0x02)."""
+        servo_id = self.servo_id
+        self.regs = bytearray(self.table.size)
+        self.faults = 0
+        self._factory_defaults(servo_id)
 
     def reboot(self) -> None:
         """Clear alarms and torque off, as the vendor's reboot instruction does."""

@@ -72,6 +72,7 @@ class RunData:
         default_factory=dict
     )  # handled, errors, queue, expired
     physics_steps: int = 0
+    lateness_s: list[float] = field(default_factory=list)  # wall-clock runs: how late events ran
 
 
 def build_metrics(d: RunData) -> dict[str, Any]:
@@ -126,6 +127,7 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             for name, (h, e, q, x) in sorted(d.services.items())
         },
         "physics": {"steps": d.physics_steps, "dt_ms": _r(d.dt_s * 1000.0)},
+        "realtime": {"lateness": percentiles_ms(d.lateness_s)},
     }
 
 

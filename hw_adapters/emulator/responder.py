@@ -1,0 +1,58 @@
+"""What the emulated servos on one bus have in common, whatever the protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from sim_models.servo.device import RegisterError, VirtualServo
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A status packet and the servo that sends it (whose return delay it waits)."""
+
+    servo: VirtualServo
+    packet: bytes
+
+
+@dataclass
+class ResponderStats:
+    instructions: int = 0
+    replies: int = 0
+    refused: int = 0  # instructions answered with an error code
+    ignored: int = 0  # for absent ids, or status packets seen on the line
+
+
+@dataclass
+class BusDevices:
+    """The servos on the line, by id, and a hook that brings the physics up to date."""
+
+    servos: Mapping[int, VirtualServo]
+    sync: Callable[[], None] = lambda: None
+    stats: ResponderStats = field(default_factory=ResponderStats)
+    registered: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # REG_WRITE per id
+
+    def ordered(self) -> list[VirtualServo]:
+        return [self.servos[i] for i in sorted(self.servos)]
+
+    def read(self, servo: VirtualServo, address: int, length: int) -> bytes | RegisterError:
+        try:
+            return servo.read(address, length)
+        except RegisterError as exc:
+            return exc
+
+    def write(self, servo: VirtualServo, address: int, data: bytes) -> RegisterError | None:
+        try:
+            servo.write(address, data)
+        except RegisterError as exc:
+            return exc
+        return None
+
+    def action(self, servo_id: int | None) -> None:
+        """Apply registered writes: of one servo, or of all (broadcast ACTION)."""
+        ids = list(self.registered) if servo_id is None else [servo_id]
+        for i in ids:
+            pending = self.registered.pop(i, None)
+            if pending is not None and i in self.servos:
+                self.write(self.servos[i], *pending)

@@ -1,0 +1,158 @@
+"""Serve emulated servos on a pseudo-terminal, in real time.
+
+The plant runs on the wall clock (time.monotonic): before every instruction
+it is advanced to now, and between instructions the loop wakes at least every
+`tick_s` to keep it within a few milliseconds of the wall clock, so that no
+access pays a long catch-up. With `wire_timing`, replies leave when they would
+on a real bus: after the request's own bytes (10 bits each at the baud rate),
+the servo's return delay, and the replies of the servos before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+import time
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hw_adapters.base import ConfigError
+from hw_adapters.emulator.responder import BusDevices, Reply
+from sim_models.plant import Plant
+
+BITS_PER_BYTE = 10
+
+
+@dataclass
+class ServerStats:
+    bytes_in: int = 0
+    bytes_out: int = 0
+    max_lag_s: float = 0.0  # how far the plant fell behind the wall clock before a catch-up
+
+
+@dataclass
+class _Pending:
+    due: float
+    data: bytes
+
+
+@dataclass
+class EmulatorServer:
+    """Emulated servos of `plant` answering `protocol` instructions on a pseudo-terminal."""
+
+    plant: Plant
+    protocol: str
+    baud: int = 1_000_000
+    wire_timing: bool = False
+    tick_s: float = 0.002
+    stats: ServerStats = field(default_factory=ServerStats)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("dynamixel", "feetech"):
+            raise ConfigError(f"unknown protocol {self.protocol!r}; valid: dynamixel, feetech")
+        if self.baud <= 0:
+            raise ConfigError(f"baud must be positive, got {self.baud}")
+        servos = {s.servo_id: s for s in self.plant.servos}
+        wrong = [i for i, s in servos.items() if s.spec.protocol != self.protocol]
+        if wrong:
+            raise ConfigError(f"servos {wrong} do not speak {self.protocol}; the scenario's servos must")
+        self._t0 = time.monotonic()
+        self.devices = BusDevices(servos, self._sync)
+        if self.protocol == "dynamixel":
+            from hw_adapters.emulator.dynamixel import DynamixelResponder
+
+            self.responder: DynamixelResponder | FeetechResponder = DynamixelResponder(self.devices)
+        else:
+            from hw_adapters.emulator.feetech import FeetechResponder
+
+            self.responder = FeetechResponder(self.devices)
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        tty.setraw(self._master)
+        self.device_path = os.ttyname(self._slave)
+        self._pending: list[_Pending] = []
+        self._link: Path | None = None
+
+    # -- clock ---------------------------------------------------------------------------
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def _sync(self) -> None:
+        now = self.now()
+        lag = now - self.plant.time
+        if lag > self.stats.max_lag_s:
+            self.stats.max_lag_s = lag
+        self.plant.advance_to(now)
+
+    # -- link ----------------------------------------------------------------------------
+    def link(self, path: str | os.PathLike[str]) -> Path:
+        """Make `path` a symbolic link to the pseudo-terminal (replacing an old link, never a file)."""
+        link = Path(path)
+        if link.is_symlink():
+            link.unlink()
+        elif link.exists():
+            raise ConfigError(f"--link {link}: a file is already there; give a new path")
+        link.symlink_to(self.device_path)
+        self._link = link
+        return link
+
+    def close(self) -> None:
+        if self._link is not None and self._link.is_symlink():
+            self._link.unlink()
+        self._link = None
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._master = self._slave = -1
+
+    # -- serving ---------------------------------------------------------------------------
+    def serve(self, stop: threading.Event | Callable[[], bool]) -> None:
+        """Answer instructions until `stop` is set (an Event) or returns True."""
+        should_stop = stop.is_set if isinstance(stop, threading.Event) else stop
+        while not should_stop():
+            timeout = self.tick_s
+            if self._pending:
+                timeout = max(0.0, min(timeout, self._pending[0].due - self.now()))
+            readable, _, _ = select.select([self._master], [], [], timeout)
+            if readable:
+                self._receive()
+            self._send_due()
+            self._sync()
+
+    def _receive(self) -> None:
+        try:
+            data = os.read(self._master, 4096)
+        except OSError:  # nobody has the other end open right now
+            return
+        arrived = self.now()
+        self.stats.bytes_in += len(data)
+        replies = self.responder.feed(data)
+        if replies:
+            self._schedule(replies, arrived, len(data))
+
+    def _schedule(self, replies: list[Reply], arrived: float, request_bytes: int) -> None:
+        if not self.wire_timing:
+            self._write(b"".join(r.packet for r in replies))
+            return
+        byte_s = BITS_PER_BYTE / self.baud
+        # The request's bytes were still on the wire; the pty delivered them at once.
+        t = arrived + request_bytes * byte_s
+        for reply in replies:
+            t += reply.servo.return_delay_s
+            t += len(reply.packet) * byte_s
+            self._pending.append(_Pending(t, reply.packet))
+        self._pending.sort(key=lambda p: p.due)
+
+    def _send_due(self) -> None:
+        now = self.now()
+        while self._pending and self._pending[0].due <= now:
+            self._write(self._pending.pop(0).data)
+
+    def _write(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._master, data)
+            self.stats.bytes_out += len(data)
