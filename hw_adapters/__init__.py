@@ -21,7 +21,7 @@ from hw_adapters.base import (
     WrongIdError,
 )
 
-SCHEMES = ("sim", "mock")
+SCHEMES = ("sim", "mock", "dynamixel", "feetech")
 
 __all__ = [
     "SCHEMES",
@@ -66,4 +66,14 @@ def open_bus(url: str, **context: Any) -> ServoBus:
         if unknown:
             raise ConfigError(f"mock:// takes no {', '.join(unknown)}; it takes handler=")
         return open_mock_bus(url, **context)
+    if scheme in ("dynamixel", "feetech"):
+        if context:
+            raise ConfigError(f"{scheme}:// takes no {', '.join(sorted(context))}")
+        if scheme == "dynamixel":
+            from hw_adapters.dynamixel.bus import open_dynamixel_bus
+
+            return open_dynamixel_bus(url)
+        from hw_adapters.feetech.bus import open_feetech_bus
+
+        return open_feetech_bus(url)
     raise ConfigError(f"unknown bus scheme {scheme!r} in {url!r}; valid schemes: {', '.join(SCHEMES)}")

@@ -2,9 +2,10 @@
 
 Response status level (register 8): 0 answers PING and READ only, 1 everything.
 Broadcast instructions get no status, except SYNC READ, which every addressed
-servo answers in turn. The status byte carries the servo's alarm bits; a
-refused write sets bit 3 (the STS "range/instruction" flag), as the vendor's
-firmware does for out-of-range data.
+servo answers in turn. The status byte carries the servo's alarm bits. A
+refused instruction (a read-only register, a value out of range) sets bit 6,
+which the STS documentation leaves unused: real firmware drops such writes
+silently, and a flag a host can see is more useful in a test rig.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from hw_adapters.feetech import protocol as sts
 from sim_models.servo.device import RegisterError, VirtualServo
 
 Inst = sts.Instruction
-REFUSED = 0x08
+REFUSED = 0x40
 
 
 class FeetechResponder:
@@ -105,6 +106,6 @@ class FeetechResponder:
         return []
 
     def _status(self, servo: VirtualServo, error: int, params: bytes = b"") -> Reply:
-        error |= servo.read_register("hardware_error_status") & ~REFUSED
+        error |= servo.read_register("hardware_error_status")
         self.devices.stats.replies += 1
         return Reply(servo, sts.encode_status(servo.servo_id, error, params))

@@ -1,0 +1,70 @@
+"""`feetech:///dev/ttyACM0?baud=1000000` — Feetech STS servos over the SCS protocol.
+
+One sync read of registers 56..70 (Present Position .. Present Current) per
+cycle; one sync write of Goal Position (42) for every goal. Values are
+little-endian, signed ones in sign-magnitude form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hw_adapters import wire
+from hw_adapters.base import ServoState
+from hw_adapters.feetech import protocol as sts
+from hw_adapters.serial_bus import SerialServoBus, open_link
+
+STATE_ADDR, STATE_LEN = wire.STS_STATE_ADDR, wire.STS_STATE_LEN
+GOAL_POSITION, TORQUE_ENABLE, MODEL_NUMBER, FIRMWARE, RETURN_DELAY = 42, 40, 3, 0, 7
+
+
+class FeetechBus(SerialServoBus):
+    protocol = "feetech"
+    default_return_delay_s = 0.0
+
+    def _new_parser(self) -> sts.PacketParser:
+        return sts.PacketParser("status")
+
+    def _status_size(self, n_params: int) -> int:
+        return wire.status_size("feetech", n_params)
+
+    def _raise_for_status(self, packet: sts.Packet) -> None:
+        # Alarm bits (voltage, heat, load) arrive in every status; they are reported
+        # through the state's faults, not raised. Only a refused instruction raises.
+        if packet.error is not None and packet.error & ~int(sum(sts.StatusBit)):
+            sts.raise_for_status(packet)
+
+    def _ping_packet(self, servo_id: int) -> tuple[bytes, int]:
+        return sts.ping(servo_id), 0
+
+    def _identify(self, servo_id: int, ping_reply: sts.Packet) -> tuple[int, int, float]:
+        def register(address: int, length: int) -> bytes:
+            return self.transaction(sts.read(servo_id, address, length), [(servo_id, length)])[
+                servo_id
+            ].params
+
+        number = int.from_bytes(register(MODEL_NUMBER, 2), "little")
+        return number, register(FIRMWARE, 1)[0], register(RETURN_DELAY, 1)[0] * 2e-6
+
+    def _state_read(self, ids: list[int]) -> tuple[bytes, int]:
+        return sts.sync_read(STATE_ADDR, STATE_LEN, ids), STATE_LEN
+
+    def _decode_state(self, servo_id: int, params: bytes) -> ServoState:
+        return wire.decode_sts_state(servo_id, params)
+
+    def _goal_write(self, ticks: Mapping[int, int]) -> bytes:
+        return sts.sync_write(GOAL_POSITION, 2, {i: t.to_bytes(2, "little") for i, t in ticks.items()})
+
+    def _torque_write(self, ids: list[int], enabled: bool) -> bytes:
+        return sts.sync_write(TORQUE_ENABLE, 1, {i: bytes([int(enabled)]) for i in ids})
+
+
+def open_feetech_bus(url: str) -> FeetechBus:
+    link, opts = open_link(url, 1_000_000)
+    try:
+        return FeetechBus(
+            link, retries=int(opts.get("retries", 2)), fail_after=int(opts.get("fail_after", 5))
+        )
+    except BaseException:
+        link.close()
+        raise

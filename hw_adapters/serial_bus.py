@@ -1,0 +1,275 @@
+"""What the Dynamixel and Feetech buses share: transactions that survive bad bytes.
+
+A transaction sends one instruction and collects the status packets it calls
+for. A missing, partial or corrupt reply, or one from the wrong id, is
+counted and the transaction retried (`retries` times); only then does it
+raise, with the typed error of what went wrong. A servo that fails
+`fail_after` transactions in a row is marked failed: from then on every
+transaction that needs it raises ServoFailedError at once, so the control
+core can react (hold the others, or stop safely) instead of stalling on it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hw_adapters.base import (
+    BusError,
+    ChecksumError,
+    ConfigError,
+    NoReplyError,
+    PingInfo,
+    ServoBus,
+    ServoState,
+    StatusError,
+    WrongIdError,
+    parse_bus_url,
+)
+from hw_adapters.serial_link import SerialLink
+from hw_adapters.wire import rad_to_ticks
+from sim_models.servo.catalogue import model_name
+
+SERIAL_OPTIONS: dict[str, type] = {
+    "baud": int,
+    "retries": int,
+    "fail_after": int,
+    "latency_ms": float,
+    "timeout_ms": float,
+}
+
+
+class ServoFailedError(BusError):
+    """A servo failed too many transactions in a row and is no longer asked."""
+
+    def __init__(self, servo_ids: Iterable[int]) -> None:
+        self.servo_ids = sorted(servo_ids)
+        super().__init__(f"servo(s) {self.servo_ids} failed repeatedly and are marked failed")
+
+
+@dataclass
+class BusStats:
+    transactions: int = 0
+    retries: int = 0
+    no_reply: int = 0
+    checksum_errors: int = 0
+    wrong_id: int = 0
+    status_errors: int = 0
+    failed_servos: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Known:
+    model_number: int
+    model: str
+    firmware: int
+    return_delay_s: float
+
+
+class SerialServoBus(ServoBus):
+    """A ServoBus over a SerialLink; subclasses speak one protocol."""
+
+    protocol = ""
+    default_return_delay_s = 0.0  # assumed before a servo's own register has been read
+
+    def __init__(self, link: SerialLink, *, retries: int = 2, fail_after: int = 5) -> None:
+        if retries < 0 or fail_after < 1:
+            raise ConfigError(f"retries must be >= 0 and fail_after >= 1, got {retries}, {fail_after}")
+        self.link = link
+        self.retries = retries
+        self.fail_after = fail_after
+        self.stats = BusStats()
+        self.known: dict[int, _Known] = {}
+        self._misses: dict[int, int] = {}
+        self._failed: set[int] = set()
+        self._torqued: set[int] = set()
+        self._closed = False
+
+    # -- protocol hooks ---------------------------------------------------------------------
+    def _new_parser(self) -> Any:
+        raise NotImplementedError
+
+    def _status_size(self, n_params: int) -> int:
+        raise NotImplementedError
+
+    def _raise_for_status(self, packet: Any) -> None:
+        raise NotImplementedError
+
+    def _identify(self, servo_id: int, ping_reply: Any) -> tuple[int, int, float]:
+        """(model number, firmware, return delay in s) of a servo that answered a ping."""
+        raise NotImplementedError
+
+    def _ping_packet(self, servo_id: int) -> tuple[bytes, int]:
+        raise NotImplementedError
+
+    def _state_read(self, ids: list[int]) -> tuple[bytes, int]:
+        """The sync read of the state block, and its length per servo."""
+        raise NotImplementedError
+
+    def _decode_state(self, servo_id: int, params: bytes) -> ServoState:
+        raise NotImplementedError
+
+    def _goal_write(self, ticks: Mapping[int, int]) -> bytes:
+        raise NotImplementedError
+
+    def _torque_write(self, ids: list[int], enabled: bool) -> bytes:
+        raise NotImplementedError
+
+    # -- transactions -------------------------------------------------------------------------
+    def _require_open(self) -> None:
+        if self._closed:
+            raise BusError(f"the {self.protocol} bus on {self.link.port} is closed")
+
+    def _delay(self, ids: Iterable[int]) -> float:
+        return sum(
+            self.known[i].return_delay_s if i in self.known else self.default_return_delay_s for i in ids
+        )
+
+    def transaction(self, packet: bytes, expect: list[tuple[int, int]], retries: int | None = None) -> dict:
+        """Send `packet` and collect one status per (id, params length) in `expect`, in order.
+
+        Retries the whole transaction on any missing, corrupt or stray reply. Raises
+        NoReplyError, ChecksumError or WrongIdError once retries are spent, StatusError
+        when a servo answers with an error code, ServoFailedError for failed servos.
+        """
+        self._require_open()
+        failed = self._failed.intersection(i for i, _ in expect)
+        if failed:
+            raise ServoFailedError(failed)
+        want = {i for i, _ in expect}
+        reply_bytes = sum(self._status_size(n) for _, n in expect)
+        attempts = 1 + (self.retries if retries is None else retries)
+        problem: BusError = NoReplyError("no reply")
+        for attempt in range(attempts):
+            if attempt:
+                self.stats.retries += 1
+            self.stats.transactions += 1
+            raw = self.link.transact(packet, reply_bytes, self._delay(want))
+            if not expect:
+                return {}
+            parser = self._new_parser()
+            got = {}
+            for reply in parser.feed(raw):
+                if reply.id in want and reply.id not in got:
+                    got[reply.id] = reply
+                else:
+                    self.stats.wrong_id += 1
+                    problem = WrongIdError(
+                        f"a status packet came from id {reply.id}, not from {sorted(want)}"
+                    )
+            crc = getattr(parser, "crc_errors", 0) or getattr(parser, "checksum_errors", 0)
+            self.stats.checksum_errors += crc
+            missing = sorted(want - got.keys())
+            if not missing:
+                for i in want:
+                    self._misses[i] = 0
+                for reply in got.values():
+                    try:
+                        self._raise_for_status(reply)
+                    except StatusError:
+                        self.stats.status_errors += 1
+                        raise
+                return got
+            self.stats.no_reply += 1
+            if crc:
+                problem = ChecksumError(f"corrupt reply from servo(s) {missing} on {self.link.port}")
+            elif not isinstance(problem, WrongIdError):
+                partial = "only part of a reply" if raw else "no reply"
+                problem = NoReplyError(f"{partial} from servo(s) {missing} on {self.link.port}")
+        for i in want - got.keys():
+            self._misses[i] = self._misses.get(i, 0) + 1
+            if self._misses[i] >= self.fail_after and i not in self._failed:
+                self._failed.add(i)
+                self.stats.failed_servos = sorted(self._failed)
+        raise problem
+
+    def _timed(self, start: float) -> None:
+        self.last_duration_s = time.perf_counter() - start
+
+    # -- ServoBus -----------------------------------------------------------------------------
+    def ping(self, servo_id: int) -> PingInfo | None:
+        start = time.perf_counter()
+        try:
+            packet, n = self._ping_packet(servo_id)
+            try:
+                reply = self.transaction(packet, [(servo_id, n)], retries=0)[servo_id]
+            except (NoReplyError, ChecksumError, WrongIdError):
+                return None
+            number, firmware, delay = self._identify(servo_id, reply)
+            self.known[servo_id] = _Known(number, model_name(self.protocol, number), firmware, delay)
+            return PingInfo(servo_id, number, self.known[servo_id].model, firmware)
+        finally:
+            self._timed(start)
+
+    def scan(self, ids: Iterable[int] = range(0, 253)) -> list[PingInfo]:
+        start = time.perf_counter()
+        found = [info for info in (self.ping(i) for i in ids) if info is not None]
+        self._timed(start)
+        return found
+
+    def _ensure_known(self, ids: list[int]) -> None:
+        for i in ids:
+            if i not in self.known and i not in self._failed and self.ping(i) is None:
+                raise NoReplyError(f"servo {i} does not answer on {self.link.port}")
+
+    def read_states(self, ids: Iterable[int]) -> dict[int, ServoState]:
+        start = time.perf_counter()
+        ids = list(ids)
+        self._ensure_known(ids)
+        packet, length = self._state_read(ids)
+        try:
+            replies = self.transaction(packet, [(i, length) for i in ids])
+            return {i: self._decode_state(i, replies[i].params) for i in ids}
+        finally:
+            self._timed(start)
+
+    def write_goals(self, goals: Mapping[int, float]) -> None:
+        start = time.perf_counter()
+        ticks = {}
+        for i, angle in goals.items():
+            if not (math.isfinite(angle) and -math.pi <= angle < math.pi):
+                raise ConfigError(f"servo {i}: goal {angle!r} rad is outside the servo's range [-pi, pi)")
+            ticks[i] = rad_to_ticks(angle)
+        failed = self._failed.intersection(ticks)
+        if failed:
+            raise ServoFailedError(failed)
+        if ticks:
+            self.transaction(self._goal_write(ticks), [])
+        self._timed(start)
+
+    def set_torque(self, ids: Iterable[int], enabled: bool) -> None:
+        start = time.perf_counter()
+        ids = list(ids)
+        if ids:
+            self.transaction(self._torque_write(ids, enabled), [])
+            (self._torqued.update if enabled else self._torqued.difference_update)(ids)
+        self._timed(start)
+
+    def close(self) -> None:
+        """Torque off every servo this bus touched (best effort on a lost port), then release it."""
+        if self._closed:
+            return
+        try:
+            ids = sorted(self._torqued | set(self.known))
+            if ids and self.link.is_open:
+                self.link.transact(self._torque_write(ids, False), 0)
+        except BusError:
+            pass  # the port is gone: nothing more can be sent
+        finally:
+            self._closed = True
+            self.link.close()
+
+
+def open_link(url: str, default_baud: int) -> tuple[SerialLink, dict[str, Any]]:
+    """The serial link a `scheme:///dev/x?baud=...` URL names, and its other options."""
+    _, path, opts = parse_bus_url(url, SERIAL_OPTIONS)
+    if not path:
+        raise ConfigError(f"{url}: no serial port; e.g. dynamixel:///dev/ttyUSB0?baud=1000000")
+    baud = int(opts.pop("baud", default_baud))
+    latency = float(opts.pop("latency_ms", 2.0)) / 1000.0
+    margin = float(opts.pop("timeout_ms", 2.0)) / 1000.0
+    link = SerialLink(path, baud, latency_s=latency, margin_s=margin)
+    return link, opts
