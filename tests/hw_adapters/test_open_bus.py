@@ -22,11 +22,19 @@ TWO_PI = 2.0 * math.pi
 
 
 # -- open_bus: schemes, options, ids ---------------------------------------------------
-def test_schemes_are_sim_and_mock() -> None:
-    assert set(SCHEMES) == {"sim", "mock"}
+def test_schemes() -> None:
+    assert set(SCHEMES) == {"sim", "mock", "dynamixel", "feetech"}
 
 
-@pytest.mark.parametrize("url", ["serial:///dev/ttyUSB0", "dynamixel:///dev/ttyUSB0", "://x", "SIMX://"])
+@pytest.mark.parametrize("scheme", ["dynamixel", "feetech"])
+def test_a_serial_port_that_does_not_exist_is_named(scheme: str) -> None:
+    with pytest.raises(ConfigError, match="cannot open serial port /dev/does-not-exist: No such file"):
+        open_bus(f"{scheme}:///dev/does-not-exist?baud=1000000")
+    with pytest.raises(ConfigError, match="unknown option 'speed'"):
+        open_bus(f"{scheme}:///dev/does-not-exist?speed=3")
+
+
+@pytest.mark.parametrize("url", ["serial:///dev/ttyUSB0", "herkulex:///dev/ttyUSB0", "://x", "SIMX://"])
 def test_unknown_scheme_lists_the_valid_ones(url: str) -> None:
     with pytest.raises(ConfigError, match="unknown bus scheme") as info:
         open_bus(url)
