@@ -33,6 +33,7 @@ __all__ = [
     "PingInfo",
     "ServoAlarm",
     "ServoBus",
+    "ServoFailedError",
     "ServoFault",
     "ServoState",
     "TwinError",
@@ -67,6 +68,14 @@ class StatusError(BusError):
         super().__init__(f"servo {servo_id}: {message}")
         self.servo_id = servo_id
         self.code = code
+
+
+class ServoFailedError(BusError):
+    """Servos that failed too many transactions in a row: the bus no longer asks them."""
+
+    def __init__(self, servo_ids: Iterable[int]) -> None:
+        self.servo_ids = sorted(servo_ids)
+        super().__init__(f"servo(s) {self.servo_ids} failed repeatedly and are marked failed")
 
 
 class ServoFault(enum.IntFlag):

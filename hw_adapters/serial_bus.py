@@ -24,6 +24,7 @@ from hw_adapters.base import (
     NoReplyError,
     PingInfo,
     ServoBus,
+    ServoFailedError,
     ServoState,
     StatusError,
     WrongIdError,
@@ -40,14 +41,6 @@ SERIAL_OPTIONS: dict[str, type] = {
     "latency_ms": float,
     "timeout_ms": float,
 }
-
-
-class ServoFailedError(BusError):
-    """A servo failed too many transactions in a row and is no longer asked."""
-
-    def __init__(self, servo_ids: Iterable[int]) -> None:
-        self.servo_ids = sorted(servo_ids)
-        super().__init__(f"servo(s) {self.servo_ids} failed repeatedly and are marked failed")
 
 
 @dataclass

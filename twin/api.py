@@ -13,7 +13,7 @@ from typing import Any
 
 from sim_models.errors import ConfigError
 from twin.observe.files import write_text_atomic
-from twin.observe.metrics import RunData, build_metrics, measured
+from twin.observe.metrics import BUS_COUNTERS, RunData, build_metrics, measured
 from twin.observe.report import AssertionOutcome, write_report
 from twin.observe.telemetry import Telemetry
 from twin.runtime import Machine, build
@@ -193,6 +193,9 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
         },
         physics_steps=machine.plant.steps if machine.plant is not None else 0,
         lateness_s=getattr(machine.env, "lateness_s", []),
+        failed_servos=len(d.failed_servos),
+        halted=bool(machine.driver.halted),
+        bus_counters=_bus_counters(machine.driver.servo_bus),
     )
     metrics = build_metrics(data)
     outcomes = []
@@ -203,6 +206,11 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
     for link in machine.network.links.values():
         samples[f"link {link.name}"] = [x * 1000.0 for x in link.stats.latencies_s]
     return RunResult(sc, machine.seed, metrics, tel, outcomes, samples, recorder)
+
+
+def _bus_counters(bus: Any) -> dict[str, int]:
+    stats = getattr(bus, "stats", None)
+    return {name: int(getattr(stats, name, 0)) for name in BUS_COUNTERS}
 
 
 def _fault_names(bits: int) -> list[str]:

@@ -247,7 +247,13 @@ def _driver(cfg: DriverService, ctx: _Context) -> Driver:
         except BaseException:
             servo_bus.close()
             raise
-    return Driver(ctx.bus, joints=ctx.joints, servo_bus=servo_bus, period_s=1.0 / cfg.rate_hz)
+    return Driver(
+        ctx.bus,
+        joints=ctx.joints,
+        servo_bus=servo_bus,
+        period_s=1.0 / cfg.rate_hz,
+        failure_policy=ctx.scenario.plant.bus.on_servo_failure,
+    )
 
 
 def check_servos_present(bus: ServoBus, scenario: Scenario) -> None:

@@ -160,3 +160,71 @@ def test_deadline_misses_count_overrunning_cycles(write_scenario: Callable[..., 
     driver = result.metrics["driver"]
     assert driver["deadline_misses"] == driver["cycles"]
     assert driver["skipped_periods"] > 5 * driver["cycles"]
+
+
+class FailingAfter:
+    """Wraps a bus: from `at_s` on, servo `bad` has failed for good."""
+
+    def __init__(self, inner: Any, env: simpy.Environment, bad: int, at_s: float) -> None:
+        self.inner, self.env, self.bad, self.at_s = inner, env, bad, at_s
+        self.torque_off: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _check(self, ids: Any) -> None:
+        from hw_adapters import ServoFailedError
+
+        if self.env.now >= self.at_s and self.bad in list(ids):
+            raise ServoFailedError([self.bad])
+
+    def read_states(self, ids: Any) -> Any:
+        self._check(ids)
+        return self.inner.read_states(ids)
+
+    def write_goals(self, goals: Any) -> None:
+        self._check(goals)
+        self.inner.write_goals(goals)
+
+    def set_torque(self, ids: Any, enabled: bool) -> None:
+        if not enabled:
+            self.torque_off.extend(ids)
+        self.inner.set_torque(ids, enabled)
+
+
+@pytest.mark.parametrize("policy", ["safe_stop", "hold_others", "torque_off"])
+def test_a_failed_servo_triggers_the_scenario_policy(
+    write_scenario: Callable[..., Path], policy: str
+) -> None:
+    from twin.runtime import build
+
+    task = {
+        "type": "waypoints",
+        "steps": [
+            {"at_s": 0.1, "pose": {"pan": 30, "tilt": 10}, "duration_s": 0.5},
+            {"at_s": 1.0, "pose": {"pan": -30, "tilt": -10}, "duration_s": 0.5},
+        ],
+    }
+    scenario = twin.load(
+        write_scenario(duration=2.0, task=task, assertions=[]), [f"plant.bus.on_servo_failure={policy}"]
+    )
+    machine = build(scenario)
+    wrapped = FailingAfter(machine.driver.servo_bus, machine.env, bad=2, at_s=0.8)
+    machine.driver.servo_bus = wrapped  # type: ignore[assignment]
+    try:
+        machine.env.run(until=2.0)
+    finally:
+        machine.close()
+    driver = machine.driver
+    assert driver.stats.failed_servos == {2}
+    tel = machine.telemetry.telemetry()
+    _, goal, _ = tel.arrays()
+    outcomes = [o.ok for o in machine.operator.outcomes]
+    if policy == "hold_others":
+        assert outcomes == [True, True] and not driver.halted
+        assert np.degrees(goal[-1, 0]) == pytest.approx(-30.0, abs=0.1), "the healthy servo carries on"
+    else:
+        assert outcomes == [True, False] and driver.halted == policy
+        assert np.degrees(goal[-1, 0]) == pytest.approx(30.0, abs=0.1), "no motion after the failure"
+    if policy == "torque_off":
+        assert wrapped.torque_off == [1]

@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+# Counters of a serial bus (zero for the twin's bus, which never loses a byte).
+BUS_COUNTERS = ("transactions", "retries", "no_reply", "checksum_errors", "wrong_id", "status_errors")
+
 
 def percentiles_ms(samples_s: Sequence[float]) -> dict[str, float | int | None]:
     """count, mean, p50, p95, p99, max in ms (None when there are no samples)."""
@@ -73,6 +76,9 @@ class RunData:
     )  # handled, errors, queue, expired
     physics_steps: int = 0
     lateness_s: list[float] = field(default_factory=list)  # wall-clock runs: how late events ran
+    failed_servos: int = 0
+    halted: bool = False
+    bus_counters: dict[str, int] = field(default_factory=dict)
 
 
 def build_metrics(d: RunData) -> dict[str, Any]:
@@ -112,6 +118,8 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             "skipped_periods": d.skipped_periods,
             "clipped_goals": d.clipped_goals,
             "bus_errors": d.bus_errors,
+            "failed_servos": d.failed_servos,
+            "halted": int(d.halted),
             "cycle_work": percentiles_ms(d.cycle_work_s),
         },
         "planner": {"stretched": d.planner_stretched, "refused": d.planner_refused},
@@ -128,6 +136,7 @@ def build_metrics(d: RunData) -> dict[str, Any]:
         },
         "physics": {"steps": d.physics_steps, "dt_ms": _r(d.dt_s * 1000.0)},
         "realtime": {"lateness": percentiles_ms(d.lateness_s)},
+        "bus": {name: d.bus_counters.get(name, 0) for name in BUS_COUNTERS},
     }
 
 

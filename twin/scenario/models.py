@@ -111,6 +111,11 @@ class ServoConfig(Model):
 
 class BusConfig(Model):
     baud: Annotated[int, Field(ge=9600, le=4_500_000)] = 1_000_000
+    on_servo_failure: Literal["safe_stop", "hold_others", "torque_off"] = Field(
+        default="safe_stop",
+        description="when the bus gives up on a servo: stop all motion and hold (safe_stop), carry on "
+        "without it (hold_others), or torque off everywhere (torque_off)",
+    )
 
 
 class PlantConfig(Model):

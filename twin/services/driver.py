@@ -6,17 +6,24 @@ write, then the joint states published. Bus transactions take their wire
 time (or, on a real port, their wall time). A cycle that overruns its period
 counts as a deadline miss and the loop skips to the next period boundary
 rather than running late forever.
+
+A bus error in one cycle costs that cycle, not the run. A servo the bus has
+given up on (ServoFailedError) triggers the scenario's policy: `safe_stop`
+(default: stop all motion, the other servos hold where they are, further
+commands are refused), `hold_others` (go on without it) or `torque_off`
+(torque off everywhere and stop the loop).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
 
-from hw_adapters import BusError, ServoBus
+from hw_adapters import BusError, ServoBus, ServoFailedError
 from twin.control.joints import Joint
 from twin.control.limits import clip_to_limits
 from twin.control.trajectory import Anchored, Move, SineSweep
@@ -35,6 +42,7 @@ class DriverStats:
     command_latency_s: list[float] = field(default_factory=list)
     max_temperature_c: dict[int, float] = field(default_factory=dict)
     faults: dict[int, int] = field(default_factory=dict)
+    failed_servos: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -43,6 +51,8 @@ class Driver(Service):
     servo_bus: ServoBus | None = None
     period_s: float = 0.01
     blend_s: float = 0.25
+    failure_policy: str = "safe_stop"  # or "hold_others", "torque_off": see the scenario's plant.bus
+    halted: str = ""  # the policy that stopped the machine, once one did
     stats: DriverStats = field(default_factory=DriverStats)
     setpoint: list[float] = field(default_factory=list)
     _pending: tuple[Move | SineSweep, float] | None = None
@@ -60,6 +70,12 @@ class Driver(Service):
         if message.kind != "trajectory":
             self.bus.reply(inst, message, error=f"driver: unknown request {message.kind!r}")
             return None
+        if self.halted:
+            failed = sorted(self.stats.failed_servos)
+            self.bus.reply(
+                inst, message, error=f"driver: halted ({self.halted}) after servo(s) {failed} failed"
+            )
+            return None
         self._pending = (message.body, message.issued_at)
         self.bus.reply(inst, message, body="accepted")
         return None
@@ -72,28 +88,36 @@ class Driver(Service):
         limits = [j.limits for j in self.joints]
         states = bus.read_states(ids)
         yield env.timeout(bus.last_duration_s)
-        self.setpoint = [c.to_joint(states[i].position) for c, i in zip(cal, ids, strict=True)]
+        actual = [c.to_joint(states[i].position) for c, i in zip(cal, ids, strict=True)]
+        self.setpoint = list(actual)
         bus.set_torque(ids, True)
         yield env.timeout(bus.last_duration_s)
         stats = self.stats
+        live = list(range(len(ids)))  # the joints whose servos still answer
         next_t = env.now
         period = self.period_s
-        while True:
+        while self.halted != "torque_off":
             start = env.now
             try:
-                states = bus.read_states(ids)
+                states = bus.read_states([ids[k] for k in live])
+            except ServoFailedError as exc:
+                live = self._servos_failed(exc.servo_ids, live, ids)
+                states = None
             except BusError:
                 stats.bus_errors += 1
                 states = None
             yield env.timeout(bus.last_duration_s)
             writing_s = 0.0
             if states is not None:
-                actual = [c.to_joint(states[i].position) for c, i in zip(cal, ids, strict=True)]
+                for k in live:
+                    actual[k] = cal[k].to_joint(states[ids[k]].position)
                 self._watch_servos(states)
                 goals, clipped = clip_to_limits(self._next_setpoint(env.now), limits)
                 stats.clipped_goals += clipped
                 try:
-                    bus.write_goals({i: c.to_servo(g) for i, c, g in zip(ids, cal, goals, strict=True)})
+                    bus.write_goals({ids[k]: cal[k].to_servo(goals[k]) for k in live})
+                except ServoFailedError as exc:
+                    live = self._servos_failed(exc.servo_ids, live, ids)
                 except BusError:
                     stats.bus_errors += 1
                 else:
@@ -112,6 +136,22 @@ class Driver(Service):
                 stats.skipped_periods += skipped
                 next_t += skipped * period
             yield env.timeout(next_t - env.now)
+
+    def _servos_failed(self, failed: list[int], live: list[int], ids: list[int]) -> list[int]:
+        """React to servos the bus gave up on, as the scenario says; return the joints still live."""
+        self.stats.failed_servos.update(failed)
+        live = [k for k in live if ids[k] not in self.stats.failed_servos]
+        if self.failure_policy == "hold_others":
+            return live
+        # safe_stop and torque_off: no more motion for anyone.
+        self._pending = None
+        self._active = None
+        self.halted = self.failure_policy
+        if self.failure_policy == "torque_off" and live:
+            assert self.servo_bus is not None
+            with contextlib.suppress(BusError):
+                self.servo_bus.set_torque([ids[k] for k in live], False)
+        return live
 
     def _target(self) -> list[float]:
         """Where the machine is headed: the end of the pending or the active trajectory."""
