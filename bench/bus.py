@@ -1,0 +1,295 @@
+"""Control cycles per second on a Dynamixel bus: our DynamixelBus against the Dynamixel SDK, in one run.
+
+Six emulated XL430-W250 servos (ids 1..6 on the arm6 robot) answer Protocol 2.0
+on a pseudo-terminal, served by `python -m twin emulate` in a separate process,
+so that the emulator's work never counts in the client's CPU time. One control
+cycle is one sync read of the six servos' state and one sync write of six goal
+positions:
+
+  ours        bus.read_states(ids) + bus.write_goals(goals), through
+              open_bus("dynamixel://LINK?baud=1000000"). read_states always reads
+              the whole state block 122..146 (25 bytes per servo) and decodes it
+              to SI units.
+  SDK 132/4   GroupSyncRead(port, ph, 132, 4) (Present Position only, getData
+              per servo, converted to rad) + GroupSyncWrite(port, ph, 116, 4).
+  SDK 122/25  the same, but the sync read covers the same 25-byte block as ours
+              (122..146) and decodes the same fields (moving, load, velocity,
+              position, voltage, temperature): the same bytes on the wire.
+
+Every variant runs a fixed number of cycles, interleaved, best of N (the highest
+cycles/s and the lowest CPU time per cycle, each over the repeats). CPU time is
+time.process_time() in this process: the client's own CPU, nothing of the
+emulator's. By default the emulator answers at once (wire timing off: a
+pseudo-terminal has no baud rate), so the figures measure the clients and the
+pty round trip; --wire-timing adds a second table with the emulator answering
+when a 1 Mbps bus would (request bytes, each servo's return delay, reply
+bytes), which bounds both clients by the simulated wire.
+
+    python bench/bus.py [--cycles 2000] [--repeats 3] [--wire-timing]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import hw_adapters
+from hw_adapters.dynamixel.bus import GOAL_POSITION, STATE_ADDR, STATE_LEN, TORQUE_ENABLE
+
+IDS = [1, 2, 3, 4, 5, 6]
+JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+BAUD = 1_000_000
+PRESENT_POSITION = 132
+TWO_PI = 2.0 * math.pi
+VELOCITY_UNIT = 0.229 * TWO_PI / 60.0  # rad/s per Present Velocity unit
+WARMUP_CYCLES = 50
+TARGET_SPEED, TARGET_CPU = 1.5, 0.5  # ours >= 1.5x the SDK's cycles/s at <= 0.5x its CPU per cycle
+
+SCENARIO = f"""\
+# Written by bench/bus.py: six Dynamixel XL430-W250 on the arm6 robot, for `twin emulate`.
+name: bench_bus_dxl6
+duration: 1.0
+physics: {{dt_s: 0.001}}
+plant:
+  robot: {{urdf: arm6}}
+  servos:
+{"".join(f"    - {{id: {i}, model: xl430-w250, joint: {j}}}{chr(10)}" for i, j in zip(IDS, JOINTS, strict=True))}\
+task:
+  type: waypoints
+  poses: {{zero: {{shoulder_pan: 0}}}}
+  steps: [{{at_s: 0.0, pose: zero, duration_s: 0.5}}]
+"""
+
+
+def goals(k: int) -> list[float]:
+    """The goals of cycle k (rad): small sines, one phase per servo, so every write differs."""
+    return [0.3 * math.sin(0.01 * k + 0.7 * j) for j in range(len(IDS))]
+
+
+def to_ticks(angle: float) -> int:
+    """rad -> Goal Position ticks (0 rad = 2048), what an SDK user writes by hand."""
+    return int(math.floor(angle * 4096 / TWO_PI + 0.5)) + 2048
+
+
+def signed(value: int, bits: int) -> int:
+    return value - (1 << bits) if value & (1 << (bits - 1)) else value
+
+
+# -- the emulator, in its own process ---------------------------------------------------------------
+
+
+@contextmanager
+def emulator(wire_timing: bool) -> Iterator[str]:
+    """Serve the six servos with `python -m twin emulate` in a subprocess; yield the link path.
+
+    The subprocess is stopped (SIGINT, then SIGKILL if it lingers) and the temporary
+    directory removed whatever happens, Ctrl-C included.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-bus-") as tmp:
+        scenario = Path(tmp) / "dxl6.yaml"
+        scenario.write_text(SCENARIO)
+        link = Path(tmp) / "dxl"
+        cmd = [sys.executable, "-m", "twin", "emulate", str(scenario), "--protocol", "dynamixel"]
+        cmd += ["--link", str(link), "--baud", str(BAUD)] + (["--wire-timing"] if wire_timing else [])
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            yield _wait_ready(proc, 30.0)
+        finally:
+            _stop(proc)
+
+
+def _wait_ready(proc: subprocess.Popen[str], timeout_s: float) -> str:
+    """The link path the emulator prints once it serves."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    line = proc.stdout.readline().strip() if ready else ""
+    if not line:
+        _stop(proc)
+        err = proc.stderr.read() if proc.stderr else ""
+        raise RuntimeError(f"the emulator did not start (exit {proc.returncode}):\n{err}")
+    return line
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+# -- the clients --------------------------------------------------------------------------------------
+
+Cycle = Callable[[int], None]
+
+
+class Ours:
+    name = "ours (state 122/25)"
+
+    def __init__(self, link: str) -> None:
+        self.bus = hw_adapters.open_bus(f"dynamixel://{link}?baud={BAUD}")
+        self.bus.set_torque(IDS, True)
+
+    def cycle(self, k: int) -> None:
+        states = self.bus.read_states(IDS)
+        positions = [states[i].position for i in IDS]  # what a controller uses
+        assert len(positions) == len(IDS)
+        self.bus.write_goals(dict(zip(IDS, goals(k), strict=True)))
+
+    def close(self) -> None:
+        self.bus.close()
+
+
+class Sdk:
+    """The Dynamixel SDK's sync read and sync write, used the way its examples do."""
+
+    def __init__(self, port: object, ph: object, block: bool) -> None:
+        import dynamixel_sdk as sdk
+
+        self.sdk = sdk
+        self.block = block
+        self.name = "SDK (state 122/25)" if block else "SDK (position 132/4)"
+        addr, length = (STATE_ADDR, STATE_LEN) if block else (PRESENT_POSITION, 4)
+        self.read = sdk.GroupSyncRead(port, ph, addr, length)
+        self.write = sdk.GroupSyncWrite(port, ph, GOAL_POSITION, 4)
+        for i in IDS:
+            if not self.read.addParam(i) or not self.write.addParam(i, bytes(4)):
+                raise RuntimeError(f"SDK: cannot add servo {i} to the sync read/write")
+
+    def cycle(self, k: int) -> None:
+        sdk, gsr = self.sdk, self.read
+        result = gsr.txRxPacket()
+        if result != sdk.COMM_SUCCESS:
+            raise RuntimeError(f"SDK sync read: {result}")
+        if self.block:  # the fields read_states decodes, decoded by hand
+            states = [
+                (
+                    bool(gsr.getData(i, 122, 1)),
+                    signed(gsr.getData(i, 126, 2), 16) / 1000.0,
+                    signed(gsr.getData(i, 128, 4), 32) * VELOCITY_UNIT,
+                    (signed(gsr.getData(i, 132, 4), 32) - 2048) * TWO_PI / 4096,
+                    gsr.getData(i, 144, 2) / 10.0,
+                    float(gsr.getData(i, 146, 1)),
+                )
+                for i in IDS
+            ]
+            positions = [s[3] for s in states]
+        else:
+            positions = [(signed(gsr.getData(i, 132, 4), 32) - 2048) * TWO_PI / 4096 for i in IDS]
+        assert len(positions) == len(IDS)
+        for i, g in zip(IDS, goals(k), strict=True):
+            self.write.changeParam(i, to_ticks(g).to_bytes(4, "little", signed=True))
+        result = self.write.txPacket()
+        if result != sdk.COMM_SUCCESS:
+            raise RuntimeError(f"SDK sync write: {result}")
+
+
+@contextmanager
+def clients(link: str) -> Iterator[list]:
+    import dynamixel_sdk as sdk
+
+    ours = Ours(link)
+    try:
+        port = sdk.PortHandler(link)
+        if not port.openPort() or not port.setBaudRate(BAUD):
+            raise RuntimeError(f"SDK: cannot open {link}")
+        try:
+            ph = sdk.PacketHandler(2.0)
+            for i in IDS:
+                ph.write1ByteTxRx(port, i, TORQUE_ENABLE, 1)
+            yield [ours, Sdk(port, ph, block=False), Sdk(port, ph, block=True)]
+        finally:
+            port.closePort()
+    finally:
+        ours.close()
+
+
+# -- measuring ---------------------------------------------------------------------------------------
+
+
+def measure(cycle: Cycle, cycles: int) -> tuple[float, float, float]:
+    """(cycles/s, client CPU s per cycle, wall s per cycle) over `cycles` cycles, after a warm-up."""
+    for k in range(WARMUP_CYCLES):
+        cycle(k)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for k in range(cycles):
+        cycle(k)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return cycles / wall, cpu / cycles, wall / cycles
+
+
+def table(wire_timing: bool, cycles: int, repeats: int) -> None:
+    with emulator(wire_timing) as link, clients(link) as variants:
+        rate: dict[str, list[float]] = {v.name: [] for v in variants}
+        cpu: dict[str, list[float]] = {v.name: [] for v in variants}
+        busy: dict[str, list[float]] = {v.name: [] for v in variants}
+        for _ in range(repeats):  # interleaved, so drift in machine load hits every variant
+            for v in variants:
+                r, c, w = measure(v.cycle, cycles)
+                rate[v.name].append(r)
+                cpu[v.name].append(c)
+                busy[v.name].append(c / w)
+    timing = (
+        f"wire timing ON (emulator answers as a {BAUD // 1000} kbps bus would)"
+        if wire_timing
+        else "wire timing OFF (emulator answers at once; a pty has no baud rate)"
+    )
+    print(f"6 x XL430-W250 over a pty, emulator in its own process, {timing}")
+    print(f"  {cycles} cycles per run, best of {repeats} (interleaved); one cycle = sync read + sync write")
+    print(f"  {'client':<22}{'cycles/s':>10}{'CPU ms/cycle':>14}{'CPU/wall':>10}")
+    for name in rate:
+        print(f"  {name:<22}{max(rate[name]):>10,.0f}{min(cpu[name]) * 1e3:>14.3f}{max(busy[name]):>10.0%}")
+    ours = variants[0].name
+    for sdk in (v.name for v in variants[1:]):
+        speed = max(rate[ours]) / max(rate[sdk])
+        cost = min(cpu[ours]) / min(cpu[sdk])
+        holds = speed >= TARGET_SPEED and cost <= TARGET_CPU
+        print(
+            f"  ours / {sdk:<22} cycles {speed:5.2f}x   CPU {cost:5.2f}x   "
+            f"target (>= {TARGET_SPEED}x cycles, <= {TARGET_CPU}x CPU): {'holds' if holds else 'NOT met'}"
+        )
+    print("  (ours always reads the whole state block 122..146 and decodes it to SI units)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cycles", type=int, default=2000, help="timed cycles per run (default 2000)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per variant (default 3)")
+    parser.add_argument(
+        "--wire-timing",
+        action="store_true",
+        help="also measure with the emulator answering when a 1 Mbps bus would (a second table)",
+    )
+    args = parser.parse_args()
+    if args.cycles < 1 or args.repeats < 1:
+        parser.error("--cycles and --repeats must be >= 1")
+    try:
+        table(False, args.cycles, args.repeats)
+        if args.wire_timing:
+            print()
+            table(True, args.cycles, args.repeats)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
