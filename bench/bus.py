@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import select
 import signal
 import subprocess
 import sys
@@ -42,12 +40,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import hw_adapters
 from hw_adapters.dynamixel.bus import GOAL_POSITION, STATE_ADDR, STATE_LEN, TORQUE_ENABLE
 
 IDS = [1, 2, 3, 4, 5, 6]
-JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
 BAUD = 1_000_000
 PRESENT_POSITION = 132
 TWO_PI = 2.0 * math.pi
@@ -55,19 +53,24 @@ VELOCITY_UNIT = 0.229 * TWO_PI / 60.0  # rad/s per Present Velocity unit
 WARMUP_CYCLES = 50
 TARGET_SPEED, TARGET_CPU = 1.5, 0.5  # ours >= 1.5x the SDK's cycles/s at <= 0.5x its CPU per cycle
 
-SCENARIO = f"""\
+SCENARIO = """\
 # Written by bench/bus.py: six Dynamixel XL430-W250 on the arm6 robot, for `twin emulate`.
 name: bench_bus_dxl6
 duration: 1.0
-physics: {{dt_s: 0.001}}
+physics: {dt_s: 0.001}
 plant:
-  robot: {{urdf: arm6}}
+  robot: {urdf: arm6}
   servos:
-{"".join(f"    - {{id: {i}, model: xl430-w250, joint: {j}}}{chr(10)}" for i, j in zip(IDS, JOINTS, strict=True))}\
+    - {id: 1, model: xl430-w250, joint: shoulder_pan}
+    - {id: 2, model: xl430-w250, joint: shoulder_lift}
+    - {id: 3, model: xl430-w250, joint: elbow_flex}
+    - {id: 4, model: xl430-w250, joint: wrist_flex}
+    - {id: 5, model: xl430-w250, joint: wrist_roll}
+    - {id: 6, model: xl430-w250, joint: gripper}
 task:
   type: waypoints
-  poses: {{zero: {{shoulder_pan: 0}}}}
-  steps: [{{at_s: 0.0, pose: zero, duration_s: 0.5}}]
+  poses: {zero: {shoulder_pan: 0}}
+  steps: [{at_s: 0.0, pose: zero, duration_s: 0.5}]
 """
 
 
@@ -101,26 +104,27 @@ def emulator(wire_timing: bool) -> Iterator[str]:
         link = Path(tmp) / "dxl"
         cmd = [sys.executable, "-m", "twin", "emulate", str(scenario), "--protocol", "dynamixel"]
         cmd += ["--link", str(link), "--baud", str(BAUD)] + (["--wire-timing"] if wire_timing else [])
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            yield _wait_ready(proc, 30.0)
-        finally:
+        with open(Path(tmp) / "emulator.log", "w+") as log:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+            try:
+                _wait_ready(proc, link, log, 60.0)
+                yield str(link)
+            finally:
+                _stop(proc)
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], link: Path, log: IO[str], timeout_s: float) -> None:
+    """Wait for the link the emulator makes just before it serves (the pty buffers until then)."""
+    deadline = time.monotonic() + timeout_s
+    while not link.is_symlink():
+        if proc.poll() is not None or time.monotonic() > deadline:
             _stop(proc)
+            log.seek(0)
+            raise RuntimeError(f"the emulator did not start (exit {proc.returncode}):\n{log.read()}")
+        time.sleep(0.02)
 
 
-def _wait_ready(proc: subprocess.Popen[str], timeout_s: float) -> str:
-    """The link path the emulator prints once it serves."""
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
-    line = proc.stdout.readline().strip() if ready else ""
-    if not line:
-        _stop(proc)
-        err = proc.stderr.read() if proc.stderr else ""
-        raise RuntimeError(f"the emulator did not start (exit {proc.returncode}):\n{err}")
-    return line
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
@@ -128,9 +132,6 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
 
 
 # -- the clients --------------------------------------------------------------------------------------
@@ -291,5 +292,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()
