@@ -136,6 +136,7 @@ class SerialServoBus(ServoBus):
         reply_bytes = sum(self._status_size(n) for _, n in expect)
         attempts = 1 + (self.retries if retries is None else retries)
         problem: BusError = NoReplyError("no reply")
+        got: dict[int, Any] = {}
         for attempt in range(attempts):
             if attempt:
                 self.stats.retries += 1
@@ -145,14 +146,13 @@ class SerialServoBus(ServoBus):
                 return {}
             parser = self._new_parser()
             got = {}
+            stray = None
             for reply in parser.feed(raw):
                 if reply.id in want and reply.id not in got:
                     got[reply.id] = reply
                 else:
                     self.stats.wrong_id += 1
-                    problem = WrongIdError(
-                        f"a status packet came from id {reply.id}, not from {sorted(want)}"
-                    )
+                    stray = reply.id
             crc = getattr(parser, "crc_errors", 0) or getattr(parser, "checksum_errors", 0)
             self.stats.checksum_errors += crc
             missing = sorted(want - got.keys())
@@ -167,11 +167,15 @@ class SerialServoBus(ServoBus):
                         raise
                 return got
             self.stats.no_reply += 1
+            # What went wrong this time: the last attempt's reason is the one reported.
             if crc:
                 problem = ChecksumError(f"corrupt reply from servo(s) {missing} on {self.link.port}")
-            elif not isinstance(problem, WrongIdError):
-                partial = "only part of a reply" if raw else "no reply"
-                problem = NoReplyError(f"{partial} from servo(s) {missing} on {self.link.port}")
+            elif stray is not None:
+                problem = WrongIdError(f"a status packet came from id {stray}, not from {sorted(want)}")
+            elif _pending_bytes(parser):
+                problem = NoReplyError(f"only part of a reply from servo(s) {missing} on {self.link.port}")
+            else:
+                problem = NoReplyError(f"no reply from servo(s) {missing} on {self.link.port}")
         for i in want - got.keys():
             self._misses[i] = self._misses.get(i, 0) + 1
             if self._misses[i] >= self.fail_after and i not in self._failed:
@@ -254,6 +258,11 @@ class SerialServoBus(ServoBus):
         finally:
             self._closed = True
             self.link.close()
+
+
+def _pending_bytes(parser: Any) -> int:
+    """Bytes a parser holds as the start of a packet that never completed."""
+    return int(getattr(parser, "pending", getattr(parser, "buffered", 0)))
 
 
 def open_link(url: str, default_baud: int) -> tuple[SerialLink, dict[str, Any]]:

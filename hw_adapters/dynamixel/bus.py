@@ -8,6 +8,7 @@ that servo's Hardware Error Status (70) too.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,18 +51,22 @@ class DynamixelBus(SerialServoBus):
         return dxl.sync_read(STATE_ADDR, STATE_LEN, ids), STATE_LEN
 
     def read_states(self, ids: Any) -> dict[int, ServoState]:
-        ids = list(ids)
-        self._ensure_known(ids)
-        packet, length = self._state_read(ids)
-        replies = self.transaction(packet, [(i, length) for i in ids])
-        out = {}
-        for i in ids:
-            error = 0
-            if replies[i].error & _ALERT:
-                read = dxl.read(i, HARDWARE_ERROR, 1)
-                error = self.transaction(read, [(i, 1)])[i].params[0]
-            out[i] = wire.decode_dxl_state(i, replies[i].params, error, self.known[i].model)
-        return out
+        start = time.perf_counter()
+        try:
+            ids = list(ids)
+            self._ensure_known(ids)
+            packet, length = self._state_read(ids)
+            replies = self.transaction(packet, [(i, length) for i in ids])
+            out = {}
+            for i in ids:
+                error = 0
+                if replies[i].error & _ALERT:  # alert bit: read what the alarm is
+                    read = dxl.read(i, HARDWARE_ERROR, 1)
+                    error = self.transaction(read, [(i, 1)])[i].params[0]
+                out[i] = wire.decode_dxl_state(i, replies[i].params, error, self.known[i].model)
+            return out
+        finally:
+            self._timed(start)
 
     def _decode_state(self, servo_id: int, params: bytes) -> ServoState:
         return wire.decode_dxl_state(servo_id, params, 0, self.known[servo_id].model)
