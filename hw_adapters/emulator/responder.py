@@ -26,12 +26,21 @@ class ResponderStats:
 
 @dataclass
 class BusDevices:
-    """The servos on the line, by id, and a hook that brings the physics up to date."""
+    """The servos on the line, by their current id, and a hook that brings the physics up to date."""
 
-    servos: Mapping[int, VirtualServo]
+    units: Mapping[int, VirtualServo]
     sync: Callable[[], None] = lambda: None
     stats: ResponderStats = field(default_factory=ResponderStats)
     registered: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # REG_WRITE per id
+
+    def __post_init__(self) -> None:
+        self._all = list(self.units.values())
+        self.servos: dict[int, VirtualServo] = {}
+        self._index()
+
+    def _index(self) -> None:
+        # A servo answers to the id in its ID register, which a write may change.
+        self.servos = {s.servo_id: s for s in self._all}
 
     def ordered(self) -> list[VirtualServo]:
         return [self.servos[i] for i in sorted(self.servos)]
@@ -47,6 +56,8 @@ class BusDevices:
             servo.write(address, data)
         except RegisterError as exc:
             return exc
+        if address <= servo.table["id"].address < address + len(data):
+            self._index()
         return None
 
     def action(self, servo_id: int | None) -> None:

@@ -49,6 +49,7 @@ class EmulatorServer:
     baud: int = 1_000_000
     wire_timing: bool = False
     tick_s: float = 0.002
+    idle_reset_s: float = 0.005  # a line quiet this long drops a half-received packet
     stats: ServerStats = field(default_factory=ServerStats)
 
     def __post_init__(self) -> None:
@@ -75,6 +76,7 @@ class EmulatorServer:
         tty.setraw(self._master)
         self.device_path = os.ttyname(self._slave)
         self._pending: list[_Pending] = []
+        self._last_rx = 0.0
         self._link: Path | None = None
 
     # -- clock ---------------------------------------------------------------------------
@@ -120,6 +122,9 @@ class EmulatorServer:
             readable, _, _ = select.select([self._master], [], [], timeout)
             if readable:
                 self._receive()
+            elif self.now() - self._last_rx > self.idle_reset_s:
+                # A quiet line ends any half-received packet, as a servo's receive timeout does.
+                self.responder.parser.reset()
             self._send_due()
             self._sync()
 
@@ -128,7 +133,7 @@ class EmulatorServer:
             data = os.read(self._master, 4096)
         except OSError:  # nobody has the other end open right now
             return
-        arrived = self.now()
+        arrived = self._last_rx = self.now()
         self.stats.bytes_in += len(data)
         replies = self.responder.feed(data)
         if replies:

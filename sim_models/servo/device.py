@@ -272,6 +272,12 @@ class VirtualServo:
                     raise RegisterError(f"register {reg.name} ({reg.address}) is read-only", "access")
                 if reg.eeprom and self._torque_on:
                     raise RegisterError(f"EEPROM register {reg.name} is locked while torque is on", "access")
+        id_reg = self.table["id"]
+        if address <= id_reg.address < end:
+            new_id = data[id_reg.address - address]
+            top = 252 if self._dxl else 253  # 0xFD is reserved on Dynamixel, 0xFE is broadcast on both
+            if new_id > top:
+                raise RegisterError(f"id {new_id} is out of range 0..{top}", "limit")
         mode_reg = self.table["operating_mode"]
         if address <= mode_reg.address < end:
             mode = data[mode_reg.address - address]
