@@ -7,9 +7,9 @@ cycle is one sync read of the six servos' state and one sync write of six goal
 positions:
 
   ours        bus.read_states(ids) + bus.write_goals(goals), through
-              open_bus("dynamixel://LINK?baud=1000000"). read_states always reads
-              the whole state block 122..146 (25 bytes per servo) and decodes it
-              to SI units.
+              open_bus("dynamixel://LINK?baud=1000000&fail_after=1000000000").
+              read_states always reads the whole state block 122..146 (25 bytes
+              per servo) and decodes it to SI units.
   SDK 132/4   GroupSyncRead(port, ph, 132, 4) (Present Position only, getData
               per servo, converted to rad) + GroupSyncWrite(port, ph, 116, 4).
   SDK 122/25  the same, but the sync read covers the same 25-byte block as ours
@@ -24,6 +24,12 @@ pseudo-terminal has no baud rate), so the figures measure the clients and the
 pty round trip; --wire-timing adds a second table with the emulator answering
 when a 1 Mbps bus would (request bytes, each servo's return delay, reply
 bytes), which bounds both clients by the simulated wire.
+
+A sync read that fails (after the bus's own retries; the SDK has none) is counted
+in "failed reads" and the cycle goes on; fail_after is raised so that such a servo
+is never marked failed mid-benchmark. CPU/wall near 100 % means the client spins
+while it waits (the SDK polls the port with timeout 0); a blocking client is far
+below. On a machine with few cores, other load changes the ratios a lot.
 
     python bench/bus.py [--cycles 2000] [--repeats 3] [--wire-timing]
 """

@@ -31,6 +31,7 @@ __all__ = [
     "WrongIdError",
     "ConfigError",
     "PingInfo",
+    "PortLostError",
     "ServoAlarm",
     "ServoBus",
     "ServoFailedError",
@@ -55,6 +56,10 @@ class MalformedPacketError(ProtocolError):
 
 class NoReplyError(BusError):
     """No status packet, or only part of one, arrived within the timeout."""
+
+
+class PortLostError(BusError):
+    """The port went away mid-run (unplugged, powered off): nothing more can be sent on it."""
 
 
 class WrongIdError(BusError):

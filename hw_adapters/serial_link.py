@@ -33,7 +33,7 @@ from typing import Any
 
 import serial
 
-from hw_adapters.base import BusError, ConfigError
+from hw_adapters.base import BusError, ConfigError, PortLostError
 from hw_adapters.wire import bytes_time
 
 try:  # termios exists on POSIX only; pyserial lets termios.error escape from reset_input_buffer
@@ -229,7 +229,7 @@ class SerialLink:
     def _require_open(self) -> Any:
         if self._closed:
             if self._lost_reason is not None:
-                raise BusError(f"serial port {self.port} is closed: it was lost ({self._lost_reason})")
+                raise PortLostError(f"serial port {self.port} is closed: it was lost ({self._lost_reason})")
             raise BusError(f"serial port {self.port} is closed")
         return self._port
 
@@ -250,7 +250,7 @@ class SerialLink:
         self._lost_reason = reason
         self._closed = True
         self._close_port_quietly()
-        return BusError(f"serial port {self.port} was lost: {reason}")
+        return PortLostError(f"serial port {self.port} was lost: {reason}")
 
     def _close_port_quietly(self) -> None:
         # A port that is gone may fail to close; it is released all the same.

@@ -35,6 +35,7 @@ class RunResult:
     latency_samples_ms: dict[str, list[float]]
     frames: Any = None  # a GifRecorder when the run was rendered
     run_dir: Path | None = None
+    error: str = ""  # why the run could not go on (a bus lost mid-run), "" when it could
 
     @property
     def passed(self) -> bool:
@@ -205,7 +206,7 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
     samples = {"command": [x * 1000.0 for x in d.command_latency_s]}
     for link in machine.network.links.values():
         samples[f"link {link.name}"] = [x * 1000.0 for x in link.stats.latencies_s]
-    return RunResult(sc, machine.seed, metrics, tel, outcomes, samples, recorder)
+    return RunResult(sc, machine.seed, metrics, tel, outcomes, samples, recorder, error=machine.driver.lost)
 
 
 def _bus_counters(bus: Any) -> dict[str, int]:

@@ -136,6 +136,9 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(summary(result.metrics, result.assertions, run_dir))
     for failure in result.failures:
         err.write(f"assertion failed: {failure.expression} (measured {failure.measured:g})\n")
+    if result.error:
+        err.write(f"the run stopped early: {result.error}\n")
+        return EXIT_BAD_INPUT
     return EXIT_OK if result.passed else EXIT_ASSERTION
 
 

@@ -131,3 +131,28 @@ def test_run_against_a_bus_without_the_scenarios_servos_is_bad_input(emulate, tm
     )
     assert code == 2
     assert "servo 7 (xl430-w250, joint tilt) does not answer" in capsys.readouterr().err
+
+
+def test_losing_the_port_mid_run_stops_with_a_clear_error(emulate, tmp_path: Path, capsys) -> None:
+    import threading
+
+    proc, link = emulate("scenarios/pan_tilt.yaml", "dynamixel")
+    threading.Timer(1.0, proc.kill).start()  # the USB cable comes out a second into the run
+    out = tmp_path / "run"
+    code = main(
+        [
+            "run",
+            str(ROOT / "scenarios/pan_tilt.yaml"),
+            "--bus",
+            f"dynamixel://{link}",
+            "--quiet",
+            "--out",
+            str(out),
+            "--set",
+            "duration=3",
+        ]
+    )
+    assert code == 2
+    assert "the run stopped early: serial port" in capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["driver"]["halted"] == 1, "what was measured until then is kept"

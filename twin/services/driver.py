@@ -11,7 +11,8 @@ A bus error in one cycle costs that cycle, not the run. A servo the bus has
 given up on (ServoFailedError) triggers the scenario's policy: `safe_stop`
 (default: stop all motion, the other servos hold where they are, further
 commands are refused), `hold_others` (go on without it) or `torque_off`
-(torque off everywhere and stop the loop).
+(torque off everywhere and stop the loop). A port that goes away ends the
+loop: the run reports it as an error.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import simpy
 
-from hw_adapters import BusError, ServoBus, ServoFailedError
+from hw_adapters import BusError, PortLostError, ServoBus, ServoFailedError
 from twin.control.joints import Joint
 from twin.control.limits import clip_to_limits
 from twin.control.trajectory import Anchored, Move, SineSweep
@@ -53,6 +54,7 @@ class Driver(Service):
     blend_s: float = 0.25
     failure_policy: str = "safe_stop"  # or "hold_others", "torque_off": see the scenario's plant.bus
     halted: str = ""  # the policy that stopped the machine, once one did
+    lost: str = ""  # why the bus went away, when it did
     stats: DriverStats = field(default_factory=DriverStats)
     setpoint: list[float] = field(default_factory=list)
     _pending: tuple[Move | SineSweep, float] | None = None
@@ -103,6 +105,9 @@ class Driver(Service):
             except ServoFailedError as exc:
                 live = self._servos_failed(exc.servo_ids, live, ids)
                 states = None
+            except PortLostError as exc:
+                self.halted, self.lost = "port lost", str(exc)
+                return
             except BusError:
                 stats.bus_errors += 1
                 states = None
@@ -118,6 +123,9 @@ class Driver(Service):
                     bus.write_goals({ids[k]: cal[k].to_servo(goals[k]) for k in live})
                 except ServoFailedError as exc:
                     live = self._servos_failed(exc.servo_ids, live, ids)
+                except PortLostError as exc:
+                    self.halted, self.lost = "port lost", str(exc)
+                    return
                 except BusError:
                     stats.bus_errors += 1
                 else:
