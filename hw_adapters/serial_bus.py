@@ -147,7 +147,15 @@ class SerialServoBus(ServoBus):
             parser = self._new_parser()
             got = {}
             stray = None
-            for reply in parser.feed(raw):
+            replies = parser.feed(raw)
+            # Byte stuffing (Dynamixel) can make replies longer than expected: fetch the
+            # bytes the last, incomplete packet says are still on their way.
+            for _ in range(len(expect)):
+                more = getattr(parser, "missing", 0)
+                if not more:
+                    break
+                replies += parser.feed(self.link.read_more(more, self.link.read_timeout_s(more)))
+            for reply in replies:
                 if reply.id in want and reply.id not in got:
                     got[reply.id] = reply
                 else:

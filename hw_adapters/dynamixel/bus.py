@@ -30,8 +30,8 @@ class DynamixelBus(SerialServoBus):
         return dxl.PacketParser()
 
     def _status_size(self, n_params: int) -> int:
-        # Stuffing can lengthen a reply by a few bytes; they are read by the next
-        # transaction's input clear at worst, and the parser finds the packet anyway.
+        # Unstuffed size; a reply lengthened by byte stuffing is completed by the
+        # transaction, which reads what the packet's length field says is missing.
         return wire.status_size("dynamixel", n_params)
 
     def _raise_for_status(self, packet: dxl.Packet) -> None:

@@ -378,6 +378,18 @@ class PacketParser:
         """Bytes held for a packet still incomplete."""
         return len(self._buf)
 
+    @property
+    def missing(self) -> int:
+        """Bytes still to come for the incomplete packet held, as its length field says (0: unknown).
+
+        Byte stuffing makes a status longer than its parameters suggest: a host that read the
+        expected size learns here how many bytes are still on their way.
+        """
+        buf = self._buf
+        if len(buf) < 7 or not buf.startswith(HEADER):
+            return 0
+        return max(0, 7 + int.from_bytes(buf[5:7], "little") - len(buf))
+
     def reset(self) -> None:
         """Forget a partial packet (counted as dropped), e.g. after a timeout."""
         self.bytes_dropped += len(self._buf)

@@ -668,3 +668,29 @@ def test_last_duration_is_set_after_a_failed_read(vendor: str) -> None:
     with pytest.raises(NoReplyError):
         bus.read_states([1, 2])
     assert 0.0 <= bus.last_duration_s < 1.0
+
+
+def test_a_reply_lengthened_by_byte_stuffing_is_read_whole() -> None:
+    """A state block holding FF FF FD is sent stuffed (one byte longer than its plain size)."""
+    from hw_adapters.dynamixel import protocol as dxl
+    from hw_adapters.dynamixel.bus import DynamixelBus
+    from hw_adapters.fake_port import ScriptedPort
+    from hw_adapters.serial_link import SerialLink
+
+    block = bytes([0, 0, 0xFF, 0xFF, 0xFD, 0xFF]) + bytes(19)  # PWM -1, then FF FD in the current
+
+    def servo(packet: bytes) -> bytes:
+        p = dxl.decode_packet(packet)
+        if p.instruction == dxl.Instruction.PING:
+            return dxl.encode_status(p.id, 0, (1060).to_bytes(2, "little") + bytes([52]))
+        if p.instruction == dxl.Instruction.READ:
+            return dxl.encode_status(p.id, 0, bytes([250]))
+        if p.instruction == dxl.Instruction.SYNC_READ:
+            return b"".join(dxl.encode_status(i, 0, block) for i in (1, 2))
+        return b""
+
+    port = ScriptedPort(servo)
+    bus = DynamixelBus(SerialLink("fake", 1_000_000, open_port=port.open_port), retries=0)
+    states = bus.read_states([1, 2])
+    assert set(states) == {1, 2}
+    assert len(dxl.encode_status(2, 0, block)) == 11 + 25 + 1, "the reply really is stuffed"
