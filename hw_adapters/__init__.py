@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hw_adapters.base import (
+    SHUTDOWN_FAULTS,
     BusError,
     ChecksumError,
     ConfigError,
@@ -13,7 +14,6 @@ from hw_adapters.base import (
     PingInfo,
     PortLostError,
     ProtocolError,
-    ServoAlarm,
     ServoBus,
     ServoFailedError,
     ServoFault,
@@ -37,10 +37,10 @@ __all__ = [
     "ConfigError",
     "PingInfo",
     "PortLostError",
-    "ServoAlarm",
     "ServoBus",
     "ServoFailedError",
     "ServoFault",
+    "SHUTDOWN_FAULTS",
     "ServoState",
     "TwinError",
     "open_bus",

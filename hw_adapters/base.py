@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
 
-from sim_models.errors import BusError, ConfigError, ServoAlarm, TwinError
+from sim_models.errors import BusError, ConfigError, TwinError
 
 __all__ = [
     "BusError",
@@ -32,10 +32,10 @@ __all__ = [
     "ConfigError",
     "PingInfo",
     "PortLostError",
-    "ServoAlarm",
     "ServoBus",
     "ServoFailedError",
     "ServoFault",
+    "SHUTDOWN_FAULTS",
     "ServoState",
     "TwinError",
     "parse_bus_url",
@@ -93,6 +93,10 @@ class ServoFault(enum.IntFlag):
     ENCODER = 8
     ELECTRICAL_SHOCK = 16
     OVERLOAD = 32
+
+
+# Alarms after which a servo's firmware has cut its torque: it no longer follows goals.
+SHUTDOWN_FAULTS = ServoFault.OVERHEAT | ServoFault.ELECTRICAL_SHOCK | ServoFault.OVERLOAD
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,3 @@ class ConfigError(TwinError):
 
 class BusError(TwinError):
     """A servo bus failed: no reply, a corrupt reply, a closed port."""
-
-
-class ServoAlarm(BusError):
-    """A servo reported a hardware error (overload, overheat, input voltage)."""

@@ -163,10 +163,11 @@ def test_deadline_misses_count_overrunning_cycles(write_scenario: Callable[..., 
 
 
 class FailingAfter:
-    """Wraps a bus: from `at_s` on, servo `bad` has failed for good."""
+    """Wraps a bus: from `at_s` on, servo `bad` has failed for good: the bus gives up on it
+    ("bus"), or it answers with an overheat alarm, its torque cut by its firmware ("alarm")."""
 
-    def __init__(self, inner: Any, env: simpy.Environment, bad: int, at_s: float) -> None:
-        self.inner, self.env, self.bad, self.at_s = inner, env, bad, at_s
+    def __init__(self, inner: Any, env: simpy.Environment, bad: int, at_s: float, how: str) -> None:
+        self.inner, self.env, self.bad, self.at_s, self.how = inner, env, bad, at_s, how
         self.torque_off: list[int] = []
 
     def __getattr__(self, name: str) -> Any:
@@ -175,12 +176,19 @@ class FailingAfter:
     def _check(self, ids: Any) -> None:
         from hw_adapters import ServoFailedError
 
-        if self.env.now >= self.at_s and self.bad in list(ids):
+        if self.how == "bus" and self.env.now >= self.at_s and self.bad in list(ids):
             raise ServoFailedError([self.bad])
 
     def read_states(self, ids: Any) -> Any:
+        import dataclasses
+
+        from hw_adapters import ServoFault
+
         self._check(ids)
-        return self.inner.read_states(ids)
+        states = self.inner.read_states(ids)
+        if self.how == "alarm" and self.env.now >= self.at_s and self.bad in states:
+            states[self.bad] = dataclasses.replace(states[self.bad], faults=ServoFault.OVERHEAT)
+        return states
 
     def write_goals(self, goals: Any) -> None:
         self._check(goals)
@@ -192,9 +200,10 @@ class FailingAfter:
         self.inner.set_torque(ids, enabled)
 
 
+@pytest.mark.parametrize("how", ["bus", "alarm"])
 @pytest.mark.parametrize("policy", ["safe_stop", "hold_others", "torque_off"])
 def test_a_failed_servo_triggers_the_scenario_policy(
-    write_scenario: Callable[..., Path], policy: str
+    write_scenario: Callable[..., Path], policy: str, how: str
 ) -> None:
     from twin.runtime import build
 
@@ -209,7 +218,7 @@ def test_a_failed_servo_triggers_the_scenario_policy(
         write_scenario(duration=2.0, task=task, assertions=[]), [f"plant.bus.on_servo_failure={policy}"]
     )
     machine = build(scenario)
-    wrapped = FailingAfter(machine.driver.servo_bus, machine.env, bad=2, at_s=0.8)
+    wrapped = FailingAfter(machine.driver.servo_bus, machine.env, bad=2, at_s=0.8, how=how)
     machine.driver.servo_bus = wrapped  # type: ignore[assignment]
     try:
         machine.env.run(until=2.0)

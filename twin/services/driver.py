@@ -8,7 +8,8 @@ counts as a deadline miss and the loop skips to the next period boundary
 rather than running late forever.
 
 A bus error in one cycle costs that cycle, not the run. A servo the bus has
-given up on (ServoFailedError) triggers the scenario's policy: `safe_stop`
+given up on (ServoFailedError), or whose firmware shut it down (overheat,
+overload, electrical shock), triggers the scenario's policy: `safe_stop`
 (default: stop all motion, the other servos hold where they are, further
 commands are refused), `hold_others` (go on without it) or `torque_off`
 (torque off everywhere and stop the loop). A port that goes away ends the
@@ -24,7 +25,7 @@ from typing import Any
 
 import simpy
 
-from hw_adapters import BusError, PortLostError, ServoBus, ServoFailedError
+from hw_adapters import SHUTDOWN_FAULTS, BusError, PortLostError, ServoBus, ServoFailedError
 from twin.control.joints import Joint
 from twin.control.limits import clip_to_limits
 from twin.control.trajectory import Anchored, Move, SineSweep
@@ -117,6 +118,9 @@ class Driver(Service):
                 for k in live:
                     actual[k] = cal[k].to_joint(states[ids[k]].position)
                 self._watch_servos(states)
+                shut_down = [i for i, st in states.items() if st.faults & SHUTDOWN_FAULTS]
+                if shut_down:  # the servo's own firmware cut its torque: it is lost to us too
+                    live = self._servos_failed(shut_down, live, ids)
                 goals, clipped = clip_to_limits(self._next_setpoint(env.now), limits)
                 stats.clipped_goals += clipped
                 try:
