@@ -13,11 +13,14 @@ plant and keeps its own virtual clock, advanced by its transactions and by
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from hw_adapters import wire
 from hw_adapters.base import (
     BusError,
+    ChecksumError,
     ConfigError,
+    NoReplyError,
     PingInfo,
     ServoBus,
     ServoState,
@@ -46,6 +49,11 @@ class SimBus(ServoBus):
             raise ConfigError("one bus cannot mix Dynamixel and Feetech servos")
         self.protocol = protocols.pop() if protocols else "dynamixel"
         self._closed = False
+        # Fault injection: servos that no longer answer, and a rate of corrupted transactions.
+        self.disconnected: set[int] = set()
+        self.error_rate = 0.0
+        self.error_rng: Any = None
+        self.errors_injected = 0
 
     # -- helpers -------------------------------------------------------------
     def _sync(self) -> None:
@@ -59,10 +67,16 @@ class SimBus(ServoBus):
             self._own_time += seconds
 
     def _servo(self, servo_id: int) -> VirtualServo:
-        try:
-            return self._servos[servo_id]
-        except KeyError:
-            raise BusError(f"servo {servo_id} did not answer (no status packet)") from None
+        servo = self._servos.get(servo_id)
+        if servo is None or servo_id in self.disconnected:
+            raise NoReplyError(f"servo {servo_id} did not answer (no status packet)")
+        return servo
+
+    def _maybe_fail(self) -> None:
+        """Fault injection: a transaction lost to noise on the line, at `error_rate`."""
+        if self.error_rate > 0.0 and self.error_rng is not None and self.error_rng.random() < self.error_rate:
+            self.errors_injected += 1
+            raise ChecksumError("corrupt reply (injected bus error)")
 
     # -- ServoBus ---------------------------------------------------------------
     def ping(self, servo_id: int) -> PingInfo | None:
@@ -93,6 +107,7 @@ class SimBus(ServoBus):
 
     def read_states(self, ids: Iterable[int]) -> dict[int, ServoState]:
         self._sync()
+        self._maybe_fail()
         ids = list(ids)
         servos = [self._servo(i) for i in ids]
         out: dict[int, ServoState] = {}
@@ -120,6 +135,7 @@ class SimBus(ServoBus):
 
     def write_goals(self, goals: Mapping[int, float]) -> None:
         self._sync()
+        self._maybe_fail()
         # A sync write gets no status packets back, so a servo that refuses its goal
         # would do so silently: check every id and goal first and send nothing if one is bad.
         targets = []

@@ -100,14 +100,19 @@ class Link:
         self.loss = loss
         self.rng = rng
         self.stats = LinkStats()
+        # Fault injection: while set, these override the link's own behaviour.
+        self.partitioned = False
+        self.fault_loss: float | None = None
+        self.fault_extra_s = 0.0
 
     def draw(self) -> float | None:
         """Delay for one message (s), or None when the message is lost."""
         self.stats.messages += 1
-        if self.loss > 0.0 and self.rng.random() < self.loss:
+        loss = self.loss if self.fault_loss is None else self.fault_loss
+        if self.partitioned or (loss > 0.0 and self.rng.random() < loss):
             self.stats.drops += 1
             return None
-        delay = self.latency.sample()
+        delay = self.latency.sample() + self.fault_extra_s
         self.stats.latencies_s.append(delay)
         return delay
 

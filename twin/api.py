@@ -189,6 +189,7 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
                 sum(i.stats.errors for i in machine.instances if i.service == svc),
                 max(i.stats.max_queue for i in machine.instances if i.service == svc),
                 sum(i.stats.expired for i in machine.instances if i.service == svc),
+                sum(i.stats.lost for i in machine.instances if i.service == svc),
             )
             for svc in sorted({i.service for i in machine.instances})
         },
@@ -197,6 +198,7 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
         failed_servos=len(d.failed_servos),
         halted=bool(machine.driver.halted),
         bus_counters=_bus_counters(machine.driver.servo_bus),
+        faults_injected=machine.faults_injected,
     )
     metrics = build_metrics(data)
     outcomes = []
@@ -211,7 +213,9 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
 
 def _bus_counters(bus: Any) -> dict[str, int]:
     stats = getattr(bus, "stats", None)
-    return {name: int(getattr(stats, name, 0)) for name in BUS_COUNTERS}
+    counters = {name: int(getattr(stats, name, 0)) for name in BUS_COUNTERS}
+    counters["errors_injected"] = int(getattr(bus, "errors_injected", 0))
+    return counters
 
 
 def _fault_names(bits: int) -> list[str]:

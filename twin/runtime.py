@@ -137,6 +137,7 @@ class Machine:
     driver: Driver
     telemetry: TelemetryRecorder
     instances: list[Instance] = field(default_factory=list)
+    faults_injected: int = 0
 
     def close(self) -> None:
         try:
@@ -207,6 +208,9 @@ def build(scenario: Scenario, seed: int | None = None, bus_url: str | None = Non
     )
     for service in services.values():
         service.start()
+    from twin.faults import schedule_faults  # faults import the runtime's Machine
+
+    schedule_faults(machine)
     return machine
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 
 from sim_models.errors import ConfigError
 from sim_models.servo.catalogue import ServoSpec
@@ -146,6 +147,8 @@ class VirtualServo:
         "time_s",
         "velocity",
         "table",
+        "external_torque_nm",
+        "encoder_noise",
     )
 
     def __init__(self, spec: ServoSpec, servo_id: int, supply_v: float | None = None) -> None:
@@ -166,6 +169,8 @@ class VirtualServo:
         self._viscous = spec.viscous_friction_nm_s_per_rad
         self._heat_acc = 0.0
         self._heat_steps = 0
+        self.external_torque_nm = 0.0  # fault injection: a load against the output shaft (N·m)
+        self.encoder_noise: Callable[[], float] | None = None  # fault injection: rad added to readings
         self._kt = spec.stall_torque_nm / spec.stall_current_a
         self._ticks_per_rad = spec.resolution_ticks / (2.0 * math.pi)
         self._half_gap = math.radians(spec.backlash_deg) / 2.0
@@ -317,6 +322,13 @@ class VirtualServo:
         """A register's stored value, without refreshing present values (no bus cost)."""
         return self._get(name)
 
+    def force_overheat(self) -> None:
+        """Fault injection: the motor is at its temperature limit; the firmware shuts down."""
+        self.temperature_c = max(self.temperature_c, self._temp_limit)
+        self.faults |= FAULT_OVERHEAT
+        self._torque_on = False
+        self._set("torque_enable", 0)
+
     def factory_reset(self) -> None:
         """Control table back to its defaults, keeping the id (Dynamixel reset mode 0x02)."""
         servo_id = self.servo_id
@@ -393,7 +405,8 @@ class VirtualServo:
         One struct pack per read: reads happen for every servo in every bus
         cycle, so this is on the hot path of a run.
         """
-        ticks = int(math.floor(self.position * self._ticks_per_rad + 0.5)) + self._centre
+        position = self.position if self.encoder_noise is None else self.position + self.encoder_noise()
+        ticks = int(math.floor(position * self._ticks_per_rad + 0.5)) + self._centre
         moving = 1 if abs(self.velocity) > 0.02 else 0
         temperature = min(255, max(0, int(round(self.temperature_c))))
         volts = min(65535 if self._dxl else 255, int(round(self.supply_v * 10)))
@@ -497,7 +510,7 @@ class VirtualServo:
         self.pwm = u
         s = velocity * _INV_SMOOTH
         s = 1.0 if s > 1.0 else (-1.0 if s < -1.0 else s)
-        tau -= self._coulomb * s + self._viscous * velocity
+        tau -= self._coulomb * s + self._viscous * velocity + self.external_torque_nm
         self._heat_acc += tau_m * tau_m
         self._heat_steps += 1
         if self._heat_steps >= _HEAT_EVERY:

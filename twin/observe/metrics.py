@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 
 # Counters of a serial bus (zero for the twin's bus, which never loses a byte).
-BUS_COUNTERS = ("transactions", "retries", "no_reply", "checksum_errors", "wrong_id", "status_errors")
+BUS_COUNTERS = (
+    "transactions",
+    "retries",
+    "no_reply",
+    "checksum_errors",
+    "wrong_id",
+    "status_errors",
+    "errors_injected",
+)
 
 
 def percentiles_ms(samples_s: Sequence[float]) -> dict[str, float | int | None]:
@@ -79,6 +87,7 @@ class RunData:
     failed_servos: int = 0
     halted: bool = False
     bus_counters: dict[str, int] = field(default_factory=dict)
+    faults_injected: int = 0
 
 
 def build_metrics(d: RunData) -> dict[str, Any]:
@@ -131,12 +140,13 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             for i, (t, f) in sorted(d.servos.items())
         },
         "services": {
-            name: {"handled": h, "errors": e, "max_queue": q, "expired": x}
-            for name, (h, e, q, x) in sorted(d.services.items())
+            name: {"handled": h, "errors": e, "max_queue": q, "expired": x, "lost": lo}
+            for name, (h, e, q, x, lo) in sorted(d.services.items())
         },
         "physics": {"steps": d.physics_steps, "dt_ms": _r(d.dt_s * 1000.0)},
         "realtime": {"lateness": percentiles_ms(d.lateness_s)},
         "bus": {name: d.bus_counters.get(name, 0) for name in BUS_COUNTERS},
+        "faults": {"injected": d.faults_injected},
     }
 
 
@@ -174,7 +184,7 @@ def empty_run(
         actual=np.zeros((0, len(joints))),
         links={n: (0, 0, []) for n in links},
         servos={i: (0.0, []) for i in servo_ids},
-        services={s: (0, 0, 0, 0) for s in services},
+        services={s: (0, 0, 0, 0, 0) for s in services},
     )
 
 

@@ -19,8 +19,11 @@ from twin.control.limits import JointLimits
 from twin.observe.metrics import build_metrics, empty_run, flatten, numeric_paths
 from twin.scenario.models import (
     SERVICE_TYPES,
+    LinkFault,
     PickAndPlaceTask,
     Scenario,
+    ServiceFault,
+    ServoFaultBase,
     SineSweepTask,
     WaypointsTask,
 )
@@ -48,7 +51,32 @@ def check_scenario(s: Scenario) -> list[Problem]:
     if joints is not None and not plant:
         problems += _task(s, joints)
         problems += _assertions(s, [j.name for j in joints])
+    problems += _faults(s)
     return problems
+
+
+def _faults(s: Scenario) -> Iterator[Problem]:
+    replicas = {svc.type: svc.replicas for svc in s.topology.services}
+    links = {frozenset(link.between) for link in s.topology.links}
+    ids = {servo.id for servo in s.plant.servos}
+    for k, fault in enumerate(s.faults):
+        at = ("faults", k)
+        if fault.at_s >= s.duration:
+            yield at + ("at_s",), f"starts at {fault.at_s:g} s, after the run ends ({s.duration:g} s)"
+        if isinstance(fault, ServiceFault):
+            if fault.service not in replicas:
+                yield at + ("service",), f"the scenario has no {fault.service} service"
+            elif fault.replica is not None and fault.replica >= replicas[fault.service]:
+                yield (
+                    at + ("replica",),
+                    (f"{fault.service} has {replicas[fault.service]} replica(s), numbered from 0"),
+                )
+        elif isinstance(fault, LinkFault):
+            if frozenset(fault.between) not in links:
+                a, b = fault.between
+                yield at + ("between",), f"no link joins {a} and {b}"
+        elif isinstance(fault, ServoFaultBase) and fault.servo not in ids:
+            yield at + ("servo",), f"no servo with id {fault.servo}; ids: {', '.join(map(str, sorted(ids)))}"
 
 
 def _timing(s: Scenario) -> Iterator[Problem]:

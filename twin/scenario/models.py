@@ -245,6 +245,91 @@ class PickAndPlaceTask(Model):
 Task = Annotated[WaypointsTask | SineSweepTask | PickAndPlaceTask, Field(discriminator="type")]
 
 
+# -- faults ------------------------------------------------------------------------------
+class FaultBase(Model):
+    at_s: NonNegS = Field(description="when the fault starts (simulated s)")
+    duration_s: PositiveS | None = Field(default=None, description="how long it lasts; omitted: to the end")
+
+
+class ServiceFault(FaultBase):
+    service: Literal["operator", "gateway", "planner", "driver", "telemetry"]
+    replica: Annotated[int, Field(ge=0)] | None = Field(default=None, description="omitted: every replica")
+
+
+class ServiceCrash(ServiceFault):
+    type: Literal["service_crash"]
+
+
+class ServiceHang(ServiceFault):
+    type: Literal["service_hang"]
+
+
+class ServiceSlowdown(ServiceFault):
+    type: Literal["service_slowdown"]
+    factor: Annotated[float, Field(gt=1, le=10_000)] = Field(description="processing time multiplier")
+
+
+class LinkFault(FaultBase):
+    between: tuple[Name, Name]
+
+
+class LinkLatency(LinkFault):
+    type: Literal["link_latency"]
+    extra_ms: PositiveS = Field(description="added to every message's delay")
+
+
+class LinkLoss(LinkFault):
+    type: Literal["link_loss"]
+    loss: Annotated[float, Field(ge=0, le=1)]
+
+
+class LinkPartition(LinkFault):
+    type: Literal["link_partition"]
+
+
+class ServoFaultBase(FaultBase):
+    servo: Id
+
+
+class ServoOverload(ServoFaultBase):
+    type: Literal["servo_overload"]
+    torque_nm: float = Field(description="external load torque against the output shaft (N·m)")
+
+
+class ServoOverheat(ServoFaultBase):
+    type: Literal["servo_overheat"]
+
+
+class EncoderNoise(ServoFaultBase):
+    type: Literal["encoder_noise"]
+    std_deg: PositiveS
+
+
+class ServoDisconnect(ServoFaultBase):
+    type: Literal["servo_disconnect"]
+
+
+class BusErrors(FaultBase):
+    type: Literal["bus_errors"]
+    rate: Annotated[float, Field(gt=0, le=1)] = Field(description="share of bus transactions corrupted")
+
+
+Fault = Annotated[
+    ServiceCrash
+    | ServiceHang
+    | ServiceSlowdown
+    | LinkLatency
+    | LinkLoss
+    | LinkPartition
+    | ServoOverload
+    | ServoOverheat
+    | EncoderNoise
+    | ServoDisconnect
+    | BusErrors,
+    Field(discriminator="type"),
+]
+
+
 # -- outputs -------------------------------------------------------------------------------
 class RenderConfig(Model):
     fps: Annotated[float, Field(gt=0, le=60)] = 15.0
@@ -268,6 +353,7 @@ class Scenario(Model):
     plant: PlantConfig
     topology: TopologyConfig = Field(default_factory=default_topology)
     task: Task
+    faults: list[Fault] = Field(default_factory=list, description="what breaks, when, for how long")
     assertions: list[Assertion] = Field(default_factory=list)
     outputs: OutputsConfig = OutputsConfig()
 

@@ -48,6 +48,7 @@ class ServiceStats:
     max_queue: int = 0
     errors: int = 0
     expired: int = 0  # messages dropped unhandled because their deadline had passed
+    lost: int = 0  # messages that reached a crashed replica
 
 
 class Instance:
@@ -63,8 +64,16 @@ class Instance:
         self.inbox: simpy.Store = simpy.Store(env)
         self.processing = processing
         self.stats = ServiceStats()
+        # Fault injection: a crashed replica loses what reaches it; a hung one takes
+        # messages and answers none until it recovers; a slow one multiplies its processing.
+        self.crashed = False
+        self.hung: simpy.Event | None = None  # succeeds when the hang ends
+        self.slowdown = 1.0
 
     def deliver(self, message: Message) -> None:
+        if self.crashed:
+            self.stats.lost += 1
+            return
         self.inbox.put(message)
         queued = len(self.inbox.items)
         if queued > self.stats.max_queue:
@@ -174,9 +183,14 @@ class Service:
         env = inst.env
         while True:
             message: Message = yield inst.inbox.get()
-            delay = inst.processing.sample()
+            delay = inst.processing.sample() * inst.slowdown
             if delay > 0:
                 yield env.timeout(delay)
+            if inst.hung is not None:
+                yield inst.hung  # the message waits with the replica
+            if inst.crashed:
+                inst.stats.lost += 1
+                continue
             if message.deadline is not None and env.now > message.deadline:
                 inst.stats.expired += 1
                 continue

@@ -1,0 +1,150 @@
+"""Each fault kind of the `faults:` timeline has the effect it names, on the one clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import twin
+from twin.scenario import ScenarioError
+
+from .conftest import BASE
+
+# Commands every 0.25 s, so that faults hit some of them and not others.
+TASK = {
+    "type": "waypoints",
+    "steps": [
+        {"at_s": 0.25 * k, "pose": {"pan": 20 if k % 2 else -20, "tilt": 5}, "duration_s": 0.2}
+        for k in range(1, 12)
+    ],
+}
+
+
+def run(write_scenario: Callable[..., Path], faults: list[dict], **changes: Any) -> dict:
+    path = write_scenario(duration=3.0, task=TASK, assertions=[], faults=faults, **changes)
+    return twin.run(twin.load(path)).metrics
+
+
+@pytest.fixture
+def baseline(write_scenario: Callable[..., Path]) -> dict:
+    return run(write_scenario, [])
+
+
+def test_no_faults_no_failures(baseline: dict) -> None:
+    assert baseline["commands"]["failed"] == 0 and baseline["faults"]["injected"] == 0
+
+
+def test_service_crash_loses_what_reaches_it(write_scenario, baseline) -> None:
+    m = run(write_scenario, [{"type": "service_crash", "service": "gateway", "at_s": 1.0, "duration_s": 1.0}])
+    assert m["faults"]["injected"] == 1
+    assert m["services"]["gateway"]["lost"] >= 3
+    assert 3 <= m["commands"]["failed"] <= 5  # the commands of t = 1.0 .. 2.0
+    assert m["commands"]["completed"] >= 6, "the gateway is back after the crash"
+
+
+def test_service_hang_makes_callers_time_out(write_scenario) -> None:
+    m = run(write_scenario, [{"type": "service_hang", "service": "planner", "at_s": 1.0, "duration_s": 1.0}])
+    # Commands of t = 1.0 .. 1.5 wait for the hung planner longer than the gateway's 500 ms.
+    assert m["commands"]["failed"] >= 2
+    assert m["services"]["gateway"]["errors"] == m["commands"]["failed"]
+    assert m["commands"]["completed"] >= 7, "it answers again after the hang"
+
+
+def test_service_slowdown_stretches_latency(write_scenario, baseline) -> None:
+    services = [
+        {**svc, "processing": {"type": "constant", "ms": 1}} if svc["type"] == "planner" else svc
+        for svc in BASE["topology"]["services"]
+    ]
+    topology = {**BASE["topology"], "services": services}
+    slow = {"type": "service_slowdown", "service": "planner", "at_s": 0.0, "duration_s": 3.0, "factor": 30}
+    fast = run(write_scenario, [], topology=topology)
+    slowed = run(write_scenario, [slow], topology=topology)
+    assert slowed["latency"]["command"]["p50_ms"] > fast["latency"]["command"]["p50_ms"] + 25
+
+
+def test_link_latency_spike(write_scenario, baseline) -> None:
+    m = run(
+        write_scenario, [{"type": "link_latency", "between": ["ops", "robot"], "at_s": 0.0, "extra_ms": 40}]
+    )
+    assert (
+        m["links"]["ops--robot"]["latency"]["p50_ms"]
+        > baseline["links"]["ops--robot"]["latency"]["p50_ms"] + 39
+    )
+
+
+def test_link_loss_and_partition(write_scenario) -> None:
+    lossy = run(
+        write_scenario, [{"type": "link_loss", "between": ["ops", "robot"], "at_s": 0.0, "loss": 0.5}]
+    )
+    assert lossy["links"]["ops--robot"]["drops"] > 0
+    cut = run(
+        write_scenario,
+        [{"type": "link_partition", "between": ["robot", "ops"], "at_s": 1.0, "duration_s": 1.0}],
+    )
+    assert 3 <= cut["commands"]["failed"] <= 5 and cut["commands"]["completed"] >= 6
+
+
+def test_servo_overload_drags_its_joint(write_scenario, baseline) -> None:
+    m = run(write_scenario, [{"type": "servo_overload", "servo": 1, "at_s": 0.5, "torque_nm": 0.8}])
+    pan, tilt = m["tracking"]["joints"]["pan"], m["tracking"]["joints"]["tilt"]
+    assert pan["rms_error_deg"] > baseline["tracking"]["joints"]["pan"]["rms_error_deg"] + 4
+    assert tilt["rms_error_deg"] < 2 * baseline["tracking"]["joints"]["tilt"]["rms_error_deg"] + 0.1
+
+
+def test_servo_overheat_shuts_it_down_and_stops_the_machine(write_scenario) -> None:
+    m = run(write_scenario, [{"type": "servo_overheat", "servo": 2, "at_s": 1.0}])
+    assert m["servos"]["2"]["faults"] == "overheat"
+    assert m["driver"]["halted"] == 1 and m["driver"]["failed_servos"] == 1  # safe_stop by default
+    assert m["commands"]["failed"] >= 6
+
+
+def test_encoder_noise_shows_in_the_readings(write_scenario, baseline) -> None:
+    m = run(write_scenario, [{"type": "encoder_noise", "servo": 2, "at_s": 0.0, "std_deg": 2.0}])
+    assert (
+        m["tracking"]["joints"]["tilt"]["rms_error_deg"]
+        > baseline["tracking"]["joints"]["tilt"]["rms_error_deg"] + 1
+    )
+
+
+def test_servo_disconnect_and_bus_errors(write_scenario) -> None:
+    gone = run(write_scenario, [{"type": "servo_disconnect", "servo": 1, "at_s": 1.0, "duration_s": 0.5}])
+    assert 40 <= gone["driver"]["bus_errors"] <= 60  # every 10 ms cycle for 0.5 s
+    noisy = run(write_scenario, [{"type": "bus_errors", "at_s": 0.0, "rate": 0.1}])
+    assert noisy["bus"]["errors_injected"] > 20
+    assert noisy["driver"]["bus_errors"] == noisy["bus"]["errors_injected"]
+    assert noisy["commands"]["failed"] == 0, "a lost cycle now and then never stops the machine"
+
+
+def test_fault_runs_are_deterministic(write_scenario) -> None:
+    faults = [
+        {"type": "encoder_noise", "servo": 1, "at_s": 0.5, "std_deg": 1.0},
+        {"type": "bus_errors", "at_s": 0, "rate": 0.2},
+    ]
+    assert run(write_scenario, faults) == run(write_scenario, faults)
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (
+            {"type": "link_loss", "between": ["ops", "cloud"], "at_s": 1, "loss": 0.5},
+            "faults.0.between: no link joins",
+        ),
+        ({"type": "servo_overheat", "servo": 9, "at_s": 1}, "faults.0.servo: no servo with id 9"),
+        (
+            {"type": "service_crash", "service": "planner", "replica": 3, "at_s": 1},
+            "faults.0.replica: planner has 1",
+        ),
+        (
+            {"type": "service_crash", "service": "planner", "at_s": 9},
+            "faults.0.at_s: starts at 9 s, after the run ends",
+        ),
+        ({"type": "meteor", "at_s": 1}, "faults.0.type"),
+    ],
+)
+def test_bad_faults_are_named(write_scenario, fault: dict, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message.replace(".", r"\.")):
+        twin.load(write_scenario(duration=3.0, faults=[fault]))
