@@ -1,0 +1,1 @@
+"""Resilience patterns that take their clock from the runtime."""
