@@ -32,6 +32,7 @@ from sim_models.servo.device import VirtualServo
 from twin.clock import WallClockEnvironment
 from twin.control.joints import Joint
 from twin.control.limits import Calibration, JointLimits
+from twin.observe.trace import Tracer
 from twin.scenario.models import (
     Constant,
     Distribution,
@@ -48,10 +49,12 @@ from twin.scenario.models import (
     Uniform,
 )
 from twin.services.base import Bus, Instance, Service
+from twin.services.calls import build_policies
 from twin.services.driver import Driver
 from twin.services.gateway import Gateway
 from twin.services.operator import Operator
 from twin.services.planner import Planner
+from twin.services.registry import Discovery
 from twin.services.telemetry import TelemetryRecorder
 from twin.tasks import schedule
 
@@ -139,6 +142,11 @@ class Machine:
     instances: list[Instance] = field(default_factory=list)
     faults_injected: int = 0
 
+    @property
+    def bus(self) -> Bus:
+        """The service messaging (calls, patterns, discovery, trace)."""
+        return self.driver.bus
+
     def close(self) -> None:
         try:
             if self.driver.servo_bus is not None:
@@ -168,6 +176,8 @@ def build(scenario: Scenario, seed: int | None = None, bus_url: str | None = Non
             a, b = link.between
             network.add_link(a, b, latency_from(link.latency, seed, f"link:{link.name}"), link.loss)
         messaging = Bus(env, network)
+        messaging.policies = build_policies(scenario.topology.calls, env, seed)
+        messaging.tracer = Tracer()
         context = _Context(scenario, messaging, joints, plant, env, bus_url)
         instances = []
         for cfg in scenario.topology.services:
@@ -185,6 +195,9 @@ def build(scenario: Scenario, seed: int | None = None, bus_url: str | None = Non
                 instances.append(inst)
             services[cfg.type] = service
         messaging.subscribe("joint_states", "telemetry")
+        if scenario.topology.discovery is not None:
+            messaging.discovery = Discovery(env, network, scenario.topology.discovery, seed)
+            messaging.discovery.start(instances)
     except BaseException:
         for service in services.values():
             if isinstance(service, Driver) and service.servo_bus is not None:

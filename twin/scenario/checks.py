@@ -52,7 +52,51 @@ def check_scenario(s: Scenario) -> list[Problem]:
         problems += _task(s, joints)
         problems += _assertions(s, [j.name for j in joints])
     problems += _faults(s)
+    problems += _calls(s)
     return problems
+
+
+def _calls(s: Scenario) -> Iterator[Problem]:
+    topo = s.topology
+    seen: set[tuple[str, str]] = set()
+    for k, call in enumerate(topo.calls):
+        pair = (call.caller, call.callee)
+        if pair not in CONVERSATIONS[:3]:
+            yield (
+                ("topology", "calls", k),
+                (
+                    f"{call.caller} does not call {call.callee}; calls are "
+                    + ", ".join(f"{a} -> {b}" for a, b in CONVERSATIONS[:3])
+                ),
+            )
+        if pair in seen:
+            yield ("topology", "calls", k), f"a second entry for {call.caller} -> {call.callee}"
+        seen.add(pair)
+    disc = topo.discovery
+    if disc is None:
+        return
+    nodes = {n.name for n in topo.nodes}
+    if disc.node not in nodes:
+        yield (
+            ("topology", "discovery", "node"),
+            f"unknown node {disc.node!r}; nodes: {', '.join(sorted(nodes))}",
+        )
+        return
+    linked = {frozenset(link.between) for link in topo.links}
+    for node in sorted({svc.node for svc in topo.services}):
+        if node != disc.node and frozenset((node, disc.node)) not in linked:
+            yield (
+                ("topology", "discovery", "node"),
+                (
+                    f"services on {node!r} send heartbeats to the registry on {disc.node!r}, "
+                    "but no link joins them"
+                ),
+            )
+    if disc.heartbeat_ms >= disc.ttl_ms:
+        yield (
+            ("topology", "discovery", "heartbeat_ms"),
+            "must be shorter than ttl_ms, or every instance flaps",
+        )
 
 
 def _faults(s: Scenario) -> Iterator[Problem]:

@@ -177,10 +177,61 @@ class LinkConfig(Model):
         return f"{a}--{b}"
 
 
+ServiceType = Literal["operator", "gateway", "planner", "driver", "telemetry"]
+
+
+class RetrySettings(Model):
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    wait_ms: NonNegS = 50.0
+    multiplier: Annotated[float, Field(ge=1, le=10)] = 1.0
+    max_wait_ms: PositiveS | None = None
+    randomization: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+
+class BreakerSettings(Model):
+    window: Literal["count", "time"] = "count"
+    window_size: Annotated[int, Field(ge=1, le=10_000)] = 20
+    minimum_calls: Annotated[int, Field(ge=1, le=10_000)] = 10
+    failure_rate: Annotated[float, Field(gt=0, le=100)] = 50.0
+    slow_call_rate: Annotated[float, Field(gt=0, le=100)] = 100.0
+    slow_call_ms: PositiveS = 60_000.0
+    wait_in_open_ms: PositiveS = 1000.0
+    automatic_half_open: bool = True
+    half_open_calls: Annotated[int, Field(ge=1, le=1000)] = 3
+    max_wait_in_half_open_ms: NonNegS = 0.0
+
+
+class BulkheadSettings(Model):
+    max_concurrent: Annotated[int, Field(ge=1, le=10_000)]
+    max_wait_ms: NonNegS = 0.0
+
+
+class CallConfig(Model):
+    """How one service calls another: patterns composed as retry(breaker(bulkhead(timeout(call))))."""
+
+    caller: ServiceType = Field(alias="from")
+    callee: ServiceType = Field(alias="to")
+    timeout_ms: PositiveS | None = Field(default=None, description="default: the caller's request timeout")
+    retry: RetrySettings | None = None
+    breaker: BreakerSettings | None = Field(default=None, description="one breaker per callee replica")
+    bulkhead: BulkheadSettings | None = None
+
+
+class DiscoveryConfig(Model):
+    node: Name = Field(description="where the registry runs")
+    ttl_ms: PositiveS = 1000.0
+    heartbeat_ms: PositiveS = 250.0
+    deregister_critical_after_ms: NonNegS = 2000.0
+    refresh_ms: PositiveS = Field(default=500.0, description="how often clients refresh their cached view")
+    strategy: Literal["round_robin", "random", "least_outstanding"] = "round_robin"
+
+
 class TopologyConfig(Model):
     nodes: list[NodeConfig] = Field(min_length=1)
     services: list[Service] = Field(min_length=1)
     links: list[LinkConfig] = Field(default_factory=list)
+    calls: list[CallConfig] = Field(default_factory=list, description="resilience patterns per call")
+    discovery: DiscoveryConfig | None = Field(default=None, description="route through a registry")
 
 
 def default_topology() -> TopologyConfig:

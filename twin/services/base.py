@@ -10,16 +10,20 @@ does not go on to move the machine later.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import defaultdict
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
 from sim_models.errors import TwinError
 from sim_models.network import Latency, Network
+from twin.observe.trace import Tracer
+from twin.patterns.breaker import CallNotPermitted
+from twin.services.calls import new_call_stats
 
 
 class RequestTimeout(TwinError):
@@ -40,6 +44,20 @@ class Message:
     reply_to: int | None = None
     error: str | None = None
     deadline: float | None = None  # s; past it nobody waits for the answer any more
+    trace_id: int = 0  # the operator command this message serves (0: none yet)
+    span_id: int = 0  # the span of the hop that carried it: the parent of its own calls
+
+    def follow(self, kind: str, body: Any, sender: str) -> Message:
+        """A downstream message on behalf of this one: same command, deadline and trace."""
+        return Message(
+            kind,
+            body,
+            sender,
+            self.issued_at,
+            deadline=self.deadline,
+            trace_id=self.trace_id,
+            span_id=self.span_id,
+        )
 
 
 @dataclass
@@ -80,6 +98,10 @@ class Instance:
             self.stats.max_queue = queued
 
 
+if TYPE_CHECKING:
+    from twin.services.registry import Discovery
+
+
 class Bus:
     """Service-to-service messaging over the network: send, request, publish."""
 
@@ -91,9 +113,15 @@ class Bus:
         self._subscribers: dict[str, list[str]] = defaultdict(list)
         self._pending: dict[int, simpy.Event] = {}
         self._ids = itertools.count(1)
+        self._by_name: dict[str, Instance] = {}
+        self.policies: dict[tuple[str, str], Any] = {}  # (caller, callee) -> CallPolicy
+        self.call_stats = new_call_stats()
+        self.discovery: Discovery | None = None
+        self.tracer: Tracer | None = None
 
     def add(self, instance: Instance) -> None:
         self.instances.setdefault(instance.service, []).append(instance)
+        self._by_name[instance.name] = instance
 
     def subscribe(self, topic: str, service: str) -> None:
         """Each message on `topic` goes to one replica of `service` (round robin)."""
@@ -117,27 +145,129 @@ class Bus:
     def request(
         self, src: Instance, service: str, message: Message, timeout_s: float
     ) -> Generator[simpy.Event, Any, Message]:
-        """Send and wait for the reply. Raises RequestTimeout or RequestFailed.
+        """Send and wait for the reply. Raises RequestTimeout or RequestFailed (or, with
+        patterns on this call, CallNotPermitted or BulkheadFull once retries are spent).
 
-        The request carries a deadline (now + timeout, or the caller's own
-        deadline if that is sooner): a callee that gets to it too late drops it
+        The call goes through the patterns the scenario sets for (caller, callee); see
+        twin.services.calls. Each attempt carries a deadline (now + timeout, or the
+        caller's own deadline if sooner): a callee that gets to it too late drops it
         instead of doing work nobody waits for.
         """
-        reply = self.env.event()
-        message.id = next(self._ids)
-        deadline = self.env.now + timeout_s
-        if message.deadline is None or deadline < message.deadline:
-            message.deadline = deadline
-        self._pending[message.id] = reply
-        dst = self._pick(src, service)
-        self.network.deliver(src.node, dst.node, dst.deliver, message)
-        timer = self.env.timeout(timeout_s)
+        policy = self.policies.get((src.service, service))
+        stats = self.call_stats[(src.service, service)]
+        stats.calls += 1
+        start = self.env.now
+        timeout = policy.timeout_s if policy is not None and policy.timeout_s is not None else timeout_s
+
+        def attempt() -> Generator[simpy.Event, Any, Message]:
+            return self._attempt(src, service, message, timeout, policy, stats)
+
         try:
-            yield reply | timer
+            if policy is not None and policy.retry is not None:
+                answer = yield from policy.retry.call(attempt)
+            else:
+                answer = yield from attempt()
+        except TwinError:
+            stats.errors += 1
+            raise
+        stats.latency_s.append(self.env.now - start)
+        return answer
+
+    def _attempt(
+        self, src: Instance, service: str, message: Message, timeout_s: float, policy: Any, stats: Any
+    ) -> Generator[simpy.Event, Any, Message]:
+        stats.attempts += 1
+        if stats.attempts > stats.calls:
+            stats.retries = stats.attempts - stats.calls
+        dst = self._route(src, service, policy)
+        breaker = policy.breaker(dst.name) if policy is not None else None
+        if breaker is not None and not breaker.try_acquire():
+            stats.rejected += 1
+            raise CallNotPermitted(breaker.name, breaker.state)
+        client = self.discovery.client(src.name) if self.discovery is not None else None
+        begun = self.env.now
+        if client is not None:
+            client.started(dst.name)
+        try:
+            if policy is not None and policy.bulkhead is not None:
+                answer = yield from policy.bulkhead.call(lambda: self._exchange(src, dst, message, timeout_s))
+            else:
+                answer = yield from self._exchange(src, dst, message, timeout_s)
+        except RequestFailed:
+            if breaker is not None:
+                breaker.record_success(self.env.now - begun)  # the callee is up: it answered
+            raise
+        except RequestTimeout:
+            stats.timeouts += 1
+            if breaker is not None:
+                breaker.record_failure(self.env.now - begun)
+            raise
+        except BaseException:  # a full bulkhead, an interrupt: no judgement on the callee
+            if breaker is not None:
+                breaker.release()
+            raise
         finally:
-            self._pending.pop(message.id, None)
+            if client is not None:
+                client.finished(dst.name)
+        if breaker is not None:
+            breaker.record_success(self.env.now - begun)
+        return answer
+
+    def _route(self, src: Instance, service: str, policy: Any) -> Instance:
+        """The replica to call: through the caller's discovery view when there is one,
+        else round robin; replicas whose breaker is open are passed over while others remain."""
+        replicas = self.instances.get(service)
+        if not replicas:
+            raise TwinError(f"{src.name}: no service named {service!r}")
+        choice = None
+        for _ in range(len(replicas)):
+            if self.discovery is not None:
+                name = self.discovery.client(src.name).resolve(service)
+                choice = self._by_name[name]
+            else:
+                choice = self._pick(src, service)
+            if policy is None or not policy.open(choice.name):
+                return choice
+        assert choice is not None
+        return choice
+
+    def _exchange(
+        self, src: Instance, dst: Instance, message: Message, timeout_s: float
+    ) -> Generator[simpy.Event, Any, Message]:
+        """One attempt: a fresh copy of the message to `dst`, and its reply or a timeout."""
+        env = self.env
+        msg = dataclasses.replace(message, id=next(self._ids))
+        deadline = env.now + timeout_s
+        if msg.deadline is None or deadline < msg.deadline:
+            msg.deadline = deadline
+        parent = message.span_id
+        span = self.tracer.new_id() if self.tracer is not None else 0
+        msg.span_id = span
+        if not msg.trace_id:
+            msg.trace_id = span
+        reply = env.event()
+        self._pending[msg.id] = reply
+        sent = env.now
+        self.network.deliver(src.node, dst.node, dst.deliver, msg)
+        try:
+            yield reply | env.timeout(timeout_s)
+        finally:
+            self._pending.pop(msg.id, None)
+            if self.tracer is not None:
+                ok = reply.triggered and reply.value.error is None
+                self.tracer.span(
+                    f"{msg.kind}",
+                    dst.service,
+                    dst.node,
+                    sent,
+                    env.now,
+                    trace_id=msg.trace_id,
+                    parent=parent or None,
+                    span_id=span,
+                    args={"from": src.name, "to": dst.name, "ok": ok},
+                )
         if not reply.triggered:
-            raise RequestTimeout(f"{src.name} → {service}: no reply within {timeout_s * 1000:.0f} ms")
+            raise RequestTimeout(f"{src.name} → {dst.name}: no reply within {timeout_s * 1000:.0f} ms")
         answer: Message = reply.value
         if answer.error is not None:
             raise RequestFailed(answer.error)

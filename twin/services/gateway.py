@@ -29,7 +29,7 @@ class Gateway(Service):
         return self._forward(inst, message)
 
     def _forward(self, inst: Instance, message: Message) -> Generator[simpy.Event, Any, None]:
-        forward = Message("plan", message.body, inst.name, message.issued_at, deadline=message.deadline)
+        forward = message.follow("plan", message.body, inst.name)
         try:
             answer = yield from self.bus.request(inst, "planner", forward, self.timeout_s)
         except (RequestTimeout, RequestFailed) as exc:

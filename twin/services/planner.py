@@ -39,7 +39,7 @@ class Planner(Service):
 
     def _plan_and_dispatch(self, inst: Instance, message: Message) -> Generator:
         try:
-            query = Message("setpoint", None, inst.name, message.issued_at, deadline=message.deadline)
+            query = message.follow("setpoint", None, inst.name)
             answer = yield from self.bus.request(inst, "driver", query, self.timeout_s)
             state: Setpoints = answer.body
             trajectory = self.plan(list(state.current), message.body, list(state.target))
@@ -52,7 +52,7 @@ class Planner(Service):
             inst.stats.errors += 1
             self.bus.reply(inst, message, error=f"planner: {exc}")
             return
-        order = Message("trajectory", trajectory, inst.name, message.issued_at, deadline=message.deadline)
+        order = message.follow("trajectory", trajectory, inst.name)
         try:
             yield from self.bus.request(inst, "driver", order, self.timeout_s)
         except (RequestTimeout, RequestFailed) as exc:
