@@ -13,7 +13,15 @@ from typing import Any
 
 from sim_models.errors import ConfigError
 from twin.observe.files import write_text_atomic
-from twin.observe.metrics import BUS_COUNTERS, RunData, build_metrics, measured
+from twin.observe.metrics import (
+    BUS_COUNTERS,
+    CALL_PATHS,
+    RunData,
+    breaker_name,
+    build_metrics,
+    call_name,
+    measured,
+)
 from twin.observe.report import AssertionOutcome, write_report
 from twin.observe.telemetry import Telemetry
 from twin.runtime import Machine, build
@@ -36,6 +44,8 @@ class RunResult:
     frames: Any = None  # a GifRecorder when the run was rendered
     run_dir: Path | None = None
     error: str = ""  # why the run could not go on (a bus lost mid-run), "" when it could
+    tracer: Any = None  # the Tracer with one span per hop, written as trace.json
+    topology: Any = None  # (nodes, service -> node) for the topology picture
 
     @property
     def passed(self) -> bool:
@@ -77,18 +87,33 @@ class RunResult:
             images.append(plots.plot_tracking(self.telemetry, run_dir / "tracking.png", name))
             images.append(plots.plot_tracking_error(self.telemetry, run_dir / "tracking_error.png", name))
             images.append(plots.plot_latency(self.latency_samples_ms, run_dir / "latency.png", name))
+            if self.topology is not None:
+                images.append(self._topology_png(run_dir / "topology.png"))
         if self.frames is not None and len(self.frames):
             images.append(self.frames.save(run_dir / "robot.gif"))
+        extra = [run_dir / "metrics.json", run_dir / "telemetry.csv"]
+        if self.tracer is not None:
+            extra.append(self.tracer.write(run_dir / "trace.json"))
         write_report(
             run_dir,
             f"{self.scenario.name} (seed {self.seed})",
             self.metrics,
             self.assertions,
             images,
-            extra_files=[run_dir / "metrics.json", run_dir / "telemetry.csv"],
+            extra_files=extra,
         )
         self.run_dir = run_dir
         return run_dir
+
+    def _topology_png(self, path: Path) -> Path:
+        from twin.observe.topology import CallStats, plot_topology
+
+        nodes, placement = self.topology
+        calls = {}
+        for caller, callee in CALL_PATHS:
+            m = self.metrics["calls"][call_name(caller, callee)]
+            calls[(caller, callee)] = CallStats(m["calls"], m["errors"], m["latency"]["p99_ms"])
+        return plot_topology(nodes, placement, calls, path, self.scenario.name)
 
 
 def load(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Scenario:
@@ -199,6 +224,9 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
         halted=bool(machine.driver.halted),
         bus_counters=_bus_counters(machine.driver.servo_bus),
         faults_injected=machine.faults_injected,
+        calls=_calls(machine),
+        breakers=_breakers(machine),
+        discovery=_discovery(machine),
     )
     metrics = build_metrics(data)
     outcomes = []
@@ -208,7 +236,71 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
     samples = {"command": [x * 1000.0 for x in d.command_latency_s]}
     for link in machine.network.links.values():
         samples[f"link {link.name}"] = [x * 1000.0 for x in link.stats.latencies_s]
-    return RunResult(sc, machine.seed, metrics, tel, outcomes, samples, recorder, error=machine.driver.lost)
+    placement = {svc.type: svc.node for svc in sc.topology.services}
+    return RunResult(
+        sc,
+        machine.seed,
+        metrics,
+        tel,
+        outcomes,
+        samples,
+        recorder,
+        error=machine.driver.lost,
+        tracer=machine.bus.tracer,
+        topology=([n.name for n in sc.topology.nodes], placement),
+    )
+
+
+def _calls(machine: Machine) -> dict[str, tuple[int, int, int, int, int, int, list[float]]]:
+    out = {}
+    for caller, callee in CALL_PATHS:
+        c = machine.bus.call_stats[(caller, callee)]
+        out[call_name(caller, callee)] = (
+            c.calls,
+            c.errors,
+            c.attempts,
+            c.retries,
+            c.rejected,
+            c.timeouts,
+            c.latency_s,
+        )
+    return out
+
+
+def _breakers(machine: Machine) -> dict[str, tuple[int, int, float]]:
+    out = {}
+    end = machine.env.now
+    for (caller, callee), policy in machine.bus.policies.items():
+        if policy.breaker_config is None:
+            continue
+        for inst in machine.bus.instances.get(callee, ()):
+            breaker = policy.breaker(inst.name)
+            _ = breaker.state  # apply any transition due by the end of the run
+            times = [(t.t, t.new.name) for t in breaker.transitions]
+            opened = sum(1 for _, state in times if state == "OPEN")
+            not_closed, since = 0.0, None
+            for t, state in times:
+                if state != "CLOSED" and since is None:
+                    since = t
+                elif state == "CLOSED" and since is not None:
+                    not_closed += t - since
+                    since = None
+            if since is not None:
+                not_closed += end - since
+            out[breaker_name(caller, inst.name)] = (opened, breaker.calls_not_permitted, not_closed)
+    return out
+
+
+def _discovery(machine: Machine) -> dict[str, int]:
+    d = machine.bus.discovery
+    if d is None:
+        return {}
+    return {
+        "refreshes": d.refreshes(),
+        "stale_uses": d.stale_uses(),
+        "heartbeats_lost": d.heartbeats_lost,
+        **{k: v for k, v in d.events.items() if k in ("registered", "expired", "deregistered")},
+    }
 
 
 def _bus_counters(bus: Any) -> dict[str, int]:

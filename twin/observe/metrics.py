@@ -27,6 +27,19 @@ BUS_COUNTERS = (
 )
 
 
+DISCOVERY_COUNTERS = ("refreshes", "stale_uses", "registered", "expired", "deregistered", "heartbeats_lost")
+CALL_PATHS = (("operator", "gateway"), ("gateway", "planner"), ("planner", "driver"))
+
+
+def call_name(caller: str, callee: str) -> str:
+    return f"{caller}_to_{callee}"
+
+
+def breaker_name(caller: str, instance: str) -> str:
+    """`gateway`, `planner#1` -> `gateway_to_planner_1` (a metric path segment)."""
+    return f"{caller}_to_{instance.replace('#', '_')}"
+
+
 def percentiles_ms(samples_s: Sequence[float]) -> dict[str, float | int | None]:
     """count, mean, p50, p95, p99, max in ms (None when there are no samples)."""
     if len(samples_s) == 0:
@@ -88,6 +101,11 @@ class RunData:
     halted: bool = False
     bus_counters: dict[str, int] = field(default_factory=dict)
     faults_injected: int = 0
+    # caller_to_callee -> calls, errors, attempts, retries, rejected, timeouts, latencies (s)
+    calls: dict[str, tuple[int, int, int, int, int, int, list[float]]] = field(default_factory=dict)
+    # caller_to_replica -> times opened, calls not permitted, seconds spent not CLOSED
+    breakers: dict[str, tuple[int, int, float]] = field(default_factory=dict)
+    discovery: dict[str, int] = field(default_factory=dict)
 
 
 def build_metrics(d: RunData) -> dict[str, Any]:
@@ -147,6 +165,23 @@ def build_metrics(d: RunData) -> dict[str, Any]:
         "realtime": {"lateness": percentiles_ms(d.lateness_s)},
         "bus": {name: d.bus_counters.get(name, 0) for name in BUS_COUNTERS},
         "faults": {"injected": d.faults_injected},
+        "calls": {
+            name: {
+                "calls": c,
+                "errors": e,
+                "attempts": a,
+                "retries": r,
+                "rejected": rj,
+                "timeouts": t,
+                "latency": percentiles_ms(lat),
+            }
+            for name, (c, e, a, r, rj, t, lat) in sorted(d.calls.items())
+        },
+        "breakers": {
+            name: {"opened": o, "not_permitted": n, "seconds_not_closed": _r(s)}
+            for name, (o, n, s) in sorted(d.breakers.items())
+        },
+        "discovery": {name: d.discovery.get(name, 0) for name in DISCOVERY_COUNTERS},
     }
 
 
@@ -171,7 +206,12 @@ def numeric_paths(metrics: Mapping[str, Any]) -> set[str]:
 
 
 def empty_run(
-    name: str, joints: list[str], links: list[str], servo_ids: list[int], services: list[str]
+    name: str,
+    joints: list[str],
+    links: list[str],
+    servo_ids: list[int],
+    services: list[str],
+    breakers: list[str] = (),  # type: ignore[assignment]
 ) -> RunData:
     """A run with nothing measured: the shape of the metrics a scenario will produce."""
     return RunData(
@@ -185,6 +225,8 @@ def empty_run(
         links={n: (0, 0, []) for n in links},
         servos={i: (0.0, []) for i in servo_ids},
         services={s: (0, 0, 0, 0, 0) for s in services},
+        calls={call_name(a, b): (0, 0, 0, 0, 0, 0, []) for a, b in CALL_PATHS},
+        breakers={b: (0, 0, 0.0) for b in breakers},
     )
 
 

@@ -16,7 +16,7 @@ from sim_models.robots import actuated_joints, robot_urdf_text
 from sim_models.servo.catalogue import catalogue
 from twin.control.joints import Joint
 from twin.control.limits import JointLimits
-from twin.observe.metrics import build_metrics, empty_run, flatten, numeric_paths
+from twin.observe.metrics import breaker_name, build_metrics, empty_run, flatten, numeric_paths
 from twin.scenario.models import (
     SERVICE_TYPES,
     LinkFault,
@@ -370,7 +370,14 @@ def _empty_metrics(s: Scenario, joint_names: list[str]) -> dict:
     links = sorted({link.name for link in s.topology.links})
     services = sorted({svc.type for svc in s.topology.services})
     ids = [servo.id for servo in s.plant.servos]
-    return build_metrics(empty_run(s.name, joint_names, links, ids, services))
+    replicas = {svc.type: svc.replicas for svc in s.topology.services}
+    breakers = [
+        breaker_name(c.caller, f"{c.callee}#{k}")
+        for c in s.topology.calls
+        if c.breaker is not None
+        for k in range(replicas.get(c.callee, 0))
+    ]
+    return build_metrics(empty_run(s.name, joint_names, links, ids, services, breakers))
 
 
 def metric_paths(s: Scenario, joint_names: list[str]) -> set[str]:
