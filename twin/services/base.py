@@ -23,6 +23,7 @@ from sim_models.errors import TwinError
 from sim_models.network import Latency, Network
 from twin.observe.trace import Tracer
 from twin.patterns.breaker import CallNotPermitted
+from twin.patterns.bulkhead import BulkheadFull
 from twin.services.calls import new_call_stats
 
 
@@ -202,7 +203,12 @@ class Bus:
             if breaker is not None:
                 breaker.record_failure(self.env.now - begun)
             raise
-        except BaseException:  # a full bulkhead, an interrupt: no judgement on the callee
+        except BulkheadFull:
+            stats.rejected += 1
+            if breaker is not None:
+                breaker.release()  # the callee was never asked: no judgement on it
+            raise
+        except BaseException:  # an interrupt: no judgement on the callee either
             if breaker is not None:
                 breaker.release()
             raise

@@ -13,7 +13,8 @@ from typing import Any
 
 import simpy
 
-from twin.services.base import Instance, Message, RequestFailed, RequestTimeout, Service
+from sim_models.errors import TwinError
+from twin.services.base import Instance, Message, Service
 from twin.services.commands import MoveCommand, SineCommand
 
 
@@ -32,7 +33,7 @@ class Gateway(Service):
         forward = message.follow("plan", message.body, inst.name)
         try:
             answer = yield from self.bus.request(inst, "planner", forward, self.timeout_s)
-        except (RequestTimeout, RequestFailed) as exc:
+        except TwinError as exc:  # a timeout, an error reply, a refusal by a pattern
             inst.stats.errors += 1
             self.bus.reply(inst, message, error=f"gateway: {exc}")
         else:

@@ -8,7 +8,8 @@ from typing import Any
 
 import simpy
 
-from twin.services.base import Instance, Message, RequestFailed, RequestTimeout, Service
+from sim_models.errors import TwinError
+from twin.services.base import Instance, Message, Service
 from twin.services.commands import Command
 
 
@@ -39,7 +40,7 @@ class Operator(Service):
         self.outcomes.append(outcome)
         try:
             yield from self.bus.request(inst, "gateway", message, self.timeout_s)
-        except (RequestTimeout, RequestFailed) as exc:
+        except TwinError as exc:  # a timeout, an error reply, a refusal by a pattern
             outcome.error = str(exc)
             inst.stats.errors += 1
         else:

@@ -16,6 +16,7 @@ from typing import Any
 
 import simpy
 
+from sim_models.errors import TwinError
 from twin.control.joints import Joint
 from twin.control.trajectory import Move, SineSweep
 from twin.services.base import Instance, Message, RequestFailed, RequestTimeout, Service
@@ -48,14 +49,14 @@ class Planner(Service):
             inst.stats.errors += 1
             self.bus.reply(inst, message, error=f"planner: {exc}")
             return
-        except (RequestTimeout, RequestFailed) as exc:
+        except TwinError as exc:  # a timeout, an error reply, a refusal by a pattern
             inst.stats.errors += 1
             self.bus.reply(inst, message, error=f"planner: {exc}")
             return
         order = message.follow("trajectory", trajectory, inst.name)
         try:
             yield from self.bus.request(inst, "driver", order, self.timeout_s)
-        except (RequestTimeout, RequestFailed) as exc:
+        except TwinError as exc:  # a timeout, an error reply, a refusal by a pattern
             inst.stats.errors += 1
             self.bus.reply(inst, message, error=f"planner: {exc}")
         else:
