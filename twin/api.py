@@ -224,6 +224,7 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
         halted=bool(machine.driver.halted),
         bus_counters=_bus_counters(machine.driver.servo_bus),
         faults_injected=machine.faults_injected,
+        updates_completed=machine.updates_completed,
         calls=_calls(machine),
         breakers=_breakers(machine),
         discovery=_discovery(machine),

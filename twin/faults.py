@@ -26,6 +26,8 @@ from twin.scenario.models import (
     LinkLatency,
     LinkLoss,
     LinkPartition,
+    RegistryOutage,
+    RollingUpdate,
     ServiceCrash,
     ServiceFault,
     ServiceHang,
@@ -54,6 +56,10 @@ def schedule_faults(machine: Machine) -> None:
 def _run(machine: Machine, index: int, fault: Fault) -> Generator[simpy.Event, Any, None]:
     env = machine.env
     yield env.timeout(fault.at_s)
+    if isinstance(fault, RollingUpdate):
+        machine.faults_injected += 1
+        yield from _rolling_update(machine, fault)
+        return
     if machine.plant is not None:
         machine.plant.advance_to(env.now)
     undo = _apply(machine, index, fault)
@@ -73,6 +79,14 @@ def _apply(machine: Machine, index: int, fault: Fault) -> Undo | None:
         return _link(machine, fault)
     if isinstance(fault, ServoFaultBase):
         return _servo(machine, index, fault)
+    if isinstance(fault, RegistryOutage):
+        registry = machine.bus.discovery.registry  # type: ignore[union-attr]  (checked: discovery is on)
+        registry.available = False
+
+        def recover() -> None:
+            registry.available = True
+
+        return recover
     if isinstance(fault, BusErrors):
         bus = machine.driver.servo_bus
         bus.error_rate = fault.rate  # type: ignore[union-attr]
@@ -83,6 +97,33 @@ def _apply(machine: Machine, index: int, fault: Fault) -> Undo | None:
 
         return restore
     raise TypeError(fault)
+
+
+def _rolling_update(machine: Machine, update: RollingUpdate) -> Generator[simpy.Event, Any, None]:
+    """Replace each replica in turn: out of the registry, drained, stopped, restarted, healthy again.
+
+    Callers stop routing to a replica once their cached view refreshes after its deregistration,
+    so the drain waits at least one refresh interval, then until the replica holds no work.
+    """
+    env = machine.env
+    discovery = machine.bus.discovery
+    assert discovery is not None  # the scenario checks: a rolling update needs discovery
+    registry = discovery.registry
+    refresh_s = discovery.config.refresh_ms / 1000.0
+    for inst in [i for i in machine.instances if i.service == update.service]:
+        inst.stopped = True  # no more heartbeats: nothing re-registers it meanwhile
+        registry.deregister(inst.name)
+        yield env.timeout(refresh_s + discovery.config.heartbeat_ms / 1000.0)
+        deadline = env.now + update.drain_timeout_ms / 1000.0
+        while (inst.in_flight or inst.inbox.items) and env.now < deadline:
+            yield env.timeout(0.01)
+        inst.crashed = True  # the old version stops; anything that still reaches it is lost
+        yield env.timeout(update.startup_ms / 1000.0)
+        inst.crashed = False  # the new version is up
+        inst.stopped = False
+        registry.register(inst.name, inst.service, inst.node)
+        yield env.timeout(refresh_s)  # until callers' views have it again
+    machine.updates_completed += 1
 
 
 def _service(machine: Machine, fault: ServiceFault) -> Undo:

@@ -141,6 +141,7 @@ class Machine:
     telemetry: TelemetryRecorder
     instances: list[Instance] = field(default_factory=list)
     faults_injected: int = 0
+    updates_completed: int = 0
 
     @property
     def bus(self) -> Bus:

@@ -148,3 +148,24 @@ def test_fault_runs_are_deterministic(write_scenario) -> None:
 def test_bad_faults_are_named(write_scenario, fault: dict, message: str) -> None:
     with pytest.raises(ScenarioError, match=message.replace(".", r"\.")):
         twin.load(write_scenario(duration=3.0, faults=[fault]))
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_registry_outage_leaves_callers_on_their_cached_view() -> None:
+    scenario = twin.load(
+        ROOT / "scenarios" / "discovery_failover.yaml",
+        ["faults=[{type: registry_outage, at_s: 1.0, duration_s: 2.0}]", "assertions=[]"],
+    )
+    m = twin.run(scenario).metrics
+    assert m["discovery"]["stale_uses"] > 0
+    assert m["commands"]["failed"] == 0, "a stale view of healthy replicas still routes well"
+    assert m["discovery"]["heartbeats_lost"] > 0
+
+
+def test_rolling_update_needs_a_registry(write_scenario) -> None:
+    with pytest.raises(ScenarioError, match="a rolling_update needs topology.discovery"):
+        twin.load(
+            write_scenario(duration=3.0, faults=[{"type": "rolling_update", "service": "planner", "at_s": 1}])
+        )

@@ -101,6 +101,7 @@ class RunData:
     halted: bool = False
     bus_counters: dict[str, int] = field(default_factory=dict)
     faults_injected: int = 0
+    updates_completed: int = 0
     # caller_to_callee -> calls, errors, attempts, retries, rejected, timeouts, latencies (s)
     calls: dict[str, tuple[int, int, int, int, int, int, list[float]]] = field(default_factory=dict)
     # caller_to_replica -> times opened, calls not permitted, seconds spent not CLOSED
@@ -164,7 +165,7 @@ def build_metrics(d: RunData) -> dict[str, Any]:
         "physics": {"steps": d.physics_steps, "dt_ms": _r(d.dt_s * 1000.0)},
         "realtime": {"lateness": percentiles_ms(d.lateness_s)},
         "bus": {name: d.bus_counters.get(name, 0) for name in BUS_COUNTERS},
-        "faults": {"injected": d.faults_injected},
+        "faults": {"injected": d.faults_injected, "updates_completed": d.updates_completed},
         "calls": {
             name: {
                 "calls": c,

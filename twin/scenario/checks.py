@@ -21,6 +21,8 @@ from twin.scenario.models import (
     SERVICE_TYPES,
     LinkFault,
     PickAndPlaceTask,
+    RegistryOutage,
+    RollingUpdate,
     Scenario,
     ServiceFault,
     ServoFaultBase,
@@ -119,6 +121,8 @@ def _faults(s: Scenario) -> Iterator[Problem]:
             if frozenset(fault.between) not in links:
                 a, b = fault.between
                 yield at + ("between",), f"no link joins {a} and {b}"
+        elif isinstance(fault, RollingUpdate | RegistryOutage) and s.topology.discovery is None:
+            yield at + ("type",), f"a {fault.type} needs topology.discovery (a registry)"
         elif isinstance(fault, ServoFaultBase) and fault.servo not in ids:
             yield at + ("servo",), f"no servo with id {fault.servo}; ids: {', '.join(map(str, sorted(ids)))}"
 

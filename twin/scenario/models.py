@@ -360,6 +360,20 @@ class ServoDisconnect(ServoFaultBase):
     type: Literal["servo_disconnect"]
 
 
+class RollingUpdate(FaultBase):
+    """Not a fault but an operation on the same timeline: replace a service's replicas one at
+    a time (deregister, drain, stop, start the new version, wait until healthy)."""
+
+    type: Literal["rolling_update"]
+    service: Literal["gateway", "planner", "telemetry"]
+    drain_timeout_ms: PositiveS = 2000.0
+    startup_ms: NonNegS = 500.0
+
+
+class RegistryOutage(FaultBase):
+    type: Literal["registry_outage"]
+
+
 class BusErrors(FaultBase):
     type: Literal["bus_errors"]
     rate: Annotated[float, Field(gt=0, le=1)] = Field(description="share of bus transactions corrupted")
@@ -376,7 +390,9 @@ Fault = Annotated[
     | ServoOverheat
     | EncoderNoise
     | ServoDisconnect
-    | BusErrors,
+    | BusErrors
+    | RollingUpdate
+    | RegistryOutage,
     Field(discriminator="type"),
 ]
 

@@ -88,6 +88,8 @@ class Instance:
         self.crashed = False
         self.hung: simpy.Event | None = None  # succeeds when the hang ends
         self.slowdown = 1.0
+        self.in_flight = 0  # requests being handled (waiting on their own downstream calls)
+        self.stopped = False  # taken out for an update: no heartbeats
 
     def deliver(self, message: Message) -> None:
         if self.crashed:
@@ -333,7 +335,16 @@ class Service:
             inst.stats.handled += 1
             result = self.handle(inst, message)
             if result is not None:
-                env.process(result)
+                env.process(self._track(inst, result))
+
+    @staticmethod
+    def _track(inst: Instance, work: Generator[simpy.Event, Any, None]) -> Generator[simpy.Event, Any, None]:
+        """Count the replica's in-flight work, so that a rolling update can drain it."""
+        inst.in_flight += 1
+        try:
+            yield from work
+        finally:
+            inst.in_flight -= 1
 
     def handle(self, inst: Instance, message: Message) -> Generator[simpy.Event, Any, None] | None:
         """Handle one message; return a generator to continue asynchronously."""
