@@ -323,3 +323,10 @@ def test_more_bad_scenarios(
     with pytest.raises(ScenarioError) as info:
         load_scenario(write_scenario(**changes))
     assert expected in str(info.value), f"{case}: {info.value}"
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
+def test_every_shipped_scenario_passes_its_own_assertions(path: Path) -> None:
+    result = twin.run(load_scenario(path))
+    assert result.scenario.assertions, "a shipped scenario states what must hold"
+    assert result.passed, [f"{a.expression} (measured {a.measured:g})" for a in result.failures]
