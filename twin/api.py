@@ -225,6 +225,8 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
         bus_counters=_bus_counters(machine.driver.servo_bus),
         faults_injected=machine.faults_injected,
         updates_completed=machine.updates_completed,
+        events=_events(machine),
+        driver_blocked=d.blocked,
         calls=_calls(machine),
         breakers=_breakers(machine),
         discovery=_discovery(machine),
@@ -289,6 +291,19 @@ def _breakers(machine: Machine) -> dict[str, tuple[int, int, float]]:
             if since is not None:
                 not_closed += end - since
             out[breaker_name(caller, inst.name)] = (opened, breaker.calls_not_permitted, not_closed)
+    return out
+
+
+def _events(machine: Machine) -> dict[str, dict[str, int]]:
+    events = machine.driver.events
+    if events is None:
+        return {}
+    out = {}
+    for topic, c in events.counters().items():
+        subs = c.pop("subscribers")
+        for name in ("delivered", "dropped", "gaps_skipped"):
+            c[name] = sum(sub[name] for sub in subs.values())
+        out[topic] = {k: int(v) for k, v in c.items() if isinstance(v, int)}
     return out
 
 

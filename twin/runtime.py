@@ -33,6 +33,7 @@ from twin.clock import WallClockEnvironment
 from twin.control.joints import Joint
 from twin.control.limits import Calibration, JointLimits
 from twin.observe.trace import Tracer
+from twin.patterns.eventbus import EventBus, Overflow, QoS, SubscriberConfig, TopicConfig
 from twin.scenario.models import (
     Constant,
     Distribution,
@@ -46,6 +47,7 @@ from twin.scenario.models import (
     Scenario,
     ServoConfig,
     TelemetryService,
+    TopicSettings,
     Uniform,
 )
 from twin.services.base import Bus, Instance, Service
@@ -195,7 +197,7 @@ def build(scenario: Scenario, seed: int | None = None, bus_url: str | None = Non
                 service.replicas.append(inst)
                 instances.append(inst)
             services[cfg.type] = service
-        messaging.subscribe("joint_states", "telemetry")
+        _wire_events(scenario, env, network, services)
         if scenario.topology.discovery is not None:
             messaging.discovery = Discovery(env, network, scenario.topology.discovery, seed)
             messaging.discovery.start(instances)
@@ -226,6 +228,36 @@ def build(scenario: Scenario, seed: int | None = None, bus_url: str | None = Non
 
     schedule_faults(machine)
     return machine
+
+
+def _wire_events(scenario: Scenario, env: simpy.Environment, network: Network, services: dict) -> None:
+    """Joint states travel on the event bus from the driver to every telemetry replica."""
+    events = EventBus(env, network.deliver)
+    t = scenario.topology.topics.get("joint_states", TopicSettings())
+    events.topic(
+        "joint_states",
+        TopicConfig(
+            qos=QoS(t.qos),
+            ack_timeout_s=t.ack_timeout_ms / 1000.0,
+            max_deliveries=t.max_deliveries,
+            dead_letter_topic=t.dead_letter_topic,
+            gap_timeout_s=t.gap_timeout_ms / 1000.0,
+        ),
+    )
+    if t.dead_letter_topic is not None:
+        events.topic(t.dead_letter_topic)
+    sub_cfg = next((s for s in scenario.topology.subscriptions if s.service == "telemetry"), None)
+    config = (
+        SubscriberConfig()
+        if sub_cfg is None
+        else SubscriberConfig(queue_size=sub_cfg.queue_size, overflow=Overflow[sub_cfg.overflow.upper()])
+    )
+    telemetry = services["telemetry"]
+    telemetry.qos = QoS(t.qos)
+    telemetry.subscriptions = [
+        events.subscribe("joint_states", inst.name, inst.node, config) for inst in telemetry.replicas
+    ]
+    services["driver"].events = events
 
 
 @dataclass(frozen=True)

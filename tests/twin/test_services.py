@@ -89,26 +89,6 @@ def test_requests_rotate_over_replicas() -> None:
     assert sorted(body for _, body in results) == ["echo#0", "echo#0", "echo#1", "echo#1", "echo#2", "echo#2"]
 
 
-def test_publish_reaches_one_replica_of_each_subscribing_service() -> None:
-    env, bus, client = _world(replicas=2)
-    seen: list[str] = []
-
-    class Sink(Service):
-        def handle(self, inst: Instance, message: Message) -> None:
-            seen.append(f"{inst.name}:{message.body}")
-
-    sink = Sink(bus)
-    inst = Instance(env, "sink", 0, "b", ConstantLatency(RNG, 0.0))
-    bus.add(inst)
-    sink.replicas.append(inst)
-    sink.start()
-    bus.subscribe("news", "sink")
-    for k in range(3):
-        bus.publish(client, "news", k, 0.0)
-    env.run(until=1.0)
-    assert seen == ["sink#0:0", "sink#0:1", "sink#0:2"]
-
-
 def test_a_cut_link_fails_every_command(write_scenario: Callable[..., Path]) -> None:
     topology = {**BASE["topology"], "links": [{"between": ["ops", "robot"], "loss": 1.0}]}
     result = twin.run(twin.load(write_scenario(topology=topology)))

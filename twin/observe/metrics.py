@@ -28,6 +28,15 @@ BUS_COUNTERS = (
 
 
 DISCOVERY_COUNTERS = ("refreshes", "stale_uses", "registered", "expired", "deregistered", "heartbeats_lost")
+EVENT_COUNTERS = (
+    "published",
+    "lost",
+    "redeliveries",
+    "dead_lettered",
+    "delivered",
+    "dropped",
+    "gaps_skipped",
+)
 CALL_PATHS = (("operator", "gateway"), ("gateway", "planner"), ("planner", "driver"))
 
 
@@ -102,6 +111,8 @@ class RunData:
     bus_counters: dict[str, int] = field(default_factory=dict)
     faults_injected: int = 0
     updates_completed: int = 0
+    events: dict[str, dict[str, int]] = field(default_factory=dict)  # topic -> counters
+    driver_blocked: int = 0
     # caller_to_callee -> calls, errors, attempts, retries, rejected, timeouts, latencies (s)
     calls: dict[str, tuple[int, int, int, int, int, int, list[float]]] = field(default_factory=dict)
     # caller_to_replica -> times opened, calls not permitted, seconds spent not CLOSED
@@ -148,6 +159,7 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             "bus_errors": d.bus_errors,
             "failed_servos": d.failed_servos,
             "halted": int(d.halted),
+            "blocked": d.driver_blocked,
             "cycle_work": percentiles_ms(d.cycle_work_s),
         },
         "planner": {"stretched": d.planner_stretched, "refused": d.planner_refused},
@@ -183,6 +195,10 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             for name, (o, n, s) in sorted(d.breakers.items())
         },
         "discovery": {name: d.discovery.get(name, 0) for name in DISCOVERY_COUNTERS},
+        "events": {
+            topic: {name: d.events.get(topic, {}).get(name, 0) for name in EVENT_COUNTERS}
+            for topic in sorted(set(d.events) | {"joint_states"})
+        },
     }
 
 

@@ -226,12 +226,33 @@ class DiscoveryConfig(Model):
     strategy: Literal["round_robin", "random", "least_outstanding"] = "round_robin"
 
 
+class TopicSettings(Model):
+    qos: Literal[0, 1] = 0
+    ack_timeout_ms: PositiveS = 50.0
+    max_deliveries: Annotated[int, Field(ge=1, le=100)] = 3
+    dead_letter_topic: Name | None = None
+    gap_timeout_ms: PositiveS = 100.0
+
+
+class SubscriptionSettings(Model):
+    service: Literal["telemetry"] = Field(description="who consumes the topic")
+    topic: Literal["joint_states"] = "joint_states"
+    queue_size: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    overflow: Literal["drop_oldest", "drop_newest", "block"] = "drop_oldest"
+
+
 class TopologyConfig(Model):
     nodes: list[NodeConfig] = Field(min_length=1)
     services: list[Service] = Field(min_length=1)
     links: list[LinkConfig] = Field(default_factory=list)
     calls: list[CallConfig] = Field(default_factory=list, description="resilience patterns per call")
     discovery: DiscoveryConfig | None = Field(default=None, description="route through a registry")
+    topics: dict[Literal["joint_states"], TopicSettings] = Field(
+        default_factory=dict, description="event bus topics (joint_states: QoS 0 unless set)"
+    )
+    subscriptions: list[SubscriptionSettings] = Field(
+        default_factory=list, description="subscriber queues (default: 1000 events, drop_oldest)"
+    )
 
 
 def default_topology() -> TopologyConfig:

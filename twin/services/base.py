@@ -113,7 +113,6 @@ class Bus:
         self.network = network
         self.instances: dict[str, list[Instance]] = {}
         self._next_replica: dict[tuple[str, str], int] = defaultdict(int)
-        self._subscribers: dict[str, list[str]] = defaultdict(list)
         self._pending: dict[int, simpy.Event] = {}
         self._ids = itertools.count(1)
         self._by_name: dict[str, Instance] = {}
@@ -125,10 +124,6 @@ class Bus:
     def add(self, instance: Instance) -> None:
         self.instances.setdefault(instance.service, []).append(instance)
         self._by_name[instance.name] = instance
-
-    def subscribe(self, topic: str, service: str) -> None:
-        """Each message on `topic` goes to one replica of `service` (round robin)."""
-        self._subscribers[topic].append(service)
 
     def _pick(self, src: Instance, service: str) -> Instance:
         replicas = self.instances.get(service)
@@ -291,12 +286,6 @@ class Bus:
         event = self._pending.get(answer.reply_to)  # type: ignore[arg-type]
         if event is not None and not event.triggered:
             event.succeed(answer)
-
-    def publish(self, src: Instance, topic: str, body: Any, issued_at: float) -> None:
-        for service in self._subscribers.get(topic, ()):
-            dst = self._pick(src, service)
-            message = Message(topic, body, src.name, issued_at, next(self._ids))
-            self.network.deliver(src.node, dst.node, dst.deliver, message)
 
     def _node_of(self, instance_name: str) -> str:
         service = instance_name.rsplit("#", 1)[0]

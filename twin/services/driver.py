@@ -45,6 +45,7 @@ class DriverStats:
     max_temperature_c: dict[int, float] = field(default_factory=dict)
     faults: dict[int, int] = field(default_factory=dict)
     failed_servos: set[int] = field(default_factory=set)
+    blocked: int = 0  # cycles held back by a full `block` subscriber
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Driver(Service):
     servo_bus: ServoBus | None = None
     period_s: float = 0.01
     blend_s: float = 0.25
+    events: Any = None  # the EventBus the joint states go out on
     failure_policy: str = "safe_stop"  # or "hold_others", "torque_off": see the scenario's plant.bus
     halted: str = ""  # the policy that stopped the machine, once one did
     lost: str = ""  # why the bus went away, when it did
@@ -137,7 +139,12 @@ class Driver(Service):
                 writing_s = bus.last_duration_s
                 # Published as the write goes out; the write's wire time is then
                 # waited for together with the rest of the period (one event, not two).
-                self.bus.publish(inst, "joint_states", JointStates(start, tuple(goals), tuple(actual)), start)
+                published = self.events.publish(
+                    "joint_states", inst.name, inst.node, JointStates(start, tuple(goals), tuple(actual))
+                )
+                if not published.triggered:  # a `block` subscriber is full: backpressure
+                    stats.blocked += 1
+                    yield published
             stats.cycles += 1
             done = env.now + writing_s
             stats.cycle_work_s.append(done - start)
