@@ -45,6 +45,7 @@ class RunResult:
     run_dir: Path | None = None
     error: str = ""  # why the run could not go on (a bus lost mid-run), "" when it could
     tracer: Any = None  # the Tracer with one span per hop, written as trace.json
+    breaker_timelines: dict[str, list[tuple[float, str]]] | None = None  # breaker -> (t, state)
     topology: Any = None  # (nodes, service -> node) for the topology picture
 
     @property
@@ -89,6 +90,9 @@ class RunResult:
             images.append(plots.plot_latency(self.latency_samples_ms, run_dir / "latency.png", name))
             if self.topology is not None:
                 images.append(self._topology_png(run_dir / "topology.png"))
+            if self.breaker_timelines:
+                path = run_dir / "breakers.png"
+                images.append(plots.plot_breakers(self.breaker_timelines, self.scenario.duration, path, name))
         if self.frames is not None and len(self.frames):
             images.append(self.frames.save(run_dir / "robot.gif"))
         extra = [run_dir / "metrics.json", run_dir / "telemetry.csv"]
@@ -250,6 +254,7 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
         recorder,
         error=machine.driver.lost,
         tracer=machine.bus.tracer,
+        breaker_timelines=_breaker_timelines(machine),
         topology=([n.name for n in sc.topology.nodes], placement),
     )
 
@@ -304,6 +309,14 @@ def _events(machine: Machine) -> dict[str, dict[str, int]]:
         for name in ("delivered", "dropped", "gaps_skipped"):
             c[name] = sum(sub[name] for sub in subs.values())
         out[topic] = {k: int(v) for k, v in c.items() if isinstance(v, int)}
+    return out
+
+
+def _breaker_timelines(machine: Machine) -> dict[str, list[tuple[float, str]]]:
+    out = {}
+    for (caller, _), policy in machine.bus.policies.items():
+        for instance, breaker in sorted(policy.breakers.items()):
+            out[breaker_name(caller, instance)] = [(t.t, t.new.name) for t in breaker.transitions]
     return out
 
 

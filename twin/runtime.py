@@ -179,8 +179,19 @@ def build(scenario: Scenario, seed: int | None = None, bus_url: str | None = Non
             a, b = link.between
             network.add_link(a, b, latency_from(link.latency, seed, f"link:{link.name}"), link.loss)
         messaging = Bus(env, network)
-        messaging.policies = build_policies(scenario.topology.calls, env, seed)
-        messaging.tracer = Tracer()
+        tracer = messaging.tracer = Tracer()
+        placement = {svc.type: svc.node for svc in scenario.topology.services}
+
+        def breaker_moved(call: Any, instance: str, transition: Any) -> None:
+            tracer.instant(
+                f"breaker {transition.old.name} -> {transition.new.name}",
+                call.caller,
+                placement[call.caller],
+                transition.t,
+                args={"callee": instance, "reason": transition.reason},
+            )
+
+        messaging.policies = build_policies(scenario.topology.calls, env, seed, breaker_moved)
         context = _Context(scenario, messaging, joints, plant, env, bus_url)
         instances = []
         for cfg in scenario.topology.services:

@@ -165,3 +165,32 @@ def plot_latency(samples_ms: Mapping[str, Sequence[float]], path: Path, title: s
         fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+_STATE_LEVEL = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2, "FORCED_OPEN": 2, "DISABLED": 0}
+
+
+def plot_breakers(
+    timelines: Mapping[str, Sequence[tuple[float, str]]], end_s: float, path: Path, title: str = ""
+) -> Path:
+    """Each circuit breaker's state over time (s): CLOSED, HALF_OPEN or OPEN, one row per breaker."""
+    rows = max(1, len(timelines))
+    fig = _new_figure(1.2 * rows + 1.0)
+    if not timelines:
+        _no_data(fig, "no circuit breakers")
+        return _save(fig, path)
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (name, changes) in zip(axes, sorted(timelines.items()), strict=True):
+        times = [0.0] + [t for t, _ in changes] + [end_s]
+        levels = [0] + [_STATE_LEVEL[state] for _, state in changes]
+        levels.append(levels[-1])
+        ax.step(times, levels, where="post", color="tab:red")
+        ax.fill_between(times, levels, step="post", alpha=0.2, color="tab:red")
+        ax.set_yticks([0, 1, 2], ["closed", "half-open", "open"])
+        ax.set_ylim(-0.3, 2.3)
+        ax.set_title(name, loc="left", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    axes[-1].set_xlabel("time (s)")
+    if title:
+        fig.suptitle(f"{title}: circuit breakers")
+    return _save(fig, path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import simpy
 
@@ -42,9 +43,12 @@ class CallStats:
 class CallPolicy:
     """The patterns on calls from `caller` to `callee`, built from the scenario."""
 
-    def __init__(self, config: CallConfig, env: simpy.Environment, seed: int) -> None:
+    def __init__(
+        self, config: CallConfig, env: simpy.Environment, seed: int, on_transition: Any = None
+    ) -> None:
         self.config = config
         self.env = env
+        self.on_transition = on_transition  # (breaker name, Transition) for traces
         self.timeout_s = None if config.timeout_ms is None else config.timeout_ms / 1000.0
         name = f"{config.caller}_to_{config.callee}"
         self.name = name
@@ -91,7 +95,14 @@ class CallPolicy:
         breaker = self.breakers.get(instance)
         if breaker is None:
             env = self.env
-            breaker = CircuitBreaker(f"{self.name}:{instance}", self.breaker_config, lambda: env.now)
+            name = f"{self.name}:{instance}"
+            hook = self.on_transition
+            breaker = CircuitBreaker(
+                name,
+                self.breaker_config,
+                lambda: env.now,
+                on_transition=None if hook is None else (lambda tr: hook(self.config, instance, tr)),
+            )
             self.breakers[instance] = breaker
         return breaker
 
@@ -102,9 +113,9 @@ class CallPolicy:
 
 
 def build_policies(
-    configs: list[CallConfig], env: simpy.Environment, seed: int
+    configs: list[CallConfig], env: simpy.Environment, seed: int, on_transition: Any = None
 ) -> dict[tuple[str, str], CallPolicy]:
-    return {(c.caller, c.callee): CallPolicy(c, env, seed) for c in configs}
+    return {(c.caller, c.callee): CallPolicy(c, env, seed, on_transition) for c in configs}
 
 
 def new_call_stats() -> defaultdict[tuple[str, str], CallStats]:
