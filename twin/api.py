@@ -231,6 +231,8 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
         updates_completed=machine.updates_completed,
         events=_events(machine),
         driver_blocked=d.blocked,
+        gateway_unauthorized=machine.gateway.unauthorized,
+        gateway_rate_limited=machine.gateway.rate_limited,
         calls=_calls(machine),
         breakers=_breakers(machine),
         discovery=_discovery(machine),

@@ -34,6 +34,7 @@ from twin.control.joints import Joint
 from twin.control.limits import Calibration, JointLimits
 from twin.observe.trace import Tracer
 from twin.patterns.eventbus import EventBus, Overflow, QoS, SubscriberConfig, TopicConfig
+from twin.patterns.rate_limiter import RateLimiter
 from twin.scenario.models import (
     Constant,
     Distribution,
@@ -284,11 +285,23 @@ class _Context:
 
 
 def _operator(cfg: OperatorService, ctx: _Context) -> Operator:
-    return Operator(ctx.bus, schedule=schedule(ctx.scenario.task), timeout_s=cfg.request_timeout_ms / 1000.0)
+    return Operator(
+        ctx.bus,
+        schedule=schedule(ctx.scenario.task),
+        timeout_s=cfg.request_timeout_ms / 1000.0,
+        token=cfg.token,
+    )
 
 
 def _gateway(cfg: GatewayService, ctx: _Context) -> Gateway:
-    return Gateway(ctx.bus, timeout_s=cfg.request_timeout_ms / 1000.0)
+    limiter = None
+    if cfg.rate_limit is not None:
+        limiter = RateLimiter(
+            ctx.env, cfg.rate_limit.limit, cfg.rate_limit.period_ms / 1000.0, name="gateway"
+        )
+    return Gateway(
+        ctx.bus, timeout_s=cfg.request_timeout_ms / 1000.0, clients=dict(cfg.clients), limiter=limiter
+    )
 
 
 def _planner(cfg: PlannerService, ctx: _Context) -> Planner:

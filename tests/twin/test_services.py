@@ -217,3 +217,31 @@ def test_a_failed_servo_triggers_the_scenario_policy(
         assert np.degrees(goal[-1, 0]) == pytest.approx(30.0, abs=0.1), "no motion after the failure"
     if policy == "torque_off":
         assert wrapped.torque_off == [1]
+
+
+def test_the_gateway_refuses_unknown_clients_and_commands_beyond_its_rate(
+    write_scenario: Callable[..., Path],
+) -> None:
+    steps = [{"at_s": 0.1 + 0.05 * k, "pose": {"pan": 10 + k}, "duration_s": 0.05} for k in range(10)]
+    task = {"type": "waypoints", "steps": steps}
+
+    def services(operator_token: str | None, rate: dict | None) -> dict:
+        out = []
+        for svc in BASE["topology"]["services"]:
+            if svc["type"] == "operator":
+                svc = {**svc, "token": operator_token}
+            if svc["type"] == "gateway":
+                svc = {**svc, "clients": {"operator": "s3cret"}, **({"rate_limit": rate} if rate else {})}
+            out.append(svc)
+        return {**BASE["topology"], "services": out}
+
+    def run(token: str | None, rate: dict | None = None) -> dict:
+        path = write_scenario(duration=1.0, task=task, assertions=[], topology=services(token, rate))
+        return twin.run(twin.load(path)).metrics
+
+    good = run("s3cret")
+    assert good["commands"]["failed"] == 0 and good["gateway"]["unauthorized"] == 0
+    wrong = run("guess")
+    assert wrong["commands"]["failed"] == 10 and wrong["gateway"]["unauthorized"] == 10
+    limited = run("s3cret", {"limit": 4, "period_ms": 1000})
+    assert limited["commands"]["completed"] == 4 and limited["gateway"]["rate_limited"] == 6

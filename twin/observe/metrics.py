@@ -113,6 +113,8 @@ class RunData:
     updates_completed: int = 0
     events: dict[str, dict[str, int]] = field(default_factory=dict)  # topic -> counters
     driver_blocked: int = 0
+    gateway_unauthorized: int = 0
+    gateway_rate_limited: int = 0
     # caller_to_callee -> calls, errors, attempts, retries, rejected, timeouts, latencies (s)
     calls: dict[str, tuple[int, int, int, int, int, int, list[float]]] = field(default_factory=dict)
     # caller_to_replica -> times opened, calls not permitted, seconds spent not CLOSED
@@ -195,6 +197,7 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             for name, (o, n, s) in sorted(d.breakers.items())
         },
         "discovery": {name: d.discovery.get(name, 0) for name in DISCOVERY_COUNTERS},
+        "gateway": {"unauthorized": d.gateway_unauthorized, "rate_limited": d.gateway_rate_limited},
         "events": {
             topic: {name: d.events.get(topic, {}).get(name, 0) for name in EVENT_COUNTERS}
             for topic in sorted(set(d.events) | {"joint_states"})

@@ -138,11 +138,21 @@ class ServiceBase(Model):
 class OperatorService(ServiceBase):
     type: Literal["operator"]
     request_timeout_ms: PositiveS = 1000.0
+    token: str | None = Field(default=None, description="sent with every command, for the gateway")
+
+
+class RateLimit(Model):
+    limit: Annotated[int, Field(ge=1, le=1_000_000)] = Field(description="commands per period")
+    period_ms: PositiveS = 1000.0
 
 
 class GatewayService(ServiceBase):
     type: Literal["gateway"]
     request_timeout_ms: PositiveS = 500.0
+    clients: dict[str, str] = Field(
+        default_factory=dict, description="client service -> token; when set, commands need a token"
+    )
+    rate_limit: RateLimit | None = Field(default=None, description="commands refused beyond this rate")
 
 
 class PlannerService(ServiceBase):

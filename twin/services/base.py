@@ -47,6 +47,7 @@ class Message:
     deadline: float | None = None  # s; past it nobody waits for the answer any more
     trace_id: int = 0  # the operator command this message serves (0: none yet)
     span_id: int = 0  # the span of the hop that carried it: the parent of its own calls
+    token: str = ""  # the client's credential, for the gateway
 
     def follow(self, kind: str, body: Any, sender: str) -> Message:
         """A downstream message on behalf of this one: same command, deadline and trace."""

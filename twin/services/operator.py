@@ -25,6 +25,7 @@ class CommandOutcome:
 class Operator(Service):
     schedule: Sequence[tuple[float, Command]] = ()
     timeout_s: float = 1.0
+    token: str | None = None
     outcomes: list[CommandOutcome] = field(default_factory=list)
 
     def start(self) -> None:
@@ -35,7 +36,7 @@ class Operator(Service):
     def _issue(self, inst: Instance, at_s: float, command: Command) -> Generator[simpy.Event, Any, None]:
         env = inst.env
         yield env.timeout(at_s)
-        message = Message("command", command, inst.name, env.now)
+        message = Message("command", command, inst.name, env.now, token=self.token or "")
         outcome = CommandOutcome(at_s, ok=False)
         self.outcomes.append(outcome)
         try:
