@@ -119,7 +119,11 @@ class _Window:
         self._sums = [0, 0, 0]  # calls, failed, slow
 
     def _pop_oldest(self) -> None:
-        self._sums = [a - b for a, b in zip(self._sums, self._entries.popleft()[1:], strict=True)]
+        _, calls, failed, slow = self._entries.popleft()
+        sums = self._sums
+        sums[0] -= calls
+        sums[1] -= failed
+        sums[2] -= slow
 
     def _expire(self, now: float) -> None:
         if self.kind is WindowType.TIME_BASED:
@@ -137,10 +141,15 @@ class _Window:
             second = math.floor(now)
             if not self._entries or self._entries[-1][0] != second:
                 self._entries.append([second, 0, 0, 0])
-        entry = self._entries[-1]
-        for k, add in enumerate((1, int(failed), int(slow))):
-            entry[k + 1] += add
-            self._sums[k] += add
+        entry, sums = self._entries[-1], self._sums
+        entry[1] += 1
+        sums[0] += 1
+        if failed:
+            entry[2] += 1
+            sums[1] += 1
+        if slow:
+            entry[3] += 1
+            sums[2] += 1
 
     def rates(self, now: float) -> tuple[float, float]:
         """(failure rate, slow-call rate) in percent; -1.0 each below the minimum calls."""
@@ -225,6 +234,13 @@ class CircuitBreaker:
     def state(self) -> State:
         self._advance()
         return self._state
+
+    def rejects_calls(self) -> bool:
+        """Whether a call now would be refused for being OPEN or FORCED_OPEN (cheap when CLOSED:
+        this runs on every routing decision)."""
+        if self._state is State.CLOSED or self._state is State.DISABLED:
+            return False  # neither leaves by the passing of time
+        return self.state in (State.OPEN, State.FORCED_OPEN)
 
     @property
     def transitions(self) -> list[Transition]:

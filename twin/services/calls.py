@@ -21,7 +21,7 @@ from typing import Any
 import simpy
 
 from sim_models.rng import component_rng
-from twin.patterns.breaker import BreakerConfig, CircuitBreaker, State, WindowType
+from twin.patterns.breaker import BreakerConfig, CircuitBreaker, WindowType
 from twin.patterns.bulkhead import Bulkhead, BulkheadFull
 from twin.patterns.retry import Retry, RetryConfig
 from twin.scenario.models import CallConfig
@@ -109,7 +109,7 @@ class CallPolicy:
     def open(self, instance: str) -> bool:
         """Whether routing should avoid `instance` (its breaker refuses calls now)."""
         breaker = self.breakers.get(instance)
-        return breaker is not None and breaker.state in (State.OPEN, State.FORCED_OPEN)
+        return breaker is not None and breaker.rejects_calls()
 
 
 def build_policies(
