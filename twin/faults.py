@@ -20,6 +20,7 @@ from sim_models.rng import component_rng
 from twin.runtime import Machine
 from twin.scenario.models import (
     BusErrors,
+    EmergencyStop,
     EncoderNoise,
     Fault,
     LinkFault,
@@ -79,6 +80,9 @@ def _apply(machine: Machine, index: int, fault: Fault) -> Undo | None:
         return _link(machine, fault)
     if isinstance(fault, ServoFaultBase):
         return _servo(machine, index, fault)
+    if isinstance(fault, EmergencyStop):
+        machine.operator.press_estop()
+        return None
     if isinstance(fault, RegistryOutage):
         registry = machine.bus.discovery.registry  # type: ignore[union-attr]  (checked: discovery is on)
         registry.available = False

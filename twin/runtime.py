@@ -269,7 +269,17 @@ def _wire_events(scenario: Scenario, env: simpy.Environment, network: Network, s
     telemetry.subscriptions = [
         events.subscribe("joint_states", inst.name, inst.node, config) for inst in telemetry.replicas
     ]
-    services["driver"].events = events
+    # Alarms and the e-stop must arrive: at least once, redelivered until acknowledged.
+    reliable = TopicConfig(qos=QoS.AT_LEAST_ONCE, ack_timeout_s=0.02, max_deliveries=10)
+    events.topic("alarms", reliable)
+    events.topic("estop", reliable)
+    telemetry.alarm_subscriptions = [
+        events.subscribe("alarms", f"{inst.name}:alarms", inst.node) for inst in telemetry.replicas
+    ]
+    driver = services["driver"]
+    driver.events = events
+    driver.estop_subscription = events.subscribe("estop", "driver:estop", driver.replicas[0].node)
+    services["operator"].events = events
 
 
 @dataclass(frozen=True)

@@ -169,3 +169,34 @@ def test_rolling_update_needs_a_registry(write_scenario) -> None:
         twin.load(
             write_scenario(duration=3.0, faults=[{"type": "rolling_update", "service": "planner", "at_s": 1}])
         )
+
+
+def test_estop_on_the_event_bus_stops_all_motion(write_scenario) -> None:
+    path = write_scenario(duration=3.0, task=TASK, assertions=[], faults=[{"type": "estop", "at_s": 1.1}])
+    result = twin.run(twin.load(path))
+    m = result.metrics
+    assert m["events"]["estop"]["published"] == 1 and m["events"]["estop"]["delivered"] == 1
+    assert m["driver"]["halted"] == 1
+    assert m["commands"]["completed"] == 4 and m["commands"]["failed"] == 7  # from t = 1.25 on
+    t, goal, _ = result.telemetry.arrays()
+    assert (goal[t > 1.2] == goal[t > 1.2][0]).all(), "no setpoint moves after the e-stop"
+
+
+def test_alarms_reach_telemetry_at_least_once_over_a_lossy_link(write_scenario) -> None:
+    topology = {
+        **BASE["topology"],
+        "services": [
+            {**svc, "node": "ops"} if svc["type"] == "telemetry" else svc
+            for svc in BASE["topology"]["services"]
+        ],
+    }
+    faults = [
+        {"type": "link_loss", "between": ["ops", "robot"], "at_s": 0.5, "loss": 0.5},
+        {"type": "servo_overheat", "servo": 2, "at_s": 1.0},
+    ]
+    path = write_scenario(duration=3.0, task=TASK, assertions=[], faults=faults, topology=topology)
+    machine_metrics = twin.run(twin.load(path)).metrics
+    alarms = machine_metrics["events"]["alarms"]
+    assert alarms["published"] == 2  # servo 2: overheat, then failed (safe_stop)
+    assert alarms["delivered"] >= 2, "both reach telemetry despite the lossy link"
+    assert alarms["redeliveries"] > 0

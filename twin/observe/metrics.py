@@ -200,7 +200,7 @@ def build_metrics(d: RunData) -> dict[str, Any]:
         "gateway": {"unauthorized": d.gateway_unauthorized, "rate_limited": d.gateway_rate_limited},
         "events": {
             topic: {name: d.events.get(topic, {}).get(name, 0) for name in EVENT_COUNTERS}
-            for topic in sorted(set(d.events) | {"joint_states"})
+            for topic in sorted(set(d.events) | {"joint_states", "alarms", "estop"})
         },
     }
 

@@ -401,6 +401,12 @@ class RollingUpdate(FaultBase):
     startup_ms: NonNegS = 500.0
 
 
+class EmergencyStop(FaultBase):
+    """The operator presses the e-stop: published on the event bus; the driver stops all motion."""
+
+    type: Literal["estop"]
+
+
 class RegistryOutage(FaultBase):
     type: Literal["registry_outage"]
 
@@ -423,7 +429,8 @@ Fault = Annotated[
     | ServoDisconnect
     | BusErrors
     | RollingUpdate
-    | RegistryOutage,
+    | RegistryOutage
+    | EmergencyStop,
     Field(discriminator="type"),
 ]
 

@@ -47,3 +47,20 @@ class Setpoints:
 
     current: tuple[float, ...]
     target: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """What the driver announces on the `alarms` topic."""
+
+    t: float
+    servo_id: int
+    what: str  # e.g. "overheat", "failed"
+
+
+@dataclass(frozen=True)
+class EStop:
+    """An emergency stop, on the `estop` topic."""
+
+    t: float
+    source: str

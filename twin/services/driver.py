@@ -30,7 +30,7 @@ from twin.control.joints import Joint
 from twin.control.limits import clip_to_limits
 from twin.control.trajectory import Anchored, Move, SineSweep
 from twin.services.base import Instance, Message, Service
-from twin.services.commands import JointStates, Setpoints
+from twin.services.commands import Alarm, JointStates, Setpoints
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Driver(Service):
     period_s: float = 0.01
     blend_s: float = 0.25
     events: Any = None  # the EventBus the joint states go out on
+    estop_subscription: Any = None
     failure_policy: str = "safe_stop"  # or "hold_others", "torque_off": see the scenario's plant.bus
     halted: str = ""  # the policy that stopped the machine, once one did
     lost: str = ""  # why the bus went away, when it did
@@ -66,7 +67,25 @@ class Driver(Service):
     def start(self) -> None:
         super().start()
         inst = self.replicas[0]
+        self._inst = inst
         inst.env.process(self._loop(inst))
+        if self.estop_subscription is not None:
+            inst.env.process(self._watch_estop(inst))
+
+    def _watch_estop(self, inst: Instance) -> Generator[simpy.Event, Any, None]:
+        """An e-stop on the event bus: stop all motion at once and refuse further commands."""
+        while True:
+            event = yield self.estop_subscription.get()
+            self.estop_subscription.ack(event)
+            if not self.halted:
+                self._pending = None
+                self._active = None
+                self.halted = "estop"
+
+    def _alarm(self, servo_id: int, what: str) -> None:
+        if self.events is not None:
+            inst = self._inst
+            self.events.publish("alarms", inst.name, inst.node, Alarm(inst.env.now, servo_id, what))
 
     def handle(self, inst: Instance, message: Message) -> None:
         if message.kind == "setpoint":
@@ -158,6 +177,9 @@ class Driver(Service):
 
     def _servos_failed(self, failed: list[int], live: list[int], ids: list[int]) -> list[int]:
         """React to servos the bus gave up on, as the scenario says; return the joints still live."""
+        for i in failed:
+            if i not in self.stats.failed_servos:
+                self._alarm(i, "failed")
         self.stats.failed_servos.update(failed)
         live = [k for k in live if ids[k] not in self.stats.failed_servos]
         if self.failure_policy == "hold_others":
@@ -198,4 +220,9 @@ class Driver(Service):
             if s.temperature > temps.get(i, -273.0):
                 temps[i] = s.temperature
             if s.faults:
-                faults[i] = faults.get(i, 0) | int(s.faults)
+                known = faults.get(i, 0)
+                new = int(s.faults) & ~known
+                if new:
+                    faults[i] = known | new
+                    for fault in type(s.faults)(new):
+                        self._alarm(i, (fault.name or "fault").lower())

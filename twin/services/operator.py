@@ -10,7 +10,7 @@ import simpy
 
 from sim_models.errors import TwinError
 from twin.services.base import Instance, Message, Service
-from twin.services.commands import Command
+from twin.services.commands import Command, EStop
 
 
 @dataclass
@@ -26,6 +26,13 @@ class Operator(Service):
     schedule: Sequence[tuple[float, Command]] = ()
     timeout_s: float = 1.0
     token: str | None = None
+    events: Any = None  # the EventBus, for the e-stop
+
+    def press_estop(self) -> None:
+        """The operator's emergency stop: published on the `estop` topic, at least once."""
+        inst = self.replicas[0]
+        self.events.publish("estop", inst.name, inst.node, EStop(inst.env.now, inst.name))
+
     outcomes: list[CommandOutcome] = field(default_factory=list)
 
     def start(self) -> None:

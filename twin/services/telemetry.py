@@ -26,11 +26,24 @@ class TelemetryRecorder(Service):
     samples: list[JointStates] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)  # one per replica
     qos: QoS = QoS.AT_MOST_ONCE
+    alarm_subscriptions: list[Subscription] = field(default_factory=list)
+    alarms: list[Any] = field(default_factory=list)  # Alarm events, as recorded
 
     def start(self) -> None:
         super().start()
         for inst, sub in zip(self.replicas, self.subscriptions, strict=True):
             inst.env.process(self._consume(inst, sub))
+        for inst, sub in zip(self.replicas, self.alarm_subscriptions, strict=True):
+            inst.env.process(self._record_alarms(inst, sub))
+
+    def _record_alarms(self, inst: Instance, sub: Subscription) -> Generator[simpy.Event, Any, None]:
+        while True:
+            event = yield sub.get()
+            if inst.crashed:
+                continue  # not acknowledged: it will come again
+            if event.delivery == 1 or event.payload not in self.alarms:
+                self.alarms.append(event.payload)
+            sub.ack(event)
 
     def _consume(self, inst: Instance, sub: Subscription) -> Generator[simpy.Event, Any, None]:
         env = inst.env
