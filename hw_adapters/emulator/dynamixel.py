@@ -8,9 +8,8 @@ Errors come back in the status packet's error byte, as on a real servo.
 
 from __future__ import annotations
 
-from hw_adapters.base import ProtocolError
 from hw_adapters.dynamixel import protocol as dxl
-from hw_adapters.emulator.responder import BusDevices, Reply
+from hw_adapters.emulator.responder import BusDevices, ProtocolResponder, Reply
 from sim_models.servo.device import RegisterError, VirtualServo
 
 Inst = dxl.Instruction
@@ -19,35 +18,15 @@ INSTRUCTION_ERROR, RESULT_FAIL, LENGTH_ERROR = 2, 1, 5
 _ALERT = 0x80
 
 
-class DynamixelResponder:
+class DynamixelResponder(ProtocolResponder):
+    broadcast_id = dxl.BROADCAST_ID
+    malformed_error = LENGTH_ERROR
+
     def __init__(self, devices: BusDevices) -> None:
-        self.devices = devices
-        self.parser = dxl.PacketParser()
+        super().__init__(devices, dxl.PacketParser())
 
-    def feed(self, data: bytes) -> list[Reply]:
-        replies: list[Reply] = []
-        for packet in self.parser.feed(data):
-            replies.extend(self.handle(packet))
-        return replies
-
-    def handle(self, packet: dxl.Packet) -> list[Reply]:
-        dev = self.devices
-        if packet.instruction == Inst.STATUS:
-            dev.stats.ignored += 1
-            return []
-        dev.stats.instructions += 1
-        dev.sync()
-        try:
-            if packet.id == dxl.BROADCAST_ID:
-                return self._broadcast(packet)
-            servo = dev.servos.get(packet.id)
-            if servo is None:
-                dev.stats.ignored += 1
-                return []
-            return self._unicast(servo, packet)
-        except ProtocolError:  # parameters of the wrong length for the instruction
-            servo = dev.servos.get(packet.id)
-            return [self._status(servo, LENGTH_ERROR)] if servo is not None else []
+    def _not_an_instruction(self, packet: dxl.Packet) -> bool:
+        return packet.instruction == Inst.STATUS  # another device's reply on the line
 
     # -- one servo ------------------------------------------------------------------
     def _unicast(self, servo: VirtualServo, p: dxl.Packet) -> list[Reply]:

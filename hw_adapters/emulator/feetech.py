@@ -10,8 +10,7 @@ silently, and a flag a host can see is more useful in a test rig.
 
 from __future__ import annotations
 
-from hw_adapters.base import ProtocolError
-from hw_adapters.emulator.responder import BusDevices, Reply
+from hw_adapters.emulator.responder import BusDevices, ProtocolResponder, Reply
 from hw_adapters.feetech import protocol as sts
 from sim_models.servo.device import RegisterError, VirtualServo
 
@@ -19,32 +18,12 @@ Inst = sts.Instruction
 REFUSED = 0x40
 
 
-class FeetechResponder:
+class FeetechResponder(ProtocolResponder):
+    broadcast_id = sts.BROADCAST_ID
+    malformed_error = REFUSED
+
     def __init__(self, devices: BusDevices) -> None:
-        self.devices = devices
-        self.parser = sts.PacketParser("instruction")
-
-    def feed(self, data: bytes) -> list[Reply]:
-        replies: list[Reply] = []
-        for packet in self.parser.feed(data):
-            replies.extend(self.handle(packet))
-        return replies
-
-    def handle(self, packet: sts.Packet) -> list[Reply]:
-        dev = self.devices
-        dev.stats.instructions += 1
-        dev.sync()
-        try:
-            if packet.id == sts.BROADCAST_ID:
-                return self._broadcast(packet)
-            servo = dev.servos.get(packet.id)
-            if servo is None:
-                dev.stats.ignored += 1
-                return []
-            return self._unicast(servo, packet)
-        except ProtocolError:
-            servo = dev.servos.get(packet.id)
-            return [self._status(servo, REFUSED)] if servo is not None else []
+        super().__init__(devices, sts.PacketParser("instruction"))
 
     def _unicast(self, servo: VirtualServo, p: sts.Packet) -> list[Reply]:
         dev = self.devices

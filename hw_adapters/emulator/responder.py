@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from hw_adapters.base import ProtocolError
 from sim_models.servo.device import RegisterError, VirtualServo
 
 
@@ -67,3 +69,55 @@ class BusDevices:
             pending = self.registered.pop(i, None)
             if pending is not None and i in self.servos:
                 self.write(self.servos[i], *pending)
+
+
+class ProtocolResponder:
+    """The servos' side of one protocol: parse what arrives, answer each instruction.
+
+    Subclasses set the protocol's broadcast id and the error code for parameters of the
+    wrong length, and answer unicast and broadcast instructions.
+    """
+
+    broadcast_id = 0xFE
+    malformed_error = 0
+
+    def __init__(self, devices: BusDevices, parser: Any) -> None:
+        self.devices = devices
+        self.parser = parser
+
+    def feed(self, data: bytes) -> list[Reply]:
+        replies: list[Reply] = []
+        for packet in self.parser.feed(data):
+            replies.extend(self.handle(packet))
+        return replies
+
+    def handle(self, packet: Any) -> list[Reply]:
+        dev = self.devices
+        if self._not_an_instruction(packet):
+            dev.stats.ignored += 1
+            return []
+        dev.stats.instructions += 1
+        dev.sync()
+        try:
+            if packet.id == self.broadcast_id:
+                return self._broadcast(packet)
+            servo = dev.servos.get(packet.id)
+            if servo is None:
+                dev.stats.ignored += 1
+                return []
+            return self._unicast(servo, packet)
+        except ProtocolError:  # parameters of the wrong length for the instruction
+            servo = dev.servos.get(packet.id)
+            return [self._status(servo, self.malformed_error)] if servo is not None else []
+
+    def _not_an_instruction(self, packet: Any) -> bool:
+        return False
+
+    def _unicast(self, servo: VirtualServo, packet: Any) -> list[Reply]:
+        raise NotImplementedError
+
+    def _broadcast(self, packet: Any) -> list[Reply]:
+        raise NotImplementedError
+
+    def _status(self, servo: VirtualServo, error: int, params: bytes = b"") -> Reply:
+        raise NotImplementedError
