@@ -203,6 +203,7 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
         bus_errors=d.bus_errors,
         commands_sent=len(machine.operator.outcomes),
         commands_completed=sum(o.ok for o in machine.operator.outcomes),
+        commands_pending=sum(o.reply_s is None for o in machine.operator.outcomes),
         planner_stretched=machine.planner.stretched,
         planner_refused=machine.planner.refused,
         servos={

@@ -98,6 +98,7 @@ class RunData:
     bus_errors: int = 0
     commands_sent: int = 0
     commands_completed: int = 0
+    commands_pending: int = 0  # sent, but the run ended before their outcome was known
     planner_stretched: int = 0
     planner_refused: int = 0
     servos: dict[int, tuple[float, list[str]]] = field(default_factory=dict)  # max temp, faults
@@ -146,7 +147,8 @@ def build_metrics(d: RunData) -> dict[str, Any]:
         "commands": {
             "sent": d.commands_sent,
             "completed": d.commands_completed,
-            "failed": d.commands_sent - d.commands_completed,
+            "failed": d.commands_sent - d.commands_completed - d.commands_pending,
+            "pending": d.commands_pending,
         },
         "links": {
             name: {"messages": m, "drops": dr, "latency": percentiles_ms(lat)}
