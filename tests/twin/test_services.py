@@ -93,7 +93,7 @@ def test_a_cut_link_fails_every_command(write_scenario: Callable[..., Path]) -> 
     topology = {**BASE["topology"], "links": [{"between": ["ops", "robot"], "loss": 1.0}]}
     result = twin.run(twin.load(write_scenario(topology=topology)))
     commands = result.metrics["commands"]
-    assert commands == {"sent": 2, "completed": 0, "failed": 2}
+    assert commands == {"sent": 2, "completed": 0, "failed": 2, "pending": 0}
     assert result.metrics["links"]["ops--robot"]["drops"] == 2
     assert result.metrics["latency"]["command"]["count"] == 0
     assert [a.expression for a in result.failures] == ["commands.failed == 0"]
