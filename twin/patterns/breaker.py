@@ -216,6 +216,8 @@ class CircuitBreaker:
     def _advance(self) -> float:
         """Apply the time-driven transitions due by now; return now (s)."""
         t = self._now()
+        if self._state is State.CLOSED:  # the common case: nothing leaves CLOSED by time alone
+            return t
         c = self.config
         while True:
             if self._state is State.OPEN and c.automatic_half_open and t >= self._since + c.wait_in_open_s:

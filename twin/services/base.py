@@ -10,7 +10,6 @@ does not go on to move the machine later.
 
 from __future__ import annotations
 
-import copy
 import itertools
 from collections import defaultdict
 from collections.abc import Generator
@@ -178,12 +177,12 @@ class Bus:
         stats.attempts += 1
         if stats.attempts > stats.calls:
             stats.retries = stats.attempts - stats.calls
-        dst = self._route(src, service, policy)
+        client = self.discovery.client(src.name) if self.discovery is not None else None
+        dst = self._route(src, service, policy, client)
         breaker = policy.breaker(dst.name) if policy is not None else None
         if breaker is not None and not breaker.try_acquire():
             stats.rejected += 1
             raise CallNotPermitted(breaker.name, breaker.state)
-        client = self.discovery.client(src.name) if self.discovery is not None else None
         begun = self.env.now
         if client is not None:
             client.started(dst.name)
@@ -217,17 +216,16 @@ class Bus:
             breaker.record_success(self.env.now - begun)
         return answer
 
-    def _route(self, src: Instance, service: str, policy: Any) -> Instance:
-        """The replica to call: through the caller's discovery view when there is one,
-        else round robin; replicas whose breaker is open are passed over while others remain."""
+    def _route(self, src: Instance, service: str, policy: Any, client: Any) -> Instance:
+        """The replica to call: through the caller's discovery view (`client`) when there is
+        one, else round robin; replicas whose breaker is open are passed over while others remain."""
         replicas = self.instances.get(service)
         if not replicas:
             raise TwinError(f"{src.name}: no service named {service!r}")
         choice = None
         for _ in range(len(replicas)):
-            if self.discovery is not None:
-                name = self.discovery.client(src.name).resolve(service)
-                choice = self._by_name[name]
+            if client is not None:
+                choice = self._by_name[client.resolve(service)]
             else:
                 choice = self._pick(src, service)
             if policy is None or not policy.open(choice.name):
@@ -240,8 +238,20 @@ class Bus:
     ) -> Generator[simpy.Event, Any, Message]:
         """One attempt: a fresh copy of the message to `dst`, and its reply or a timeout."""
         env = self.env
-        msg = copy.copy(message)
-        msg.id = next(self._ids)
+        m = message  # a fresh copy per attempt (built directly: this is the message path)
+        msg = Message(
+            m.kind,
+            m.body,
+            m.sender,
+            m.issued_at,
+            next(self._ids),
+            None,
+            None,
+            m.deadline,
+            m.trace_id,
+            0,
+            m.token,
+        )
         deadline = env.now + timeout_s
         if msg.deadline is None or deadline < msg.deadline:
             msg.deadline = deadline
