@@ -121,16 +121,19 @@ class SerialServoBus(ServoBus):
             self.known[i].return_delay_s if i in self.known else self.default_return_delay_s for i in ids
         )
 
-    def transaction(self, packet: bytes, expect: list[tuple[int, int]], retries: int | None = None) -> dict:
+    def transaction(
+        self, packet: bytes, expect: list[tuple[int, int]], retries: int | None = None, probe: bool = False
+    ) -> dict:
         """Send `packet` and collect one status per (id, params length) in `expect`, in order.
 
         Retries the whole transaction on any missing, corrupt or stray reply. Raises
         NoReplyError, ChecksumError or WrongIdError once retries are spent, StatusError
         when a servo answers with an error code, ServoFailedError for failed servos.
+        A `probe` (a ping: is anyone there?) neither counts misses nor refuses failed ids.
         """
         self._require_open()
         failed = self._failed.intersection(i for i, _ in expect)
-        if failed:
+        if failed and not probe:
             raise ServoFailedError(failed)
         want = {i for i, _ in expect}
         reply_bytes = sum(self._status_size(n) for _, n in expect)
@@ -184,7 +187,7 @@ class SerialServoBus(ServoBus):
                 problem = NoReplyError(f"only part of a reply from servo(s) {missing} on {self.link.port}")
             else:
                 problem = NoReplyError(f"no reply from servo(s) {missing} on {self.link.port}")
-        for i in want - got.keys():
+        for i in () if probe else want - got.keys():
             self._misses[i] = self._misses.get(i, 0) + 1
             if self._misses[i] >= self.fail_after and i not in self._failed:
                 self._failed.add(i)
@@ -200,7 +203,7 @@ class SerialServoBus(ServoBus):
         try:
             packet, n = self._ping_packet(servo_id)
             try:
-                reply = self.transaction(packet, [(servo_id, n)], retries=0)[servo_id]
+                reply = self.transaction(packet, [(servo_id, n)], retries=0, probe=True)[servo_id]
             except (NoReplyError, ChecksumError, WrongIdError):
                 return None
             number, firmware, delay = self._identify(servo_id, reply)

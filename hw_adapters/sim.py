@@ -13,6 +13,7 @@ plant and keeps its own virtual clock, advanced by its transactions and by
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from hw_adapters import wire
@@ -23,6 +24,7 @@ from hw_adapters.base import (
     NoReplyError,
     PingInfo,
     ServoBus,
+    ServoFailedError,
     ServoState,
     parse_bus_url,
     parse_ids,
@@ -54,6 +56,10 @@ class SimBus(ServoBus):
         self.error_rate = 0.0
         self.error_rng: Any = None
         self.errors_injected = 0
+        # As on a real bus: a servo that misses `fail_after` reads in a row is marked failed.
+        self.fail_after = 5
+        self.stats = SimBusStats()
+        self._misses: dict[int, int] = {}
 
     # -- helpers -------------------------------------------------------------
     def _sync(self) -> None:
@@ -107,8 +113,27 @@ class SimBus(ServoBus):
 
     def read_states(self, ids: Iterable[int]) -> dict[int, ServoState]:
         self._sync()
-        self._maybe_fail()
         ids = list(ids)
+        self.stats.transactions += 1
+        failed = [i for i in ids if i in self.stats.failed]
+        if failed:
+            raise ServoFailedError(failed)
+        silent = [i for i in ids if i in self.disconnected]
+        if silent:
+            self.stats.no_reply += 1
+            for i in silent:
+                self._misses[i] = self._misses.get(i, 0) + 1
+                if self._misses[i] >= self.fail_after:
+                    self.stats.failed.add(i)
+            self._spend(wire.sync_read_time(self.protocol, len(ids), 0, self.baud, 0.0))
+            raise NoReplyError(f"servo(s) {silent} did not answer (no status packet)")
+        for i in ids:
+            self._misses[i] = 0
+        try:
+            self._maybe_fail()
+        except ChecksumError:
+            self.stats.checksum_errors += 1
+            raise
         servos = [self._servo(i) for i in ids]
         out: dict[int, ServoState] = {}
         delays = 0.0
@@ -181,6 +206,16 @@ class SimBus(ServoBus):
             self._closed = True
             if self._owns_plant:
                 self.plant.close()
+
+
+@dataclass
+class SimBusStats:
+    """The same counters a serial bus keeps, for the twin's bus and its injected faults."""
+
+    transactions: int = 0
+    no_reply: int = 0
+    checksum_errors: int = 0
+    failed: set[int] = field(default_factory=set)
 
 
 def open_sim_bus(url: str, plant: Plant | None = None, clock: Callable[[], float] | None = None) -> SimBus:

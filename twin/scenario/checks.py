@@ -19,6 +19,7 @@ from twin.control.limits import JointLimits
 from twin.observe.metrics import breaker_name, build_metrics, empty_run, flatten, numeric_paths
 from twin.scenario.models import (
     SERVICE_TYPES,
+    EmergencyStop,
     LinkFault,
     PickAndPlaceTask,
     RegistryOutage,
@@ -121,6 +122,17 @@ def _faults(s: Scenario) -> Iterator[Problem]:
             if frozenset(fault.between) not in links:
                 a, b = fault.between
                 yield at + ("between",), f"no link joins {a} and {b}"
+        elif isinstance(fault, EmergencyStop):
+            where = {svc.type: svc.node for svc in s.topology.services}
+            op, drv = where.get("operator"), where.get("driver")
+            if op and drv and op != drv and frozenset((op, drv)) not in links:
+                yield (
+                    at + ("type",),
+                    (
+                        f"the e-stop goes from the operator on {op!r} straight to the driver on {drv!r}, "
+                        "but no link joins them"
+                    ),
+                )
         elif isinstance(fault, RollingUpdate | RegistryOutage) and s.topology.discovery is None:
             yield at + ("type",), f"a {fault.type} needs topology.discovery (a registry)"
         elif isinstance(fault, ServoFaultBase) and fault.servo not in ids:

@@ -110,14 +110,26 @@ class Driver(Service):
         ids = [j.servo_id for j in self.joints]
         cal = [j.calibration for j in self.joints]
         limits = [j.limits for j in self.joints]
-        states = bus.read_states(ids)
-        yield env.timeout(bus.last_duration_s)
-        actual = [c.to_joint(states[i].position) for c, i in zip(cal, ids, strict=True)]
-        self.setpoint = list(actual)
-        bus.set_torque(ids, True)
-        yield env.timeout(bus.last_duration_s)
         stats = self.stats
         live = list(range(len(ids)))  # the joints whose servos still answer
+        states = None
+        while states is None:  # start only from where the servos really are
+            try:
+                states = bus.read_states([ids[k] for k in live])
+            except ServoFailedError as exc:
+                live = self._servos_failed(exc.servo_ids, live, ids)
+            except BusError:
+                stats.bus_errors += 1
+            yield env.timeout(bus.last_duration_s + (0.0 if states else self.period_s))
+        actual = [0.0] * len(ids)
+        for k in live:
+            actual[k] = cal[k].to_joint(states[ids[k]].position)
+        self.setpoint = list(actual)
+        try:
+            bus.set_torque([ids[k] for k in live], True)
+        except BusError:
+            stats.bus_errors += 1  # the first writes will tell which servos are missing
+        yield env.timeout(bus.last_duration_s)
         next_t = env.now
         period = self.period_s
         while self.halted != "torque_off":
