@@ -121,9 +121,9 @@ def _rolling_update(machine: Machine, update: RollingUpdate) -> Generator[simpy.
         deadline = env.now + update.drain_timeout_ms / 1000.0
         while (inst.in_flight or inst.inbox.items) and env.now < deadline:
             yield env.timeout(0.01)
-        inst.crashed = True  # the old version stops; anything that still reaches it is lost
+        inst.down += 1  # the old version stops; anything that still reaches it is lost
         yield env.timeout(update.startup_ms / 1000.0)
-        inst.crashed = False  # the new version is up
+        inst.down -= 1  # the new version is up (unless a crash fault still holds it down)
         inst.stopped = False
         registry.register(inst.name, inst.service, inst.node)
         yield env.timeout(refresh_s)  # until callers' views have it again
@@ -137,12 +137,12 @@ def _service(machine: Machine, fault: ServiceFault) -> Undo:
     env = machine.env
     if isinstance(fault, ServiceCrash):
         for inst in replicas:
-            inst.crashed = True
+            inst.down += 1
             inst.inbox.items.clear()  # what was queued dies with the process
 
         def restart() -> None:
             for inst in replicas:
-                inst.crashed = False
+                inst.down -= 1
 
         return restart
     if isinstance(fault, ServiceHang):

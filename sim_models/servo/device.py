@@ -283,6 +283,11 @@ class VirtualServo:
             top = 252 if self._dxl else 253  # 0xFD is reserved on Dynamixel, 0xFE is broadcast on both
             if new_id > top:
                 raise RegisterError(f"id {new_id} is out of range 0..{top}", "limit")
+        torque_reg = self.table["torque_enable"]
+        if address <= torque_reg.address < end and data[torque_reg.address - address] > 1:
+            raise RegisterError(
+                f"torque enable takes 0 or 1, got {data[torque_reg.address - address]}", "range"
+            )
         mode_reg = self.table["operating_mode"]
         if address <= mode_reg.address < end:
             mode = data[mode_reg.address - address]

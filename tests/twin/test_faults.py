@@ -214,3 +214,19 @@ def test_a_servo_missing_from_the_start_is_handled_like_one_lost_later(write_sce
 def test_an_estop_needs_a_way_to_the_driver() -> None:
     with pytest.raises(ScenarioError, match="no link joins them"):
         twin.load(ROOT / "scenarios" / "pan_tilt.yaml", ["faults=[{type: estop, at_s: 1}]"])
+
+
+def test_a_crash_during_a_rolling_update_is_not_undone_by_the_update() -> None:
+    """Replica 0 crashes for good at t = 2.1 s while the update of it (from 2.0 s) is under way:
+    the update's restart must not bring the crashed replica back."""
+    scenario = twin.load(
+        ROOT / "scenarios" / "rolling_update.yaml",
+        [
+            "faults=[{type: rolling_update, service: planner, at_s: 2.0},"
+            " {type: service_crash, service: planner, replica: 0, at_s: 2.1}]",
+            "assertions=[]",
+        ],
+    )
+    result = twin.run(scenario)
+    assert result.metrics["faults"]["updates_completed"] == 1
+    assert result.metrics["discovery"]["expired"] >= 1, "the crashed replica stops heartbeating and expires"

@@ -85,11 +85,15 @@ class Instance:
         self.stats = ServiceStats()
         # Fault injection: a crashed replica loses what reaches it; a hung one takes
         # messages and answers none until it recovers; a slow one multiplies its processing.
-        self.crashed = False
+        self.down = 0  # how many causes (crash faults, an update) hold the replica down
         self.hung: simpy.Event | None = None  # succeeds when the hang ends
         self.slowdown = 1.0
         self.in_flight = 0  # requests being handled (waiting on their own downstream calls)
         self.stopped = False  # taken out for an update: no heartbeats
+
+    @property
+    def crashed(self) -> bool:
+        return self.down > 0
 
     def deliver(self, message: Message) -> None:
         if self.crashed:
