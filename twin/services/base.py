@@ -110,7 +110,7 @@ if TYPE_CHECKING:
 
 
 class Bus:
-    """Service-to-service messaging over the network: send, request, publish."""
+    """Service-to-service requests over the network, through the patterns and discovery."""
 
     def __init__(self, env: simpy.Environment, network: Network) -> None:
         self.env = env
@@ -137,12 +137,6 @@ class Bus:
         k = self._next_replica[key]
         self._next_replica[key] = k + 1
         return replicas[k % len(replicas)]
-
-    def send(self, src: Instance, service: str, message: Message) -> bool:
-        """Fire and forget to one replica (round robin). False when the network dropped it."""
-        message.id = next(self._ids)
-        dst = self._pick(src, service)
-        return self.network.deliver(src.node, dst.node, dst.deliver, message)
 
     def request(
         self, src: Instance, service: str, message: Message, timeout_s: float
