@@ -1,11 +1,12 @@
-"""What every service gets from the runtime: an inbox, send, request, publish.
+"""What every service gets from the runtime: an inbox, requests and replies to other services.
 
 A service runs as one SimPy process per replica. Each replica handles its
 inbox one message at a time, spending a processing time drawn from its
 distribution; waiting on a downstream reply does not block the replica (the
 rest of the handling runs as its own process), just as a thread pool would.
 Requests carry deadlines that propagate downstream, so a timed-out command
-does not go on to move the machine later.
+does not go on to move the machine later. One-way traffic (joint states,
+alarms, the e-stop) goes over the event bus, twin.patterns.eventbus.
 """
 
 from __future__ import annotations
