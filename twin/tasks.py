@@ -61,15 +61,3 @@ def _pick_and_place(task: PickAndPlaceTask) -> list[tuple[float, Command]]:
             t += duration
     out.append((t, MoveCommand(_rad(task.home), task.move_s)))
     return out
-
-
-def task_end_s(task: Task) -> float:
-    """When the last commanded motion is due to end (without network delays)."""
-    if isinstance(task, SineSweepTask):
-        return task.start_s + task.duration_s
-    if isinstance(task, WaypointsTask):
-        return max(s.at_s + s.duration_s for s in task.steps)
-    steps = _pick_and_place(task)
-    last_at, last = steps[-1]
-    assert isinstance(last, MoveCommand)
-    return last_at + last.duration_s

@@ -233,7 +233,7 @@ def empty_run(
     links: list[str],
     servo_ids: list[int],
     services: list[str],
-    breakers: list[str] = (),  # type: ignore[assignment]
+    breakers: Sequence[str] = (),
 ) -> RunData:
     """A run with nothing measured: the shape of the metrics a scenario will produce."""
     return RunData(
