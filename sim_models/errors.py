@@ -1,18 +1,5 @@
-"""The one exception hierarchy of ServoTwin.
+"""Transitional re-export: the error hierarchy lives in servo_core.errors."""
 
-It lives in the lowest package so that `sim_models`, `hw_adapters` and `twin`
-can all raise it without imports pointing upwards; `twin` and `hw_adapters`
-re-export it.
-"""
+from servo_core.errors import BusError, ConfigError, TwinError
 
-
-class TwinError(Exception):
-    """Root of every error ServoTwin raises on purpose."""
-
-
-class ConfigError(TwinError):
-    """Bad input: a scenario, a URL, a catalogue entry or a robot description."""
-
-
-class BusError(TwinError):
-    """A servo bus failed: no reply, a corrupt reply, a closed port."""
+__all__ = ["BusError", "ConfigError", "TwinError"]
