@@ -5,7 +5,7 @@ result = twin.run(twin.load("scenarios/pan_tilt.yaml"))
 result.metrics["tracking"]["max_error_deg"]
 """
 
-from sim_models.errors import ConfigError, TwinError
+from servo_core.errors import ConfigError, TwinError
 from twin.api import RunResult, load, run
 from twin.scenario import Scenario, ScenarioError
 

@@ -7,26 +7,36 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim_models.errors import ConfigError
+from hw_adapters import ServoFault
+from servo_core.errors import ConfigError
+from twin.assembly import build
+from twin.clock import WallClockEnvironment
+from twin.machine import Machine, ServiceGroup
 from twin.observe.files import write_text_atomic
 from twin.observe.metrics import (
     BUS_COUNTERS,
     CALL_PATHS,
+    DISCOVERY_COUNTERS,
+    EVENT_COUNTERS,
     RunData,
     breaker_name,
     build_metrics,
     call_name,
+    empty_run,
     measured,
 )
 from twin.observe.report import AssertionOutcome, write_report
 from twin.observe.telemetry import Telemetry
-from twin.runtime import Machine, build
 from twin.scenario import load_scenario
 from twin.scenario.models import Scenario
+from twin.services.metrics import declared_metrics, export_metrics
+from twin.services.telemetry import merge_telemetry
+
+__all__ = ["Progress", "RunResult", "load", "run"]
 
 Progress = Callable[[float, float], None]
 
@@ -46,7 +56,8 @@ class RunResult:
     error: str = ""  # why the run could not go on (a bus lost mid-run), "" when it could
     tracer: Any = None  # the Tracer with one span per hop, written as trace.json
     breaker_timelines: dict[str, list[tuple[float, str]]] | None = None  # breaker -> (t, state)
-    topology: Any = None  # (nodes, service -> node) for the topology picture
+    topology: Any = None  # (node -> replicas, edges) for the topology picture
+    service_failures: list[tuple[str, str]] = field(default_factory=list)  # (service, what it raised)
 
     @property
     def passed(self) -> bool:
@@ -105,19 +116,16 @@ class RunResult:
             self.assertions,
             images,
             extra_files=extra,
+            failures=self.service_failures,
         )
         self.run_dir = run_dir
         return run_dir
 
     def _topology_png(self, path: Path) -> Path:
-        from twin.observe.topology import CallStats, plot_topology
+        from twin.observe.topology import plot_topology
 
-        nodes, placement = self.topology
-        calls = {}
-        for caller, callee in CALL_PATHS:
-            m = self.metrics["calls"][call_name(caller, callee)]
-            calls[(caller, callee)] = CallStats(m["calls"], m["errors"], m["latency"]["p99_ms"])
-        return plot_topology(nodes, placement, calls, path, self.scenario.name)
+        nodes, edges = self.topology
+        return plot_topology(nodes, edges, path, self.scenario.name)
 
 
 def load(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Scenario:
@@ -141,15 +149,15 @@ def run(
         raise ConfigError("--render draws the twin's robot; with --bus the servos are real")
     machine = build(scenario, seed, bus)
     try:
-        recorder = _start_recorder(machine) if (render or scenario.outputs.render) else None
+        recorder = _start_recorder(machine, scenario) if (render or scenario.outputs.render) else None
         _run_clock(machine, progress)
-        return _collect(machine, recorder)
+        return _collect(machine, scenario, recorder)
     finally:
         machine.close()
 
 
 def _run_clock(machine: Machine, progress: Progress | None) -> None:
-    env, duration = machine.env, machine.scenario.duration
+    env, duration = machine.env, machine.duration_s
     chunks = 100 if progress is not None else 1
     for k in range(1, chunks + 1):
         env.run(until=duration * k / chunks)
@@ -159,10 +167,10 @@ def _run_clock(machine: Machine, progress: Progress | None) -> None:
             progress(env.now, duration)
 
 
-def _start_recorder(machine: Machine) -> Any:
+def _start_recorder(machine: Machine, scenario: Scenario) -> Any:
     from twin.observe.render import GifRecorder
 
-    cfg = machine.scenario.outputs.render
+    cfg = scenario.outputs.render
     kw = {"width": cfg.width, "height": cfg.height, "fps": cfg.fps} if cfg else {}
     recorder = GifRecorder(machine.plant.client, machine.plant.body, **kw)
 
@@ -176,77 +184,75 @@ def _start_recorder(machine: Machine) -> Any:
     return recorder
 
 
-def _collect(machine: Machine, recorder: Any) -> RunResult:
-    sc = machine.scenario
-    tel = machine.telemetry.telemetry()
+def _collect(machine: Machine, sc: Scenario, recorder: Any) -> RunResult:
+    joint_names = [j.name for j in machine.joints]
+    tel = merge_telemetry(joint_names, machine.recorders)
     _, goal, actual = tel.arrays()
-    d = machine.driver.stats
+    driver = machine.driver
+    own = {name: export_metrics(g.cls, list(g.objects)) for name, g in machine.services.items()}
+    operator = machine.operator
+    commands = (0, 0, 0)
+    accepted = None
+    if operator is not None:
+        group = next(g for g in machine.services.values() if operator in g.objects)
+        ops = own[group.name]
+        commands = (ops["sent"], ops["completed"], ops["failed"])
+        accepted = ops["accepted_latency"]
+    command_latency = own[machine.bus_owner].get("command_latency") if driver is not None else None
+    bus = machine.servo_bus.snapshot()
+    disc = machine.discovery_service.snapshot() if machine.discovery_service is not None else None
+    links = machine.network.snapshot()
     data = RunData(
         name=sc.name,
         seed=machine.seed,
         duration_s=sc.duration,
         dt_s=sc.physics.dt_s,
-        joints=[j.name for j in machine.joints],
+        joints=joint_names,
         goal=goal,
         actual=actual,
-        command_latency_s=d.command_latency_s,
-        links={
-            link.name: (link.stats.messages, link.stats.drops, link.stats.latencies_s)
-            for link in machine.network.links.values()
-        },
-        driver_period_s=machine.driver.period_s,
-        driver_cycles=d.cycles,
-        deadline_misses=d.deadline_misses,
-        skipped_periods=d.skipped_periods,
-        cycle_work_s=d.cycle_work_s,
-        clipped_goals=d.clipped_goals,
-        bus_errors=d.bus_errors,
-        commands_sent=len(machine.operator.outcomes),
-        commands_completed=sum(o.ok for o in machine.operator.outcomes),
-        commands_pending=sum(o.reply_s is None for o in machine.operator.outcomes),
-        planner_stretched=machine.planner.stretched,
-        planner_refused=machine.planner.refused,
+        links={name: (ln.messages, ln.drops, list(ln.latencies_s)) for name, ln in links.items()},
         servos={
             j.servo_id: (
-                d.max_temperature_c.get(j.servo_id, math.nan),
-                _fault_names(d.faults.get(j.servo_id, 0)),
+                driver.max_temperature_c.get(j.servo_id, math.nan) if driver is not None else math.nan,
+                _fault_names(driver.servo_faults.get(j.servo_id, 0)) if driver is not None else [],
             )
             for j in machine.joints
         },
-        services={
-            svc: (
-                sum(i.stats.handled for i in machine.instances if i.service == svc),
-                sum(i.stats.errors for i in machine.instances if i.service == svc),
-                max(i.stats.max_queue for i in machine.instances if i.service == svc),
-                sum(i.stats.expired for i in machine.instances if i.service == svc),
-                sum(i.stats.lost for i in machine.instances if i.service == svc),
-            )
-            for svc in sorted({i.service for i in machine.instances})
-        },
+        services={name: _service_counters(g) for name, g in machine.services.items()},
+        own=own,
+        commands=commands,
+        command_latency=command_latency,
+        accepted_latency=accepted,
         physics_steps=machine.plant.steps if machine.plant is not None else 0,
-        lateness_s=getattr(machine.env, "lateness_s", []),
-        failed_servos=len(d.failed_servos),
-        halted=bool(machine.driver.halted),
-        bus_counters=_bus_counters(machine.driver.servo_bus),
+        lateness_s=list(machine.env.lateness_s) if isinstance(machine.env, WallClockEnvironment) else [],
+        bus_counters={name: getattr(bus, name) for name in BUS_COUNTERS},
         faults_injected=machine.faults_injected,
         updates_completed=machine.updates_completed,
         events=_events(machine),
-        driver_blocked=d.blocked,
-        gateway_unauthorized=machine.gateway.unauthorized,
-        gateway_rate_limited=machine.gateway.rate_limited,
-        calls=_calls(machine),
+        calls={
+            call_name(c.caller, c.callee): (
+                c.calls, c.errors, c.attempts, c.retries, c.rejected, c.timeouts, list(c.latency_s)
+            )
+            for c in machine.calls.snapshot()
+        },
         breakers=_breakers(machine),
-        discovery=_discovery(machine),
+        discovery={} if disc is None else {name: getattr(disc, name) for name in DISCOVERY_COUNTERS},
+        calls_per_replica={} if disc is None else dict(disc.calls_per_replica),
     )
     metrics = build_metrics(data)
+    unused = build_metrics(empty_run("", [], [], [], [], calls=list(machine.policies)))["calls"]
+    for name, empty in unused.items():  # configured and reference paths are reported, used or not
+        metrics["calls"].setdefault(name, empty)
+    metrics["calls"] = dict(sorted(metrics["calls"].items()))
     outcomes = []
     for assertion in sc.assertions:
         value = measured(metrics, assertion.path)
         outcomes.append(AssertionOutcome(str(assertion), value, assertion.holds(value)))
-    samples = {"command": [x * 1000.0 for x in d.command_latency_s]}
-    for link in machine.network.links.values():
-        samples[f"link {link.name}"] = [x * 1000.0 for x in link.stats.latencies_s]
-    placement = {svc.type: svc.node for svc in sc.topology.services}
+    samples: dict[str, list[float]] = {}
+    if command_latency is not None and driver is not None:
+        samples["command"] = [x * 1000.0 for x in _histogram_samples(machine, "command_latency")]
+    for name, ln in links.items():
+        samples[f"link {name}"] = [x * 1000.0 for x in ln.latencies_s]
     return RunResult(
         sc,
         machine.seed,
@@ -255,94 +261,103 @@ def _collect(machine: Machine, recorder: Any) -> RunResult:
         outcomes,
         samples,
         recorder,
-        error=machine.driver.lost,
-        tracer=machine.bus.tracer,
+        error=driver.lost if driver is not None else "",
+        tracer=machine.tracer,
         breaker_timelines=_breaker_timelines(machine),
-        topology=([n.name for n in sc.topology.nodes], placement),
+        topology=_topology(machine, metrics),
+        service_failures=[(f.service, f"{f.replica} at {f.t:.3f} s: {f.error}") for f in machine.failures],
     )
 
 
-def _calls(machine: Machine) -> dict[str, tuple[int, int, int, int, int, int, list[float]]]:
-    out = {}
-    for caller, callee in CALL_PATHS:
-        c = machine.bus.call_stats[(caller, callee)]
-        out[call_name(caller, callee)] = (
-            c.calls,
-            c.errors,
-            c.attempts,
-            c.retries,
-            c.rejected,
-            c.timeouts,
-            c.latency_s,
-        )
-    return out
+def _histogram_samples(machine: Machine, metric: str) -> list[float]:
+    group = machine.services[machine.bus_owner]
+    declared = declared_metrics(group.cls)[metric]
+    return [s for obj in group.objects for s in declared.__get__(obj, group.cls).samples]
+
+
+def _service_counters(group: ServiceGroup) -> dict[str, int]:
+    snaps = [r.snapshot() for r in group.replicas]
+    return {
+        "replicas": len(snaps),
+        "handled": sum(s.handled for s in snaps),
+        "errors": sum(s.errors for s in snaps),
+        "max_queue": max((s.max_queue for s in snaps), default=0),
+        "expired": sum(s.expired for s in snaps),
+        "lost": sum(s.lost for s in snaps),
+        "failures": sum(s.failures for s in snaps),
+    }
 
 
 def _breakers(machine: Machine) -> dict[str, tuple[int, int, float]]:
     out = {}
     end = machine.env.now
-    for (caller, callee), policy in machine.bus.policies.items():
-        if policy.breaker_config is None:
+    for (caller, callee), policy in machine.policies.items():
+        if policy.settings.breaker is None:
             continue
-        for inst in machine.bus.instances.get(callee, ()):
-            breaker = policy.breaker(inst.name)
-            _ = breaker.state  # apply any transition due by the end of the run
-            times = [(t.t, t.new.name) for t in breaker.transitions]
-            opened = sum(1 for _, state in times if state == "OPEN")
-            not_closed, since = 0.0, None
-            for t, state in times:
-                if state != "CLOSED" and since is None:
-                    since = t
-                elif state == "CLOSED" and since is not None:
-                    not_closed += t - since
-                    since = None
-            if since is not None:
-                not_closed += end - since
-            out[breaker_name(caller, inst.name)] = (opened, breaker.calls_not_permitted, not_closed)
+        for replica in machine.messages.replicas.get(callee, ()):
+            breaker = policy.breaker(replica.name)
+            assert breaker is not None
+            snap = breaker.snapshot(end)
+            out[breaker_name(caller, replica.name)] = (snap.times_opened, snap.calls_not_permitted, snap.seconds_not_closed)
     return out
 
 
 def _events(machine: Machine) -> dict[str, dict[str, int]]:
-    events = machine.driver.events
-    if events is None:
-        return {}
     out = {}
-    for topic, c in events.counters().items():
-        subs = c.pop("subscribers")
-        for name in ("delivered", "dropped", "gaps_skipped"):
-            c[name] = sum(sub[name] for sub in subs.values())
-        out[topic] = {k: int(v) for k, v in c.items() if isinstance(v, int)}
+    for topic, snap in machine.events.snapshot().items():
+        out[topic] = {name: int(getattr(snap, name)) for name in EVENT_COUNTERS if hasattr(snap, name)}
     return out
 
 
 def _breaker_timelines(machine: Machine) -> dict[str, list[tuple[float, str]]]:
     out = {}
-    for (caller, _), policy in machine.bus.policies.items():
+    for (caller, _), policy in machine.policies.items():
         for instance, breaker in sorted(policy.breakers.items()):
             out[breaker_name(caller, instance)] = [(t.t, t.new.name) for t in breaker.transitions]
     return out
 
 
-def _discovery(machine: Machine) -> dict[str, int]:
-    d = machine.bus.discovery
-    if d is None:
-        return {}
-    return {
-        "refreshes": d.refreshes(),
-        "stale_uses": d.stale_uses(),
-        "heartbeats_lost": d.heartbeats_lost,
-        **{k: v for k, v in d.events.items() if k in ("registered", "expired", "deregistered")},
-    }
+def _topology(machine: Machine, metrics: dict[str, Any]) -> Any:
+    from twin.observe.topology import Edge
+
+    nodes: dict[str, list[str]] = {}
+    for group in machine.services.values():
+        for replica in group.replicas:
+            nodes.setdefault(replica.node, []).append(replica.name)
+    edges = []
+    for name, m in metrics["calls"].items():
+        caller, callee = name.split("_to_", 1)
+        edges.append(Edge(caller, callee, "call", m["calls"], m["errors"], m["latency"]["p50_ms"], m["latency"]["p99_ms"]))
+    hub = machine.hub
+    delivered = machine.events.snapshot()
+    for topic, publishers in sorted(hub.publishers.items()):
+        snap = delivered.get(topic)
+        per_service = _per_subscriber_service(snap)
+        for pub in sorted(publishers):
+            for sub in sorted(hub.subscribers.get(topic, ())):
+                count, lost = per_service.get(sub, (0, 0))
+                edges.append(Edge(pub, sub, f"event:{topic}", count, lost, None, None))
+    if machine.discovery_service is not None:
+        disc = machine.discovery_service
+        nodes.setdefault(disc.settings.node, []).append("registry")
+        sent = disc.snapshot()
+        per = max(1, sum(len(g.replicas) for g in machine.services.values()))
+        for name, group in machine.services.items():
+            share = sent.heartbeats_sent * len(group.replicas) // per
+            edges.append(Edge(name, "registry", "heartbeat", share, 0, None, None))
+    return (nodes, edges)
 
 
-def _bus_counters(bus: Any) -> dict[str, int]:
-    stats = getattr(bus, "stats", None)
-    counters = {name: int(getattr(stats, name, 0)) for name in BUS_COUNTERS}
-    counters["errors_injected"] = int(getattr(bus, "errors_injected", 0))
-    return counters
+def _per_subscriber_service(snap: Any) -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    if snap is None:
+        return out
+    for subscriber, counters in snap.subscribers.items():
+        service = subscriber.split(":", 1)[0].rsplit("#", 1)[0]
+        delivered, dropped = out.get(service, (0, 0))
+        out[service] = (delivered + counters.delivered, dropped + counters.dropped)
+    return out
 
 
 def _fault_names(bits: int) -> list[str]:
-    from hw_adapters import ServoFault
-
-    return [f.name.lower() for f in ServoFault if f.value and bits & f.value]  # type: ignore[union-attr]
+    return [f.name.lower() for f in ServoFault if f.value and bits & f.value and f.name]

@@ -162,7 +162,7 @@ def _emulate(args: argparse.Namespace, out: TextIO) -> int:
     import threading
 
     from hw_adapters.emulator import EmulatorServer
-    from twin.runtime import build_plant
+    from twin.assembly import build_plant
     from twin.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)

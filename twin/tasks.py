@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from twin.scenario.models import PickAndPlaceTask, Pose, SineSweepTask, Task, WaypointsTask
-from twin.services.commands import Command, MoveCommand, SineCommand
+from twin.control.commands import Command, MoveCommand, SineCommand
 
 
 def _rad(pose: Pose) -> dict[str, float]:

@@ -138,7 +138,7 @@ BAD = [
                 ],
             }
         },
-        "topology.services.3.replicas: the driver owns the bus: it has exactly one replica",
+        "topology.services.3.replicas: driver owns the servo bus: it has exactly one replica",
     ),
     (
         "mixed protocols on one bus",

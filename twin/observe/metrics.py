@@ -36,6 +36,7 @@ EVENT_COUNTERS = (
     "delivered",
     "dropped",
     "gaps_skipped",
+    "held",
 )
 CALL_PATHS = (("operator", "gateway"), ("gateway", "planner"), ("planner", "driver"))
 
@@ -51,25 +52,17 @@ def breaker_name(caller: str, instance: str) -> str:
 
 def percentiles_ms(samples_s: Sequence[float]) -> dict[str, float | int | None]:
     """count, mean, p50, p95, p99, max in ms (None when there are no samples)."""
-    if len(samples_s) == 0:
-        return {
-            "count": 0,
-            "mean_ms": None,
-            "p50_ms": None,
-            "p95_ms": None,
-            "p99_ms": None,
-            "max_ms": None,
-        }
-    a = np.asarray(samples_s, dtype=float) * 1000.0
+    return percentiles(samples_s, scale=1000.0, unit="ms")
+
+
+def percentiles(samples: Sequence[float], scale: float, unit: str) -> dict[str, float | int | None]:
+    """count, mean, p50, p95, p99, max of `samples * scale`, keys suffixed with `_unit`."""
+    keys = [f"{k}_{unit}" for k in ("mean", "p50", "p95", "p99", "max")]
+    if len(samples) == 0:
+        return {"count": 0, **dict.fromkeys(keys)}
+    a = np.asarray(samples, dtype=float) * scale
     p50, p95, p99 = np.percentile(a, [50, 95, 99])
-    return {
-        "count": int(a.size),
-        "mean_ms": _r(a.mean()),
-        "p50_ms": _r(p50),
-        "p95_ms": _r(p95),
-        "p99_ms": _r(p99),
-        "max_ms": _r(a.max()),
-    }
+    return {"count": int(a.size), **dict(zip(keys, (_r(a.mean()), _r(p50), _r(p95), _r(p99), _r(a.max())), strict=True))}
 
 
 def _r(x: float) -> float:
@@ -78,7 +71,7 @@ def _r(x: float) -> float:
 
 @dataclass
 class RunData:
-    """Everything measured in a run that the metrics summarise (SI units)."""
+    """Everything measured in a run that the metrics summarise (SI units, or already exported)."""
 
     name: str
     seed: int
@@ -87,40 +80,50 @@ class RunData:
     joints: list[str]
     goal: np.ndarray  # (n, J) rad
     actual: np.ndarray  # (n, J) rad
-    command_latency_s: list[float] = field(default_factory=list)
     links: dict[str, tuple[int, int, list[float]]] = field(default_factory=dict)  # messages, drops, latencies
-    driver_period_s: float = 0.01
-    driver_cycles: int = 0
-    deadline_misses: int = 0
-    skipped_periods: int = 0
-    cycle_work_s: list[float] = field(default_factory=list)
-    clipped_goals: int = 0
-    bus_errors: int = 0
-    commands_sent: int = 0
-    commands_completed: int = 0
-    commands_pending: int = 0  # sent, but the run ended before their outcome was known
-    planner_stretched: int = 0
-    planner_refused: int = 0
     servos: dict[int, tuple[float, list[str]]] = field(default_factory=dict)  # max temp, faults
-    services: dict[str, tuple[int, int, int, int]] = field(
-        default_factory=dict
-    )  # handled, errors, queue, expired
+    services: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> SERVICE_COUNTERS
+    own: dict[str, dict[str, Any]] = field(default_factory=dict)  # service name -> its own metrics
+    commands: tuple[int, int, int] = (0, 0, 0)  # sent, completed, failed (the rest are pending)
+    command_latency: dict[str, Any] | None = None  # reached the servo (exported percentiles)
+    accepted_latency: dict[str, Any] | None = None  # the gateway's reply to the operator
     physics_steps: int = 0
     lateness_s: list[float] = field(default_factory=list)  # wall-clock runs: how late events ran
-    failed_servos: int = 0
-    halted: bool = False
     bus_counters: dict[str, int] = field(default_factory=dict)
     faults_injected: int = 0
     updates_completed: int = 0
     events: dict[str, dict[str, int]] = field(default_factory=dict)  # topic -> counters
-    driver_blocked: int = 0
-    gateway_unauthorized: int = 0
-    gateway_rate_limited: int = 0
     # caller_to_callee -> calls, errors, attempts, retries, rejected, timeouts, latencies (s)
     calls: dict[str, tuple[int, int, int, int, int, int, list[float]]] = field(default_factory=dict)
     # caller_to_replica -> times opened, calls not permitted, seconds spent not CLOSED
     breakers: dict[str, tuple[int, int, float]] = field(default_factory=dict)
     discovery: dict[str, int] = field(default_factory=dict)
+    calls_per_replica: dict[str, int] = field(default_factory=dict)
+
+
+SERVICE_COUNTERS = ("replicas", "handled", "errors", "max_queue", "expired", "lost", "failures")
+RESERVED_SECTIONS = frozenset(
+    {
+        "scenario",
+        "seed",
+        "duration_s",
+        "tracking",
+        "latency",
+        "commands",
+        "links",
+        "servos",
+        "services",
+        "physics",
+        "realtime",
+        "bus",
+        "faults",
+        "calls",
+        "breakers",
+        "discovery",
+        "events",
+    }
+)
+"""Top-level keys of metrics.json that a service's name may not take (its own metrics go there)."""
 
 
 def build_metrics(d: RunData) -> dict[str, Any]:
@@ -133,7 +136,8 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             "max_error_deg": _r(np.max(np.abs(e))) if e.size else None,
         }
     all_e = err_deg.ravel()
-    return {
+    sent, completed, failed = d.commands
+    out: dict[str, Any] = {
         "scenario": d.name,
         "seed": d.seed,
         "duration_s": _r(d.duration_s),
@@ -143,30 +147,20 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             "max_error_deg": _r(np.max(np.abs(all_e))) if all_e.size else None,
             "joints": joints,
         },
-        "latency": {"command": percentiles_ms(d.command_latency_s)},
+        "latency": {
+            "command": d.command_latency or percentiles_ms([]),
+            "command_accepted": d.accepted_latency or percentiles_ms([]),
+        },
         "commands": {
-            "sent": d.commands_sent,
-            "completed": d.commands_completed,
-            "failed": d.commands_sent - d.commands_completed - d.commands_pending,
-            "pending": d.commands_pending,
+            "sent": sent,
+            "completed": completed,
+            "failed": failed,
+            "pending": sent - completed - failed,
         },
         "links": {
             name: {"messages": m, "drops": dr, "latency": percentiles_ms(lat)}
             for name, (m, dr, lat) in sorted(d.links.items())
         },
-        "driver": {
-            "period_ms": _r(d.driver_period_s * 1000.0),
-            "cycles": d.driver_cycles,
-            "deadline_misses": d.deadline_misses,
-            "skipped_periods": d.skipped_periods,
-            "clipped_goals": d.clipped_goals,
-            "bus_errors": d.bus_errors,
-            "failed_servos": d.failed_servos,
-            "halted": int(d.halted),
-            "blocked": d.driver_blocked,
-            "cycle_work": percentiles_ms(d.cycle_work_s),
-        },
-        "planner": {"stretched": d.planner_stretched, "refused": d.planner_refused},
         "servos": {
             str(i): {
                 "max_temperature_c": _r(t) if math.isfinite(t) else None,
@@ -175,8 +169,8 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             for i, (t, f) in sorted(d.servos.items())
         },
         "services": {
-            name: {"handled": h, "errors": e, "max_queue": q, "expired": x, "lost": lo}
-            for name, (h, e, q, x, lo) in sorted(d.services.items())
+            name: {key: int(counters.get(key, 0)) for key in SERVICE_COUNTERS}
+            for name, counters in sorted(d.services.items())
         },
         "physics": {"steps": d.physics_steps, "dt_ms": _r(d.dt_s * 1000.0)},
         "realtime": {"lateness": percentiles_ms(d.lateness_s)},
@@ -198,13 +192,18 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             name: {"opened": o, "not_permitted": n, "seconds_not_closed": _r(s)}
             for name, (o, n, s) in sorted(d.breakers.items())
         },
-        "discovery": {name: d.discovery.get(name, 0) for name in DISCOVERY_COUNTERS},
-        "gateway": {"unauthorized": d.gateway_unauthorized, "rate_limited": d.gateway_rate_limited},
+        "discovery": {
+            **{name: d.discovery.get(name, 0) for name in DISCOVERY_COUNTERS},
+            "calls_per_replica": {k.replace("#", "_"): v for k, v in sorted(d.calls_per_replica.items())},
+        },
         "events": {
             topic: {name: d.events.get(topic, {}).get(name, 0) for name in EVENT_COUNTERS}
             for topic in sorted(set(d.events) | {"joint_states", "alarms", "estop"})
         },
     }
+    for name, section in sorted(d.own.items()):
+        out[name] = section
+    return out
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -234,6 +233,8 @@ def empty_run(
     servo_ids: list[int],
     services: list[str],
     breakers: Sequence[str] = (),
+    own: Mapping[str, dict[str, Any]] | None = None,
+    calls: Sequence[tuple[str, str]] = (),
 ) -> RunData:
     """A run with nothing measured: the shape of the metrics a scenario will produce."""
     return RunData(
@@ -246,8 +247,9 @@ def empty_run(
         actual=np.zeros((0, len(joints))),
         links={n: (0, 0, []) for n in links},
         servos={i: (0.0, []) for i in servo_ids},
-        services={s: (0, 0, 0, 0, 0) for s in services},
-        calls={call_name(a, b): (0, 0, 0, 0, 0, 0, []) for a, b in CALL_PATHS},
+        services={s: {} for s in services},
+        own=dict(own or {}),
+        calls={call_name(a, b): (0, 0, 0, 0, 0, 0, []) for a, b in (*CALL_PATHS, *calls)},
         breakers={b: (0, 0, 0.0) for b in breakers},
     )
 

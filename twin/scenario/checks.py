@@ -9,19 +9,34 @@ import difflib
 import math
 import re
 from collections.abc import Iterator
+from typing import Any
 
-from sim_models.errors import ConfigError
+from pydantic import ValidationError
+
+from servo_core.errors import ConfigError
+from servo_core.plugins import PluginError
 from sim_models.plant import check_loadable, urdf_file
 from sim_models.robots import actuated_joints, robot_urdf_text
 from sim_models.servo.catalogue import catalogue
 from twin.control.joints import Joint
+from twin.assembly import build_joints, servo_range_in_joint
 from twin.control.limits import JointLimits
-from twin.observe.metrics import breaker_name, build_metrics, empty_run, flatten, numeric_paths
+from twin.plugins import service_class
+from twin.services.api import Service
+from twin.services.metrics import empty_metrics
+from twin.observe.metrics import (
+    RESERVED_SECTIONS,
+    breaker_name,
+    build_metrics,
+    empty_run,
+    flatten,
+    numeric_paths,
+)
 from twin.scenario.models import (
-    SERVICE_TYPES,
     EmergencyStop,
     LinkFault,
     PickAndPlaceTask,
+    ServoConfig,
     RegistryOutage,
     RollingUpdate,
     Scenario,
@@ -35,7 +50,7 @@ Path = tuple[str | int, ...]
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 Problem = tuple[Path, str]
 
-# Who talks to whom in the reference topology (both directions carry traffic).
+# Who talks to whom in the reference topology, by service type (both directions carry traffic).
 CONVERSATIONS = (
     ("operator", "gateway"),
     ("gateway", "planner"),
@@ -46,6 +61,7 @@ CONVERSATIONS = (
 
 def check_scenario(s: Scenario) -> list[Problem]:
     problems = list(_timing(s))
+    problems += _services(s)
     plant = list(_plant(s))
     joints = None if plant else _joints(s)
     if joints is not None:
@@ -62,16 +78,14 @@ def check_scenario(s: Scenario) -> list[Problem]:
 def _calls(s: Scenario) -> Iterator[Problem]:
     topo = s.topology
     seen: set[tuple[str, str]] = set()
+    names = {svc.service_name for svc in topo.services}
     for k, call in enumerate(topo.calls):
         pair = (call.caller, call.callee)
-        if pair not in CONVERSATIONS[:3]:
-            yield (
-                ("topology", "calls", k),
-                (
-                    f"{call.caller} does not call {call.callee}; calls are "
-                    + ", ".join(f"{a} -> {b}" for a, b in CONVERSATIONS[:3])
-                ),
-            )
+        for key, end in (("from", call.caller), ("to", call.callee)):
+            if end not in names:
+                yield ("topology", "calls", k, key), f"no service named {end!r}; services: {', '.join(sorted(names))}"
+        if call.caller == call.callee:
+            yield ("topology", "calls", k), f"{call.caller} calls itself"
         if pair in seen:
             yield ("topology", "calls", k), f"a second entry for {call.caller} -> {call.callee}"
         seen.add(pair)
@@ -103,7 +117,9 @@ def _calls(s: Scenario) -> Iterator[Problem]:
 
 
 def _faults(s: Scenario) -> Iterator[Problem]:
-    replicas = {svc.type: svc.replicas for svc in s.topology.services}
+    replicas = {svc.service_name: svc.replicas for svc in s.topology.services}
+    types = {svc.service_name: svc.type for svc in s.topology.services}
+    owner = _bus_owner(s)
     links = {frozenset(link.between) for link in s.topology.links}
     ids = {servo.id for servo in s.plant.servos}
     for k, fault in enumerate(s.faults):
@@ -112,7 +128,10 @@ def _faults(s: Scenario) -> Iterator[Problem]:
             yield at + ("at_s",), f"starts at {fault.at_s:g} s, after the run ends ({s.duration:g} s)"
         if isinstance(fault, ServiceFault):
             if fault.service not in replicas:
-                yield at + ("service",), f"the scenario has no {fault.service} service"
+                yield (
+                    at + ("service",),
+                    f"the scenario has no service named {fault.service!r}; services: {', '.join(sorted(replicas))}",
+                )
             elif fault.replica is not None and fault.replica >= replicas[fault.service]:
                 yield (
                     at + ("replica",),
@@ -123,8 +142,11 @@ def _faults(s: Scenario) -> Iterator[Problem]:
                 a, b = fault.between
                 yield at + ("between",), f"no link joins {a} and {b}"
         elif isinstance(fault, EmergencyStop):
-            where = {svc.type: svc.node for svc in s.topology.services}
-            op, drv = where.get("operator"), where.get("driver")
+            where = {svc.type: svc.node for svc in s.topology.services if svc.type is not None}
+            op = where.get("operator")
+            drv = next((svc.node for svc in s.topology.services if svc.service_name == owner), None)
+            if op is None:
+                yield at + ("type",), "an e-stop is pressed by the operator: the scenario has no operator service"
             if op and drv and op != drv and frozenset((op, drv)) not in links:
                 yield (
                     at + ("type",),
@@ -135,6 +157,14 @@ def _faults(s: Scenario) -> Iterator[Problem]:
                 )
         elif isinstance(fault, RollingUpdate | RegistryOutage) and s.topology.discovery is None:
             yield at + ("type",), f"a {fault.type} needs topology.discovery (a registry)"
+        if isinstance(fault, RollingUpdate):
+            if fault.service not in replicas:
+                yield (
+                    at + ("service",),
+                    f"the scenario has no service named {fault.service!r}; services: {', '.join(sorted(replicas))}",
+                )
+            elif fault.service == owner or types.get(fault.service) == "operator":
+                yield at + ("service",), f"{fault.service} cannot be updated while the machine runs"
         elif isinstance(fault, ServoFaultBase) and fault.servo not in ids:
             yield at + ("servo",), f"no servo with id {fault.servo}; ids: {', '.join(map(str, sorted(ids)))}"
 
@@ -203,7 +233,7 @@ def _plant(s: Scenario) -> Iterator[Problem]:
                         f"{spec.min_voltage_v:g}-{spec.max_voltage_v:g} V"
                     ),
                 )
-        if servo.limits_deg is not None and servo.joint in urdf_joints:
+        if servo.limits_deg is not None and servo.joint in urdf_joints and servo.model in known:
             yield from _limits(servo.limits_deg, urdf_joints[servo.joint], servo, at)
     if len(protocols) > 1:
         yield ("plant", "servos"), "one bus cannot mix Dynamixel and Feetech servos"
@@ -212,12 +242,11 @@ def _plant(s: Scenario) -> Iterator[Problem]:
             yield ("plant", "robot", "initial_pose_deg", joint), f"the robot has no joint {joint!r}"
 
 
-def _limits(limits_deg: tuple[float, float], urdf: tuple[float, float], servo, at: Path) -> Iterator[Problem]:  # type: ignore[no-untyped-def]
-    from twin.control.limits import Calibration
-    from twin.runtime import servo_range_in_joint
-
+def _limits(
+    limits_deg: tuple[float, float], urdf: tuple[float, float], servo: ServoConfig, at: Path
+) -> Iterator[Problem]:
     lo, hi = (math.radians(x) for x in limits_deg)
-    s_lo, s_hi = servo_range_in_joint(Calibration(servo.direction, math.radians(servo.offset_deg)))
+    s_lo, s_hi = servo_range_in_joint(servo)
     if lo < s_lo - 1e-9 or hi > s_hi + 1e-9:
         yield (
             at + ("limits_deg",),
@@ -262,8 +291,6 @@ def _degrees(lim: JointLimits) -> str:
 
 
 def _joints(s: Scenario) -> list[Joint]:
-    from twin.runtime import build_joints
-
     robot = s.plant.robot
     return build_joints(s, actuated_joints(robot_urdf_text(robot.urdf, **robot.params)))
 
@@ -275,29 +302,28 @@ def _topology(s: Scenario) -> Iterator[Problem]:
         if node.name in nodes:
             yield ("topology", "nodes", k, "name"), f"duplicate node {node.name!r}"
         nodes.add(node.name)
-    placed: dict[str, str] = {}
+    placed: dict[str, str] = {}  # service name -> node
+    by_type: dict[str, str] = {}  # built-in type -> node, for the reference conversations
     for k, svc in enumerate(topo.services):
-        if svc.type in placed:
+        name = svc.service_name
+        if name in placed:
             yield (
-                ("topology", "services", k, "type"),
-                f"a second {svc.type} service (use replicas:)",
+                ("topology", "services", k, "name" if svc.name else "type"),
+                f"a second service named {name!r} (use replicas:, or give it another name:)",
             )
-        placed.setdefault(svc.type, svc.node)
+        placed.setdefault(name, svc.node)
+        if svc.type is not None:
+            by_type.setdefault(svc.type, svc.node)
+        if name in RESERVED_SECTIONS:
+            yield (
+                ("topology", "services", k, "name" if svc.name else "type"),
+                f"{name!r} is a section of metrics.json; give the service another name:",
+            )
         if svc.node not in nodes:
             yield (
                 ("topology", "services", k, "node"),
                 f"unknown node {svc.node!r}; nodes: {', '.join(sorted(nodes))}",
             )
-        if svc.type == "driver" and svc.replicas != 1:
-            yield (
-                ("topology", "services", k, "replicas"),
-                "the driver owns the bus: it has exactly one replica",
-            )
-    for missing in (t for t in SERVICE_TYPES if t not in placed):
-        yield (
-            ("topology", "services"),
-            f"no {missing} service: a machine needs {', '.join(SERVICE_TYPES)}",
-        )
     linked: set[frozenset[str]] = set()
     for k, link in enumerate(topo.links):
         a, b = link.between
@@ -316,8 +342,9 @@ def _topology(s: Scenario) -> Iterator[Problem]:
         if key in linked:
             yield ("topology", "links", k, "between"), f"a second link between {a} and {b}"
         linked.add(key)
-    for x, y in CONVERSATIONS:
-        nx, ny = placed.get(x), placed.get(y)
+    conversations = [(by_type.get(x), by_type.get(y), x, y) for x, y in CONVERSATIONS]
+    conversations += [(placed.get(c.caller), placed.get(c.callee), c.caller, c.callee) for c in topo.calls]
+    for nx, ny, x, y in conversations:
         if nx and ny and nx != ny and frozenset((nx, ny)) not in linked and nx in nodes and ny in nodes:
             yield (
                 ("topology", "links"),
@@ -327,6 +354,8 @@ def _topology(s: Scenario) -> Iterator[Problem]:
 
 def _task(s: Scenario, joints: list[Joint]) -> Iterator[Problem]:
     task = s.task
+    if task is None:
+        return
     by_name = {j.name: j for j in joints}
 
     def pose(p: dict[str, float], at: Path) -> Iterator[Problem]:
@@ -382,18 +411,26 @@ def _task(s: Scenario, joints: list[Joint]) -> Iterator[Problem]:
                 yield from pose({task.gripper_joint: getattr(task, field)}, ("task",))
 
 
-def _empty_metrics(s: Scenario, joint_names: list[str]) -> dict:
+def _empty_metrics(s: Scenario, joint_names: list[str]) -> dict[str, Any]:
     links = sorted({link.name for link in s.topology.links})
-    services = sorted({svc.type for svc in s.topology.services})
     ids = [servo.id for servo in s.plant.servos]
-    replicas = {svc.type: svc.replicas for svc in s.topology.services}
+    replicas = {svc.service_name: svc.replicas for svc in s.topology.services}
     breakers = [
         breaker_name(c.caller, f"{c.callee}#{k}")
         for c in s.topology.calls
         if c.breaker is not None
         for k in range(replicas.get(c.callee, 0))
     ]
-    return build_metrics(empty_run(s.name, joint_names, links, ids, services, breakers))
+    own: dict[str, dict[str, Any]] = {}
+    for svc in s.topology.services:
+        try:
+            cls = service_class(svc.type, svc.class_path)
+        except ConfigError:
+            continue  # reported by _services
+        own[svc.service_name] = empty_metrics(cls)
+    calls = [(c.caller, c.callee) for c in s.topology.calls]
+    run = empty_run(s.name, joint_names, links, ids, sorted(replicas), breakers, own, calls)
+    return build_metrics(run)
 
 
 def metric_paths(s: Scenario, joint_names: list[str]) -> set[str]:
@@ -420,6 +457,69 @@ def _assertions(s: Scenario, joint_names: list[str]) -> Iterator[Problem]:
                     "see 'Metrics' in the README for the paths"
                 ),
             )
+
+
+def _bus_owner(s: Scenario) -> str | None:
+    """The service the scenario gives the servo bus to (None when none or unclear)."""
+    owners = []
+    for svc in s.topology.services:
+        try:
+            cls = service_class(svc.type, svc.class_path)
+        except ConfigError:
+            continue
+        if svc.servo_bus or (svc.servo_bus is None and cls.wants_servo_bus):
+            owners.append(svc.service_name)
+    return owners[0] if len(owners) == 1 else None
+
+
+def _services(s: Scenario) -> Iterator[Problem]:
+    """Each service's class resolves, its parameters fit its model, one service owns the bus."""
+    classes: dict[str, type[Service[Any]]] = {}
+    entries = []
+    for k, svc in enumerate(s.topology.services):
+        at: Path = ("topology", "services", k)
+        key = "class" if svc.class_path is not None else "type"
+        try:
+            cls = service_class(svc.type, svc.class_path)
+        except PluginError as exc:
+            for line in exc.problems:
+                yield at + (key,), line
+            continue
+        except ConfigError as exc:
+            yield at + (key,), str(exc)
+            continue
+        classes.setdefault(svc.service_name, cls)
+        try:
+            params = cls.Params.model_validate(svc.params)
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = tuple(x for x in error["loc"] if x != "__root__")
+                yield at + loc, _error_text(error)
+            continue
+        entries.append((at, svc, cls, params))
+    owners = [
+        (at, svc)
+        for at, svc, cls, _ in entries
+        if svc.servo_bus or (svc.servo_bus is None and cls.wants_servo_bus)
+    ]
+    if len(entries) == len(s.topology.services):
+        if not owners:
+            yield ("topology", "services"), "no service has the servo bus: add a driver, or servo_bus: true on one"
+        for at, svc in owners[1:]:
+            yield at + ("servo_bus",), f"{owners[0][1].service_name} already has the servo bus; one service owns it"
+    for at, svc in owners[:1]:
+        if svc.replicas != 1:
+            yield at + ("replicas",), f"{svc.service_name} owns the servo bus: it has exactly one replica"
+    for at, svc, cls, params in entries:
+        for path, message in cls.check_topology(params, classes):
+            yield at + path, message
+
+
+def _error_text(error: Any) -> str:
+    text = str(error.get("msg", "invalid"))
+    if error.get("type") == "extra_forbidden":
+        return "unknown key for this service type"
+    return text
 
 
 def _did_you_mean(word: str, options: object) -> str:

@@ -129,51 +129,43 @@ class NodeConfig(Model):
     name: Name
 
 
-class ServiceBase(Model):
+class ServiceConfig(Model):
+    """One service of the topology: a registered `type` or a `class: "package.module:Name"`.
+
+    The service's own parameters sit beside these keys; they are validated against the
+    service's parameter model (see `twin services` for each type's parameters).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False, populate_by_name=True)
+
+    type: str | None = Field(default=None, description="a registered service type, e.g. planner")
+    class_path: str | None = Field(
+        default=None, alias="class", description="instead of type: 'package.module:Name' of a Service class"
+    )
+    name: Name | None = Field(default=None, description="the service's name (default: its type)")
     node: Name
     replicas: Annotated[int, Field(ge=1, le=16)] = 1
     processing: Distribution = Field(default=ZERO, description="time to handle one message")
-
-
-class OperatorService(ServiceBase):
-    type: Literal["operator"]
-    request_timeout_ms: PositiveS = 1000.0
-    token: str | None = Field(default=None, description="sent with every command, for the gateway")
-
-
-class RateLimit(Model):
-    limit: Annotated[int, Field(ge=1, le=1_000_000)] = Field(description="commands per period")
-    period_ms: PositiveS = 1000.0
-
-
-class GatewayService(ServiceBase):
-    type: Literal["gateway"]
-    request_timeout_ms: PositiveS = 500.0
-    clients: dict[str, str] = Field(
-        default_factory=dict, description="client service -> token; when set, commands need a token"
+    servo_bus: bool | None = Field(
+        default=None, description="give this service the servo bus (default: if its type asks for it)"
     )
-    rate_limit: RateLimit | None = Field(default=None, description="commands refused beyond this rate")
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> ServiceConfig:
+        if (self.type is None) == (self.class_path is None):
+            raise ValueError("give exactly one of type: (a registered service) or class: 'package.module:Name'")
+        if self.name is None and self.type is None:
+            raise ValueError("a service given by class: needs a name:")
+        return self
 
-class PlannerService(ServiceBase):
-    type: Literal["planner"]
-    profile: Literal["min_jerk", "trapezoid"] = "min_jerk"
-    request_timeout_ms: PositiveS = 250.0
+    @property
+    def service_name(self) -> str:
+        return self.name or self.type or ""
 
-
-class DriverService(ServiceBase):
-    type: Literal["driver"]
-    rate_hz: Annotated[float, Field(gt=0, le=2000)] = 100.0
-
-
-class TelemetryService(ServiceBase):
-    type: Literal["telemetry"]
-
-
-Service = Annotated[
-    OperatorService | GatewayService | PlannerService | DriverService | TelemetryService,
-    Field(discriminator="type"),
-]
+    @property
+    def params(self) -> dict[str, object]:
+        """The service's own keys, as written."""
+        return dict(self.model_extra or {})
 
 
 class LinkConfig(Model):
@@ -185,9 +177,6 @@ class LinkConfig(Model):
     def name(self) -> str:
         a, b = sorted(self.between)
         return f"{a}--{b}"
-
-
-ServiceType = Literal["operator", "gateway", "planner", "driver", "telemetry"]
 
 
 class RetrySettings(Model):
@@ -219,8 +208,8 @@ class BulkheadSettings(Model):
 class CallConfig(Model):
     """How one service calls another: patterns composed as retry(breaker(bulkhead(timeout(call))))."""
 
-    caller: ServiceType = Field(alias="from")
-    callee: ServiceType = Field(alias="to")
+    caller: Name = Field(alias="from")
+    callee: Name = Field(alias="to")
     timeout_ms: PositiveS | None = Field(default=None, description="default: the caller's request timeout")
     retry: RetrySettings | None = None
     breaker: BreakerSettings | None = Field(default=None, description="one breaker per callee replica")
@@ -245,20 +234,20 @@ class TopicSettings(Model):
 
 
 class SubscriptionSettings(Model):
-    service: Literal["telemetry"] = Field(description="who consumes the topic")
-    topic: Literal["joint_states"] = "joint_states"
+    service: Name = Field(description="who consumes the topic")
+    topic: Name = "joint_states"
     queue_size: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     overflow: Literal["drop_oldest", "drop_newest", "block"] = "drop_oldest"
 
 
 class TopologyConfig(Model):
     nodes: list[NodeConfig] = Field(min_length=1)
-    services: list[Service] = Field(min_length=1)
+    services: list[ServiceConfig] = Field(min_length=1)
     links: list[LinkConfig] = Field(default_factory=list)
     calls: list[CallConfig] = Field(default_factory=list, description="resilience patterns per call")
     discovery: DiscoveryConfig | None = Field(default=None, description="route through a registry")
-    topics: dict[Literal["joint_states"], TopicSettings] = Field(
-        default_factory=dict, description="event bus topics (joint_states: QoS 0 unless set)"
+    topics: dict[Name, TopicSettings] = Field(
+        default_factory=dict, description="event bus topics (QoS 0 unless set; alarms and estop are QoS 1)"
     )
     subscriptions: list[SubscriptionSettings] = Field(
         default_factory=list, description="subscriber queues (default: 1000 events, drop_oldest)"
@@ -334,7 +323,7 @@ class FaultBase(Model):
 
 
 class ServiceFault(FaultBase):
-    service: Literal["operator", "gateway", "planner", "driver", "telemetry"]
+    service: Name
     replica: Annotated[int, Field(ge=0)] | None = Field(default=None, description="omitted: every replica")
 
 
@@ -396,7 +385,7 @@ class RollingUpdate(FaultBase):
     a time (deregister, drain, stop, start the new version, wait until healthy)."""
 
     type: Literal["rolling_update"]
-    service: Literal["gateway", "planner", "telemetry"]
+    service: Name
     drain_timeout_ms: PositiveS = 2000.0
     startup_ms: NonNegS = 500.0
 
@@ -457,7 +446,7 @@ class Scenario(Model):
     physics: PhysicsConfig = PhysicsConfig()
     plant: PlantConfig
     topology: TopologyConfig = Field(default_factory=default_topology)
-    task: Task
+    task: Task | None = Field(default=None, description="what the operator sends; none: services act alone")
     faults: list[Fault] = Field(default_factory=list, description="what breaks, when, for how long")
     assertions: list[Assertion] = Field(default_factory=list)
     outputs: OutputsConfig = OutputsConfig()

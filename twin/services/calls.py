@@ -1,107 +1,123 @@
-"""Service-to-service calls with resilience patterns, routed through discovery.
+"""Service-to-service calls: the one place where the patterns wrap a request.
 
 A call from one service to another is composed, outermost first, as
 
-    retry( breaker( bulkhead( timeout( request ) ) ) )
+    retry( breaker( bulkhead( timeout( exchange ) ) ) )
 
 so a retry may pick another replica after a breaker refused one, a breaker
 judges each attempt, and a timed-out attempt gives its bulkhead slot back.
-There is one breaker per callee replica, and routing skips replicas whose
-breaker is open: one slow replica is cut out while its siblings carry on.
-A callee that answers with an error (e.g. a refused plan) is healthy: that
-counts as a success for its breaker and is never retried.
+There is one breaker per callee replica, and routing (through discovery when
+the scenario has a registry, else round robin) skips replicas whose breaker is
+open: one slow replica is cut out while its siblings carry on. A callee that
+answers with an error (e.g. a refused plan) is healthy: that counts as a
+success for its breaker and is never retried.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import simpy
 
+from servo_core.errors import TwinError
 from sim_models.rng import component_rng
-from twin.patterns.breaker import BreakerConfig, CircuitBreaker, WindowType
+from twin.patterns.breaker import BreakerConfig, CallNotPermitted, CircuitBreaker, Transition
 from twin.patterns.bulkhead import Bulkhead, BulkheadFull
 from twin.patterns.retry import Retry, RetryConfig
-from twin.scenario.models import CallConfig
+from twin.services.errors import RequestFailed, RequestTimeout
+from twin.services.messages import Message
+from twin.services.messaging import MessageBus
+from twin.services.replica import Replica
+
+__all__ = ["CallPipeline", "CallPolicy", "CallSettings", "CallSnapshot", "RETRYABLE"]
+
+RETRYABLE: tuple[type[BaseException], ...] = (RequestTimeout, CallNotPermitted, BulkheadFull)
+"""What a retry tries again: the callee did not answer or was not asked. Error replies are final."""
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """The patterns on calls from one service to another (SI units)."""
+
+    caller: str
+    callee: str
+    timeout_s: float | None = None  # None: the caller's own request timeout
+    retry: RetryConfig | None = None
+    breaker: BreakerConfig | None = None
+    bulkhead_max_concurrent: int | None = None
+    bulkhead_max_wait_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class CallSnapshot:
+    caller: str
+    callee: str
+    calls: int
+    errors: int  # calls that failed after all their attempts
+    attempts: int
+    retries: int
+    rejected: int  # attempts refused by an open breaker or a full bulkhead
+    timeouts: int
+    latency_s: tuple[float, ...]  # successful calls, all attempts included
 
 
 @dataclass
-class CallStats:
-    """What one caller service saw of one callee service."""
-
+class _Counts:
     calls: int = 0
-    errors: int = 0  # calls that failed after all their attempts
+    errors: int = 0
     attempts: int = 0
-    retries: int = 0
-    rejected: int = 0  # attempts refused by an open breaker or a full bulkhead
+    rejected: int = 0
     timeouts: int = 0
-    latency_s: list[float] = field(default_factory=list)  # successful calls, all attempts included
+    latency_s: list[float] = field(default_factory=list)
+
+
+class DiscoveryView(Protocol):
+    """A caller replica's cached view of the registry."""
+
+    def resolve(self, service: str) -> str: ...
+    def started(self, instance: str) -> None: ...
+    def finished(self, instance: str) -> None: ...
+
+
+BreakerMoved = Callable[[str, str, Transition], None]  # (caller service, callee replica, transition)
 
 
 class CallPolicy:
-    """The patterns on calls from `caller` to `callee`, built from the scenario."""
+    """The patterns on calls from `settings.caller` to `settings.callee`."""
 
     def __init__(
-        self, config: CallConfig, env: simpy.Environment, seed: int, on_transition: Any = None
+        self, settings: CallSettings, env: simpy.Environment, seed: int, on_transition: BreakerMoved | None = None
     ) -> None:
-        self.config = config
+        self.settings = settings
         self.env = env
-        self.on_transition = on_transition  # (breaker name, Transition) for traces
-        self.timeout_s = None if config.timeout_ms is None else config.timeout_ms / 1000.0
-        name = f"{config.caller}_to_{config.callee}"
-        self.name = name
+        self._on_transition = on_transition
+        self.name = f"{settings.caller}_to_{settings.callee}"
         self.retry: Retry | None = None
-        if config.retry is not None:
-            r = config.retry
-            from twin.patterns.breaker import CallNotPermitted
-            from twin.services.base import RequestTimeout  # noqa: PLC0415  (base imports this module)
-
-            retry_config = RetryConfig(
-                max_attempts=r.max_attempts,
-                wait_s=r.wait_ms / 1000.0,
-                multiplier=r.multiplier,
-                max_wait_s=float("inf") if r.max_wait_ms is None else r.max_wait_ms / 1000.0,
-                randomization_factor=r.randomization,
-                retry_on=(RequestTimeout, CallNotPermitted, BulkheadFull),
-            )
-            self.retry = Retry(env, retry_config, component_rng(seed, f"retry:{name}"), name=name)
-        self.breaker_config: BreakerConfig | None = None
-        if config.breaker is not None:
-            b = config.breaker
-            self.breaker_config = BreakerConfig(
-                window_type=WindowType.COUNT_BASED if b.window == "count" else WindowType.TIME_BASED,
-                window_size=b.window_size,
-                minimum_calls=b.minimum_calls,
-                failure_rate_threshold=b.failure_rate,
-                slow_call_rate_threshold=b.slow_call_rate,
-                slow_call_duration_s=b.slow_call_ms / 1000.0,
-                wait_in_open_s=b.wait_in_open_ms / 1000.0,
-                automatic_half_open=b.automatic_half_open,
-                permitted_calls_in_half_open=b.half_open_calls,
-                max_wait_in_half_open_s=b.max_wait_in_half_open_ms / 1000.0,
+        if settings.retry is not None:
+            self.retry = Retry(env, settings.retry, component_rng(seed, f"retry:{self.name}"), name=self.name)
+        self.bulkhead: Bulkhead | None = None
+        if settings.bulkhead_max_concurrent is not None:
+            self.bulkhead = Bulkhead(
+                env, settings.bulkhead_max_concurrent, settings.bulkhead_max_wait_s, name=self.name
             )
         self.breakers: dict[str, CircuitBreaker] = {}
-        self.bulkhead: Bulkhead | None = None
-        if config.bulkhead is not None:
-            self.bulkhead = Bulkhead(
-                env, config.bulkhead.max_concurrent, config.bulkhead.max_wait_ms / 1000.0, name=name
-            )
 
     def breaker(self, instance: str) -> CircuitBreaker | None:
-        if self.breaker_config is None:
+        config = self.settings.breaker
+        if config is None:
             return None
         breaker = self.breakers.get(instance)
         if breaker is None:
             env = self.env
-            name = f"{self.name}:{instance}"
-            hook = self.on_transition
+            hook = self._on_transition
+            caller = self.settings.caller
             breaker = CircuitBreaker(
-                name,
-                self.breaker_config,
+                f"{self.name}:{instance}",
+                config,
                 lambda: env.now,
-                on_transition=None if hook is None else (lambda tr: hook(self.config, instance, tr)),
+                on_transition=None if hook is None else (lambda tr: hook(caller, instance, tr)),
             )
             self.breakers[instance] = breaker
         return breaker
@@ -112,11 +128,135 @@ class CallPolicy:
         return breaker is not None and breaker.rejects_calls()
 
 
-def build_policies(
-    configs: list[CallConfig], env: simpy.Environment, seed: int, on_transition: Any = None
-) -> dict[tuple[str, str], CallPolicy]:
-    return {(c.caller, c.callee): CallPolicy(c, env, seed, on_transition) for c in configs}
+class CallPipeline:
+    """Requests from one replica to a service, through the scenario's patterns for that call."""
 
+    def __init__(
+        self,
+        messages: MessageBus,
+        policies: dict[tuple[str, str], CallPolicy],
+        discovery: Callable[[str], DiscoveryView] | None = None,
+    ) -> None:
+        self.messages = messages
+        self.policies = policies
+        self._discovery = discovery
+        self._counts: dict[tuple[str, str], _Counts] = {}
 
-def new_call_stats() -> defaultdict[tuple[str, str], CallStats]:
-    return defaultdict(CallStats)
+    def request(
+        self, src: Replica, service: str, message: Message, timeout_s: float
+    ) -> Generator[simpy.Event, Any, Message]:
+        """Send and wait for the reply. Raises RequestTimeout or RequestFailed (or, with
+        patterns on this call, CallNotPermitted or BulkheadFull once retries are spent).
+
+        Each attempt carries a deadline (now + timeout, or the caller's own deadline if
+        sooner): a callee that gets to it too late drops it instead of doing work nobody
+        waits for.
+        """
+        env = self.messages.env
+        policy = self.policies.get((src.service, service))
+        key = (src.service, service)
+        counts = self._counts.get(key)
+        if counts is None:
+            counts = self._counts[key] = _Counts()
+        counts.calls += 1
+        start = env.now
+        if policy is not None and policy.settings.timeout_s is not None:
+            timeout_s = policy.settings.timeout_s
+
+        def attempt() -> Generator[simpy.Event, Any, Message]:
+            return self._attempt(src, service, message, timeout_s, policy, counts)
+
+        try:
+            if policy is not None and policy.retry is not None:
+                answer = yield from policy.retry.call(attempt)
+            else:
+                answer = yield from attempt()
+        except TwinError:
+            counts.errors += 1
+            raise
+        counts.latency_s.append(env.now - start)
+        return answer
+
+    def _attempt(
+        self,
+        src: Replica,
+        service: str,
+        message: Message,
+        timeout_s: float,
+        policy: CallPolicy | None,
+        counts: _Counts,
+    ) -> Generator[simpy.Event, Any, Message]:
+        env = self.messages.env
+        counts.attempts += 1
+        view = self._discovery(src.name) if self._discovery is not None else None
+        dst = self._route(src, service, policy, view)
+        breaker = policy.breaker(dst.name) if policy is not None else None
+        if breaker is not None and not breaker.try_acquire():
+            counts.rejected += 1
+            raise CallNotPermitted(breaker.name, breaker.state)
+        begun = env.now
+        if view is not None:
+            view.started(dst.name)
+        exchange = self.messages.exchange
+        try:
+            if policy is not None and policy.bulkhead is not None:
+                answer = yield from policy.bulkhead.call(lambda: exchange(src, dst, message, timeout_s))
+            else:
+                answer = yield from exchange(src, dst, message, timeout_s)
+        except RequestFailed:
+            if breaker is not None:
+                breaker.record_success(env.now - begun)  # the callee is up: it answered
+            raise
+        except RequestTimeout:
+            counts.timeouts += 1
+            if breaker is not None:
+                breaker.record_failure(env.now - begun)
+            raise
+        except BulkheadFull:
+            counts.rejected += 1
+            if breaker is not None:
+                breaker.release()  # the callee was never asked: no judgement on it
+            raise
+        except BaseException:  # an interrupt: no judgement on the callee either
+            if breaker is not None:
+                breaker.release()
+            raise
+        finally:
+            if view is not None:
+                view.finished(dst.name)
+        if breaker is not None:
+            breaker.record_success(env.now - begun)
+        return answer
+
+    def _route(
+        self, src: Replica, service: str, policy: CallPolicy | None, view: DiscoveryView | None
+    ) -> Replica:
+        """The replica to call: through the caller's discovery view when there is one, else
+        round robin; replicas whose breaker is open are passed over while others remain."""
+        replicas = self.messages.replicas_of(src, service)
+        choice = replicas[0]
+        for _ in range(len(replicas)):
+            if view is not None:
+                choice = self.messages.replica(view.resolve(service))
+            else:
+                choice = self.messages.next_replica(src, service)
+            if policy is None or not policy.open(choice.name):
+                return choice
+        return choice
+
+    def snapshot(self) -> list[CallSnapshot]:
+        """What every caller service saw of every callee service, in name order."""
+        return [
+            CallSnapshot(
+                caller,
+                callee,
+                c.calls,
+                c.errors,
+                c.attempts,
+                c.attempts - c.calls if c.attempts > c.calls else 0,
+                c.rejected,
+                c.timeouts,
+                tuple(c.latency_s),
+            )
+            for (caller, callee), c in sorted(self._counts.items())
+        ]

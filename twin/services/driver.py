@@ -19,98 +19,93 @@ loop: the run reports it as an error.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator
 from typing import Any
 
 import simpy
+from pydantic import Field
 
-from hw_adapters import SHUTDOWN_FAULTS, BusError, PortLostError, ServoBus, ServoFailedError
-from twin.control.joints import Joint
+from hw_adapters import SHUTDOWN_FAULTS, BusError, PortLostError, ServoFailedError, ServoState
+from twin.control.commands import Alarm, EStop, JointStates, Setpoints
 from twin.control.limits import clip_to_limits
 from twin.control.trajectory import Anchored, Move, SineSweep
-from twin.services.base import Instance, Message, Service
-from twin.services.commands import Alarm, JointStates, Setpoints
+from twin.patterns.eventbus import Event
+from twin.services.api import Counter, Gauge, Histogram, Message, Service, ServiceError, ServiceParams, handles
+
+__all__ = ["Driver", "DriverParams"]
 
 
-@dataclass
-class DriverStats:
-    cycles: int = 0
-    deadline_misses: int = 0  # cycles that overran their period
-    skipped_periods: int = 0  # period boundaries those overruns skipped
-    clipped_goals: int = 0
-    bus_errors: int = 0
-    cycle_work_s: list[float] = field(default_factory=list)
-    command_latency_s: list[float] = field(default_factory=list)
-    max_temperature_c: dict[int, float] = field(default_factory=dict)
-    faults: dict[int, int] = field(default_factory=dict)
-    failed_servos: set[int] = field(default_factory=set)
-    blocked: int = 0  # cycles held back by a full `block` subscriber
+class DriverParams(ServiceParams):
+    rate_hz: float = Field(default=100.0, gt=0, le=2000)
+    blend_ms: float = Field(default=250.0, ge=0, description="a new trajectory blends in over this long")
 
 
-@dataclass
-class Driver(Service):
-    joints: Sequence[Joint] = ()
-    servo_bus: ServoBus | None = None
-    period_s: float = 0.01
-    blend_s: float = 0.25
-    events: Any = None  # the EventBus the joint states go out on
-    estop_subscription: Any = None
-    failure_policy: str = "safe_stop"  # or "hold_others", "torque_off": see the scenario's plant.bus
-    halted: str = ""  # the policy that stopped the machine, once one did
-    lost: str = ""  # why the bus went away, when it did
-    stats: DriverStats = field(default_factory=DriverStats)
-    setpoint: list[float] = field(default_factory=list)
-    _pending: tuple[Move | SineSweep, float] | None = None
-    _active: Anchored | None = None
+class Driver(Service[DriverParams]):
+    Params = DriverParams
+    wants_servo_bus = True
+    description = "owns the servo bus: a fixed-rate read, follow, write loop"
+    period_ms = Gauge("the control period")
+    cycles = Counter("control cycles run")
+    deadline_misses = Counter("cycles that overran their period")
+    skipped_periods = Counter("period boundaries those overruns skipped")
+    clipped_goals = Counter("goals clipped to the joint limits")
+    bus_errors = Counter("bus transactions that failed")
+    failed_servos = Gauge("servos the bus gave up on or whose firmware shut down")
+    halted_gauge = Gauge("1 once a failure policy or an e-stop stopped the machine", name="halted")
+    blocked = Counter("cycles held back by a full `block` subscriber")
+    cycle_work = Histogram("time a cycle's reads and writes took")
+    command_latency = Histogram(
+        "from the operator's command to the cycle that first writes its trajectory (period-quantised)"
+    )
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.joints = list(ctx.machine.joints)
+        self.period_s = 1.0 / self.params.rate_hz
+        self.blend_s = self.params.blend_ms / 1000.0
+        self.failure_policy: str = ctx.machine.on_servo_failure
+        self.halted = ""  # the policy that stopped the machine, once one did
+        self.lost = ""  # why the bus went away, when it did
+        self.setpoint: list[float] = []
+        self.failed_servos_ids: set[int] = set()
+        self.max_temperature_c: dict[int, float] = {}
+        self.servo_faults: dict[int, int] = {}
+        self._pending: tuple[Move | SineSweep, float] | None = None
+        self._active: Anchored | None = None
+        self.period_ms.set(self.period_s * 1000.0)
 
     def start(self) -> None:
-        super().start()
-        inst = self.replicas[0]
-        self._inst = inst
-        inst.env.process(self._loop(inst))
-        if self.estop_subscription is not None:
-            inst.env.process(self._watch_estop(inst))
+        self.ctx.spawn(self._loop())
+        self.ctx.subscribe("estop", self._estop)
 
-    def _watch_estop(self, inst: Instance) -> Generator[simpy.Event, Any, None]:
+    def _estop(self, event: Event) -> None:
         """An e-stop on the event bus: stop all motion at once and refuse further commands."""
-        while True:
-            event = yield self.estop_subscription.get()
-            self.estop_subscription.ack(event)
-            if not self.halted:
-                self._pending = None
-                self._active = None
-                self.halted = "estop"
+        if isinstance(event.payload, EStop) and not self.halted:
+            self._pending = None
+            self._active = None
+            self.halted = "estop"
+            self._sync_gauges()
 
     def _alarm(self, servo_id: int, what: str) -> None:
-        if self.events is not None:
-            inst = self._inst
-            self.events.publish("alarms", inst.name, inst.node, Alarm(inst.env.now, servo_id, what))
+        self.ctx.publish("alarms", Alarm(self.ctx.now, servo_id, what))
 
-    def handle(self, inst: Instance, message: Message) -> None:
-        if message.kind == "setpoint":
-            self.bus.reply(inst, message, body=Setpoints(tuple(self.setpoint), tuple(self._target())))
-            return None
-        if message.kind != "trajectory":
-            self.bus.reply(inst, message, error=f"driver: unknown request {message.kind!r}")
-            return None
+    @handles("setpoint")
+    def setpoint_query(self, request: Message) -> Setpoints:
+        return Setpoints(tuple(self.setpoint), tuple(self._target()))
+
+    @handles("trajectory", Move | SineSweep)
+    def trajectory(self, request: Message) -> str:
         if self.halted:
-            failed = sorted(self.stats.failed_servos)
-            self.bus.reply(
-                inst, message, error=f"driver: halted ({self.halted}) after servo(s) {failed} failed"
-            )
-            return None
-        self._pending = (message.body, message.issued_at)
-        self.bus.reply(inst, message, body="accepted")
-        return None
+            failed = sorted(self.failed_servos_ids)
+            raise ServiceError(f"halted ({self.halted}) after servo(s) {failed} failed")
+        self._pending = (request.body, request.issued_at)
+        return "accepted"
 
-    def _loop(self, inst: Instance) -> Generator[simpy.Event, Any, None]:
-        env, bus = inst.env, self.servo_bus
-        assert bus is not None
+    def _loop(self) -> Generator[simpy.Event, Any, None]:
+        env, bus = self.ctx.env, self.ctx.servo_bus
         ids = [j.servo_id for j in self.joints]
         cal = [j.calibration for j in self.joints]
         limits = [j.limits for j in self.joints]
-        stats = self.stats
         live = list(range(len(ids)))  # the joints whose servos still answer
         states = None
         while states is None:  # start only from where the servos really are
@@ -119,7 +114,7 @@ class Driver(Service):
             except ServoFailedError as exc:
                 live = self._servos_failed(exc.servo_ids, live, ids)
             except BusError:
-                stats.bus_errors += 1
+                self.bus_errors.inc()
             yield env.timeout(bus.last_duration_s + (0.0 if states else self.period_s))
         actual = [0.0] * len(ids)
         for k in live:
@@ -128,7 +123,7 @@ class Driver(Service):
         try:
             bus.set_torque([ids[k] for k in live], True)
         except BusError:
-            stats.bus_errors += 1  # the first writes will tell which servos are missing
+            self.bus_errors.inc()  # the first writes will tell which servos are missing
         yield env.timeout(bus.last_duration_s)
         next_t = env.now
         period = self.period_s
@@ -141,9 +136,10 @@ class Driver(Service):
                 states = None
             except PortLostError as exc:
                 self.halted, self.lost = "port lost", str(exc)
+                self._sync_gauges()
                 return
             except BusError:
-                stats.bus_errors += 1
+                self.bus_errors.inc()
                 states = None
             yield env.timeout(bus.last_duration_s)
             writing_s = 0.0
@@ -155,55 +151,55 @@ class Driver(Service):
                 if shut_down:  # the servo's own firmware cut its torque: it is lost to us too
                     live = self._servos_failed(shut_down, live, ids)
                 goals, clipped = clip_to_limits(self._next_setpoint(env.now), limits)
-                stats.clipped_goals += clipped
+                self.clipped_goals.inc(clipped)
                 try:
                     bus.write_goals({ids[k]: cal[k].to_servo(goals[k]) for k in live})
                 except ServoFailedError as exc:
                     live = self._servos_failed(exc.servo_ids, live, ids)
                 except PortLostError as exc:
                     self.halted, self.lost = "port lost", str(exc)
+                    self._sync_gauges()
                     return
                 except BusError:
-                    stats.bus_errors += 1
+                    self.bus_errors.inc()
                 else:
                     self.setpoint = goals
                 writing_s = bus.last_duration_s
                 # Published as the write goes out; the write's wire time is then
                 # waited for together with the rest of the period (one event, not two).
-                published = self.events.publish(
-                    "joint_states", inst.name, inst.node, JointStates(start, tuple(goals), tuple(actual))
-                )
+                published = self.ctx.publish("joint_states", JointStates(start, tuple(goals), tuple(actual)))
                 if not published.triggered:  # a `block` subscriber is full: backpressure
-                    stats.blocked += 1
+                    self.blocked.inc()
                     yield published
-            stats.cycles += 1
+            self.cycles.inc()
             done = env.now + writing_s
-            stats.cycle_work_s.append(done - start)
+            self.cycle_work.observe(done - start)
             next_t += period
             if done > next_t + 1e-12:
                 skipped = int((done - next_t) // period) + 1
-                stats.deadline_misses += 1
-                stats.skipped_periods += skipped
+                self.deadline_misses.inc()
+                self.skipped_periods.inc(skipped)
                 next_t += skipped * period
             yield env.timeout(next_t - env.now)
 
     def _servos_failed(self, failed: list[int], live: list[int], ids: list[int]) -> list[int]:
         """React to servos the bus gave up on, as the scenario says; return the joints still live."""
         for i in failed:
-            if i not in self.stats.failed_servos:
+            if i not in self.failed_servos_ids:
                 self._alarm(i, "failed")
-        self.stats.failed_servos.update(failed)
-        live = [k for k in live if ids[k] not in self.stats.failed_servos]
+        self.failed_servos_ids.update(failed)
+        self._sync_gauges()
+        live = [k for k in live if ids[k] not in self.failed_servos_ids]
         if self.failure_policy == "hold_others":
             return live
         # safe_stop and torque_off: no more motion for anyone.
         self._pending = None
         self._active = None
         self.halted = self.failure_policy
+        self._sync_gauges()
         if self.failure_policy == "torque_off" and live:
-            assert self.servo_bus is not None
             with contextlib.suppress(BusError):
-                self.servo_bus.set_torque([ids[k] for k in live], False)
+                self.ctx.servo_bus.set_torque([ids[k] for k in live], False)
         return live
 
     def _target(self) -> list[float]:
@@ -221,13 +217,13 @@ class Driver(Service):
             self._pending = None
             blend = min(self.blend_s, trajectory.duration_s)
             self._active = Anchored(trajectory, now, self.setpoint, blend)
-            self.stats.command_latency_s.append(now - issued_at)
+            self.command_latency.observe(now - issued_at)
         if self._active is None:
             return list(self.setpoint)
         return self._active.sample(now)
 
-    def _watch_servos(self, states: dict) -> None:
-        temps, faults = self.stats.max_temperature_c, self.stats.faults
+    def _watch_servos(self, states: dict[int, ServoState]) -> None:
+        temps, faults = self.max_temperature_c, self.servo_faults
         for i, s in states.items():
             if s.temperature > temps.get(i, -273.0):
                 temps[i] = s.temperature
@@ -238,3 +234,7 @@ class Driver(Service):
                     faults[i] = known | new
                     for fault in type(s.faults)(new):
                         self._alarm(i, (fault.name or "fault").lower())
+
+    def _sync_gauges(self) -> None:
+        self.failed_servos.set(len(self.failed_servos_ids))
+        self.halted_gauge.set(1 if self.halted else 0)

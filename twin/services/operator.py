@@ -1,56 +1,61 @@
-"""The operator: sends the task's commands to the gateway at their times."""
+"""The operator: sends the task's commands to the gateway at their times, and owns the e-stop."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator
 from typing import Any
 
 import simpy
+from pydantic import Field
 
-from sim_models.errors import TwinError
-from twin.services.base import Instance, Message, Service
-from twin.services.commands import Command, EStop
+from servo_core.errors import TwinError
+from twin.control.commands import Command, EStop
+from twin.services.api import Counter, Histogram, Service, ServiceParams
 
-
-@dataclass
-class CommandOutcome:
-    at_s: float
-    ok: bool
-    error: str | None = None
-    reply_s: float | None = None
+__all__ = ["Operator", "OperatorParams"]
 
 
-@dataclass
-class Operator(Service):
-    schedule: Sequence[tuple[float, Command]] = ()
-    timeout_s: float = 1.0
-    token: str | None = None
-    events: Any = None  # the EventBus, for the e-stop
+class OperatorParams(ServiceParams):
+    request_timeout_ms: float = Field(default=1000.0, gt=0)
+    token: str | None = Field(default=None, description="sent with every command, for the gateway")
+    gateway: str = Field(default="gateway", description="the service the commands go to")
+
+
+class Operator(Service[OperatorParams]):
+    """Issues the scenario's task; the run's `commands` metrics are its outcomes."""
+
+    Params = OperatorParams
+    description = "sends the task's commands to the gateway at their times"
+    sent = Counter("commands sent")
+    completed = Counter("commands the gateway accepted")
+    failed = Counter("commands answered with an error or not at all")
+    accepted_latency = Histogram("from sending a command to the gateway's reply")
+
+    def start(self) -> None:
+        if self.ctx.index != 0:
+            return  # one operator issues the task, whatever the replicas
+        for at_s, command in self.ctx.machine.schedule:
+            self.ctx.at(at_s, lambda c=command: self._issue(c))  # type: ignore[misc]
+
+    def _issue(self, command: Command) -> Generator[simpy.Event, Any, None]:
+        ctx = self.ctx
+        self.sent.inc()
+        start = ctx.now
+        try:
+            yield from ctx.call(
+                self.params.gateway,
+                "command",
+                command,
+                timeout_s=self.params.request_timeout_ms / 1000.0,
+                token=self.params.token or "",
+            )
+        except TwinError:  # a timeout, an error reply, a refusal by a pattern
+            self.failed.inc()
+            ctx.replica_errors(1)
+        else:
+            self.completed.inc()
+            self.accepted_latency.observe(ctx.now - start)
 
     def press_estop(self) -> None:
         """The operator's emergency stop: published on the `estop` topic, at least once."""
-        inst = self.replicas[0]
-        self.events.publish("estop", inst.name, inst.node, EStop(inst.env.now, inst.name))
-
-    outcomes: list[CommandOutcome] = field(default_factory=list)
-
-    def start(self) -> None:
-        inst = self.replicas[0]
-        for at_s, command in self.schedule:
-            inst.env.process(self._issue(inst, at_s, command))
-
-    def _issue(self, inst: Instance, at_s: float, command: Command) -> Generator[simpy.Event, Any, None]:
-        env = inst.env
-        yield env.timeout(at_s)
-        message = Message("command", command, inst.name, env.now, token=self.token or "")
-        outcome = CommandOutcome(at_s, ok=False)
-        self.outcomes.append(outcome)
-        try:
-            yield from self.bus.request(inst, "gateway", message, self.timeout_s)
-        except TwinError as exc:  # a timeout, an error reply, a refusal by a pattern
-            outcome.error = str(exc)
-            inst.stats.errors += 1
-        else:
-            outcome.ok = True
-        outcome.reply_s = env.now - at_s
+        self.ctx.publish("estop", EStop(self.ctx.now, self.ctx.name))

@@ -1,128 +1,52 @@
-"""The planner: turns commands into smooth trajectories within the joint limits.
+"""The planner: turns commands into trajectories and hands them to the driver.
 
-It asks the driver, which owns the machine's state, for the setpoint in
-force, then plans from there. A target outside a
-joint's position limits is refused with an error naming the joint; a move
-that would exceed a joint's velocity limit is slowed down (stretched) until it
-does not.
+It asks the driver, which owns the machine's state, for the setpoint in force,
+plans from there (twin.control.planning), then sends the trajectory.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Generator
+from typing import Any, Literal
 
 import simpy
+from pydantic import Field
 
-from sim_models.errors import TwinError
-from twin.control.joints import Joint
-from twin.control.trajectory import Move, SineSweep
-from twin.services.base import Instance, Message, RequestFailed, RequestTimeout, Service
-from twin.services.commands import MoveCommand, Setpoints, SineCommand
+from twin.control.commands import MoveCommand, Setpoints, SineCommand
+from twin.control.planning import PlanningError, TrajectoryPlanner
+from twin.services.api import Counter, Message, Service, ServiceError, ServiceParams, handles
 
-
-class PlanningError(ValueError):
-    pass
+__all__ = ["Planner", "PlannerParams"]
 
 
-@dataclass
-class Planner(Service):
-    joints: Sequence[Joint] = ()
-    profile: str = "min_jerk"
-    timeout_s: float = 0.25
-    stretched: int = 0
-    refused: int = 0
+class PlannerParams(ServiceParams):
+    profile: Literal["min_jerk", "trapezoid"] = "min_jerk"
+    request_timeout_ms: float = Field(default=250.0, gt=0)
+    driver: str = Field(default="driver", description="the service that owns the servos")
 
-    def handle(self, inst: Instance, message: Message) -> Generator[simpy.Event, Any, None] | None:
-        return self._plan_and_dispatch(inst, message)
 
-    def _plan_and_dispatch(self, inst: Instance, message: Message) -> Generator:
-        try:
-            query = message.follow("setpoint", None, inst.name)
-            answer = yield from self.bus.request(inst, "driver", query, self.timeout_s)
-            state: Setpoints = answer.body
-            trajectory = self.plan(list(state.current), message.body, list(state.target))
-        except PlanningError as exc:
-            self.refused += 1
-            inst.stats.errors += 1
-            self.bus.reply(inst, message, error=f"planner: {exc}")
-            return
-        except TwinError as exc:  # a timeout, an error reply, a refusal by a pattern
-            inst.stats.errors += 1
-            self.bus.reply(inst, message, error=f"planner: {exc}")
-            return
-        order = message.follow("trajectory", trajectory, inst.name)
-        try:
-            yield from self.bus.request(inst, "driver", order, self.timeout_s)
-        except TwinError as exc:  # a timeout, an error reply, a refusal by a pattern
-            inst.stats.errors += 1
-            self.bus.reply(inst, message, error=f"planner: {exc}")
-        else:
-            self.bus.reply(inst, message, body=trajectory.duration_s)
+class Planner(Service[PlannerParams]):
+    Params = PlannerParams
+    description = "plans trajectories within the joint limits and sends them to the driver"
+    stretched = Counter("moves slowed down to respect a velocity limit")
+    refused = Counter("commands refused: a target outside the limits, an unknown joint")
 
-    def plan(
-        self, start: list[float], command: MoveCommand | SineCommand, target: list[float] | None = None
-    ) -> Move | SineSweep:
-        """A trajectory from `start` (rad, the setpoint in force) for the command.
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.planner = TrajectoryPlanner(ctx.machine.joints, self.params.profile)
 
-        Joints the command does not name go on to `target` (where they were
-        already headed; default: where they are).
-        """
-        names = [j.name for j in self.joints]
-        held = start if target is None else target
-        if isinstance(command, MoveCommand):
-            return self._plan_move(start, held, names, command)
-        return self._plan_sine(held, names, command)
-
-    def _check_names(self, names: list[str], given: dict[str, float]) -> None:
-        unknown = sorted(set(given) - set(names))
-        if unknown:
-            raise PlanningError(f"unknown joint(s) {', '.join(unknown)}")
-
-    def _plan_move(
-        self, start: list[float], held: list[float], names: list[str], command: MoveCommand
-    ) -> Move:
-        self._check_names(names, command.target)
-        target = [command.target.get(n, h) for n, h in zip(names, held, strict=True)]
-        for joint, q in zip(self.joints, target, strict=True):
-            lim = joint.limits
-            if not lim.contains(q):
-                raise PlanningError(
-                    f"joint {joint.name} target {math.degrees(q):.1f}° is outside "
-                    f"[{math.degrees(lim.lower):.1f}°, {math.degrees(lim.upper):.1f}°]"
-                )
-        move = Move(tuple(start), tuple(target), command.duration_s, self.profile)
-        needed = max(
-            (abs(b - a) * move.peak_shape_velocity / j.limits.max_velocity)
-            for a, b, j in zip(start, target, self.joints, strict=True)
+    @handles("plan", MoveCommand | SineCommand)
+    def plan(self, request: Message) -> Generator[simpy.Event, Any, float]:
+        ctx, timeout = self.ctx, self.params.request_timeout_ms / 1000.0
+        state: Setpoints = yield from ctx.call(
+            self.params.driver, "setpoint", None, on_behalf_of=request, timeout_s=timeout
         )
-        if needed > command.duration_s:
-            self.stretched += 1
-            move = Move(tuple(start), tuple(target), needed, self.profile)
-        return move
-
-    def _plan_sine(self, held: list[float], names: list[str], command: SineCommand) -> SineSweep:
-        self._check_names(names, command.amplitude)
-        amp, off, f0, f1 = [], [], [], []
-        for joint, s in zip(self.joints, held, strict=True):
-            a = command.amplitude.get(joint.name, 0.0)
-            o = command.offset.get(joint.name, s)
-            lim = joint.limits
-            if a and not (lim.contains(o - a) and lim.contains(o + a)):
-                raise PlanningError(f"joint {joint.name} sine leaves its limits")
-            fmax = max(command.f0.get(joint.name, 0.0), command.f1.get(joint.name, 0.0))
-            if a * 2 * math.pi * fmax > lim.max_velocity:
-                raise PlanningError(
-                    f"joint {joint.name} sine peaks at {math.degrees(a * 2 * math.pi * fmax):.0f}°/s, "
-                    f"above its {math.degrees(lim.max_velocity):.0f}°/s limit"
-                )
-            amp.append(a)
-            off.append(o)
-            f0.append(command.f0.get(joint.name, 1.0))
-            f1.append(command.f1.get(joint.name, command.f0.get(joint.name, 1.0)))
-        return SineSweep(tuple(held), tuple(amp), tuple(off), tuple(f0), tuple(f1), command.duration_s)
-
-
-__all__ = ["Planner", "PlanningError", "RequestFailed", "RequestTimeout"]
+        before = self.planner.stretched
+        try:
+            trajectory = self.planner.plan(list(state.current), request.body, list(state.target))
+        except PlanningError as exc:
+            self.refused.inc()
+            raise ServiceError(str(exc)) from None
+        self.stretched.inc(self.planner.stretched - before)
+        yield from ctx.call(self.params.driver, "trajectory", trajectory, on_behalf_of=request, timeout_s=timeout)
+        return trajectory.duration_s

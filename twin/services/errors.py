@@ -1,0 +1,23 @@
+"""Errors of service-to-service traffic (a leaf: the messaging, the pipeline and services use them)."""
+
+from __future__ import annotations
+
+from servo_core.errors import TwinError
+
+__all__ = ["Refused", "RequestFailed", "RequestTimeout", "ServiceError"]
+
+
+class RequestTimeout(TwinError):
+    """No reply arrived within the request's timeout."""
+
+
+class RequestFailed(TwinError):
+    """The callee answered with an error."""
+
+
+class ServiceError(TwinError):
+    """Raised by a handler to answer its request with this error (the service itself is fine)."""
+
+
+class Refused(ServiceError):
+    """Raised by a handler to refuse a request (unknown client, over a rate limit, invalid body)."""
