@@ -40,7 +40,7 @@ from twin.patterns.discovery import Strategy
 from twin.patterns.discovery_service import Discovery, DiscoverySettings
 from twin.patterns.eventbus import EventBus, Overflow, QoS, SubscriberConfig, TopicConfig
 from twin.patterns.retry import RetryConfig
-from twin.plugins import service_class
+from twin.plugins import add_python_path, service_class
 from twin.scenario.models import (
     BusErrors,
     CallConfig,
@@ -346,6 +346,7 @@ def _wire(
         on_servo_failure=scenario.plant.bus.on_servo_failure,
     )
     hosting = Hosting(env, seed, messages, calls, hub, tracer, info)
+    add_python_path(scenario.python_path)
     classes = {svc.service_name: service_class(svc.type, svc.class_path) for svc in topo.services}
     hosting.service_classes.update(classes)
     owner = next(

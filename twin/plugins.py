@@ -12,6 +12,7 @@ A scenario names it as `type: camera`, or names any class directly with
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from servo_core.errors import ConfigError
@@ -23,7 +24,7 @@ from twin.services.operator import Operator
 from twin.services.planner import Planner
 from twin.services.telemetry import TelemetryRecorder
 
-__all__ = ["SERVICES", "BUILTIN_SERVICES", "service_class"]
+__all__ = ["BUILTIN_SERVICES", "SERVICES", "add_python_path", "service_class"]
 
 SERVICES: Registry[type[Service[Any]]] = Registry("servotwin.services", "service type", check=is_service_class)
 
@@ -36,6 +37,13 @@ BUILTIN_SERVICES: dict[str, type[Service[Any]]] = {
 }
 for _name, _cls in BUILTIN_SERVICES.items():
     SERVICES.register(_name, _cls)
+
+
+def add_python_path(paths: list[str]) -> None:
+    """Make the scenario's `python_path` folders importable (appended, once each)."""
+    for path in paths:
+        if path not in sys.path:
+            sys.path.append(path)
 
 
 def service_class(type_name: str | None, class_path: str | None) -> type[Service[Any]]:

@@ -21,7 +21,7 @@ from sim_models.servo.catalogue import catalogue
 from twin.control.joints import Joint
 from twin.assembly import build_joints, servo_range_in_joint
 from twin.control.limits import JointLimits
-from twin.plugins import service_class
+from twin.plugins import add_python_path, service_class
 from twin.services.api import Service
 from twin.services.metrics import empty_metrics
 from twin.observe.metrics import (
@@ -474,6 +474,7 @@ def _bus_owner(s: Scenario) -> str | None:
 
 def _services(s: Scenario) -> Iterator[Problem]:
     """Each service's class resolves, its parameters fit its model, one service owns the bus."""
+    add_python_path(s.python_path)
     classes: dict[str, type[Service[Any]]] = {}
     entries = []
     for k, svc in enumerate(s.topology.services):

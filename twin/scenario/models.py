@@ -441,6 +441,10 @@ class OutputsConfig(Model):
 class Scenario(Model):
     name: Name
     description: str = ""
+    python_path: list[str] = Field(
+        default_factory=list,
+        description="folders (relative to the scenario file) to import services named by class: from",
+    )
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     duration: PositiveS = Field(description="simulated seconds")
     physics: PhysicsConfig = PhysicsConfig()
@@ -450,6 +454,14 @@ class Scenario(Model):
     faults: list[Fault] = Field(default_factory=list, description="what breaks, when, for how long")
     assertions: list[Assertion] = Field(default_factory=list)
     outputs: OutputsConfig = OutputsConfig()
+
+    @field_validator("python_path")
+    @classmethod
+    def _paths_relative_to_the_file(cls, paths: list[str], info: ValidationInfo) -> list[str]:
+        base = (info.context or {}).get("base_dir")
+        if not base:
+            return paths
+        return [p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p)) for p in paths]
 
     @field_validator("duration")
     @classmethod
