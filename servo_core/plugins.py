@@ -45,7 +45,9 @@ def import_object(path: str, what: str = "object") -> object:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's input problem
-        raise ConfigError(f"{what} path {path!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}")
+        raise ConfigError(
+            f"{what} path {path!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
     obj: object = module
     for part in attr.split("."):
         try:
@@ -104,7 +106,9 @@ class Registry(Generic[T]):
             try:
                 obj = ep.load()
             except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal here
-                problems.append(f"{self.what} plugin from {origin} failed to load: {type(exc).__name__}: {exc}")
+                problems.append(
+                    f"{self.what} plugin from {origin} failed to load: {type(exc).__name__}: {exc}"
+                )
                 continue
             problem = self._problem(ep.name, obj, origin)
             if problem:
@@ -121,7 +125,9 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise ConfigError(f"unknown {self.what} {name!r}; registered: {', '.join(self.names())}") from None
+            raise ConfigError(
+                f"unknown {self.what} {name!r}; registered: {', '.join(self.names())}"
+            ) from None
 
     def __contains__(self, name: object) -> bool:
         self.load_plugins()

@@ -19,7 +19,6 @@ from twin.machine import Machine, ServiceGroup
 from twin.observe.files import write_text_atomic
 from twin.observe.metrics import (
     BUS_COUNTERS,
-    CALL_PATHS,
     DISCOVERY_COUNTERS,
     EVENT_COUNTERS,
     RunData,
@@ -231,7 +230,13 @@ def _collect(machine: Machine, sc: Scenario, recorder: Any) -> RunResult:
         events=_events(machine),
         calls={
             call_name(c.caller, c.callee): (
-                c.calls, c.errors, c.attempts, c.retries, c.rejected, c.timeouts, list(c.latency_s)
+                c.calls,
+                c.errors,
+                c.attempts,
+                c.retries,
+                c.rejected,
+                c.timeouts,
+                list(c.latency_s),
             )
             for c in machine.calls.snapshot()
         },
@@ -298,7 +303,11 @@ def _breakers(machine: Machine) -> dict[str, tuple[int, int, float]]:
             breaker = policy.breaker(replica.name)
             assert breaker is not None
             snap = breaker.snapshot(end)
-            out[breaker_name(caller, replica.name)] = (snap.times_opened, snap.calls_not_permitted, snap.seconds_not_closed)
+            out[breaker_name(caller, replica.name)] = (
+                snap.times_opened,
+                snap.calls_not_permitted,
+                snap.seconds_not_closed,
+            )
     return out
 
 
@@ -327,7 +336,17 @@ def _topology(machine: Machine, metrics: dict[str, Any]) -> Any:
     edges = []
     for name, m in metrics["calls"].items():
         caller, callee = name.split("_to_", 1)
-        edges.append(Edge(caller, callee, "call", m["calls"], m["errors"], m["latency"]["p50_ms"], m["latency"]["p99_ms"]))
+        edges.append(
+            Edge(
+                caller,
+                callee,
+                "call",
+                m["calls"],
+                m["errors"],
+                m["latency"]["p50_ms"],
+                m["latency"]["p99_ms"],
+            )
+        )
     hub = machine.hub
     delivered = machine.events.snapshot()
     for topic, publishers in sorted(hub.publishers.items()):

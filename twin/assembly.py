@@ -46,8 +46,8 @@ from twin.scenario.models import (
     CallConfig,
     Constant,
     Distribution,
-    Empirical,
     EmergencyStop,
+    Empirical,
     EncoderNoise,
     Fault,
     LinkLatency,
@@ -76,7 +76,14 @@ from twin.services.messaging import MessageBus
 from twin.services.replica import Replica
 from twin.tasks import schedule
 
-__all__ = ["build", "build_joints", "build_plant", "check_servos_present", "latency_from", "servo_range_in_joint"]
+__all__ = [
+    "build",
+    "build_joints",
+    "build_plant",
+    "check_servos_present",
+    "latency_from",
+    "servo_range_in_joint",
+]
 
 RELIABLE = TopicConfig(qos=QoS.AT_LEAST_ONCE, ack_timeout_s=0.02, max_deliveries=10)
 """Alarms and the e-stop must arrive: at least once, redelivered until acknowledged."""
@@ -200,7 +207,9 @@ def timed_fault(fault: Fault, index: int, seed: int) -> F.TimedFault:
     action: F.Action
     match fault:
         case RollingUpdate():
-            process = F.rolling_update(fault.service, fault.drain_timeout_ms / 1000.0, fault.startup_ms / 1000.0)
+            process = F.rolling_update(
+                fault.service, fault.drain_timeout_ms / 1000.0, fault.startup_ms / 1000.0
+            )
             return F.TimedFault(fault.at_s, fault.duration_s, process=process)
         case ServiceCrash():
             action = F.crash(fault.service, fault.replica)
@@ -247,7 +256,9 @@ def check_servos_present(bus: ServoBus, scenario: Scenario) -> None:
         raise ConfigError("the bus does not match the scenario: " + "; ".join(problems))
 
 
-def _open_servo_bus(scenario: Scenario, plant: Plant | None, env: simpy.Environment, bus_url: str | None) -> ServoBus:
+def _open_servo_bus(
+    scenario: Scenario, plant: Plant | None, env: simpy.Environment, bus_url: str | None
+) -> ServoBus:
     if plant is not None:
         inner = open_bus(f"sim://?baud={scenario.plant.bus.baud}", plant=plant, clock=lambda: env.now)
         return FaultInjectingBus(inner)
@@ -318,7 +329,9 @@ def _wire(
             args={"callee": instance, "reason": transition.reason},
         )
 
-    policies = {(c.caller, c.callee): CallPolicy(call_settings(c), env, seed, breaker_moved) for c in topo.calls}
+    policies = {
+        (c.caller, c.callee): CallPolicy(call_settings(c), env, seed, breaker_moved) for c in topo.calls
+    }
     discovery = None
     if topo.discovery is not None:
         d = topo.discovery
@@ -366,7 +379,9 @@ def _wire(
             default_timeout = float(getattr(params, "request_timeout_ms", 1000.0)) / 1000.0
             group = ServiceGroup(name, cls, [], [])
             for k in range(svc.replicas):
-                replica = Replica(env, name, k, svc.node, latency_from(svc.processing, seed, f"service:{name}#{k}"))
+                replica = Replica(
+                    env, name, k, svc.node, latency_from(svc.processing, seed, f"service:{name}#{k}")
+                )
                 messages.add(replica)
                 ctx: ReplicaContext[Any] = ReplicaContext(
                     hosting, replica, params, servo_bus if name == owner else None, default_timeout
@@ -378,7 +393,7 @@ def _wire(
         if discovery is not None:
             discovery.start([r for g in groups.values() for r in g.replicas])
         for group in groups.values():
-            for replica, obj in zip(group.replicas, group.objects, strict=True):
+            for obj in group.objects:
                 ctx = obj.ctx  # type: ignore[assignment]
                 env.process(serve(ctx, obj, hosting))
                 obj.start()
@@ -410,17 +425,19 @@ def _wire(
 
 
 def _heartbeat_tracer(tracer: Tracer, node_of: dict[str, str]) -> Any:
-    def traced(instance: str, node: str, registry_node: str, sent: float, arrived: float | None, outcome: str) -> None:
+    def traced(
+        instance: str, node: str, registry_node: str, sent: float, arrived: float | None, outcome: str
+    ) -> None:
         service = instance.rsplit("#", 1)[0]
-        tracer.message(
-            "heartbeat", service, node, "registry", registry_node, sent, arrived, outcome=outcome
-        )
+        tracer.message("heartbeat", service, node, "registry", registry_node, sent, arrived, outcome=outcome)
 
     return traced
 
 
 def _delivery_tracer(tracer: Tracer, env: simpy.Environment) -> Any:
-    def traced(topic: str, publisher: str, subscriber: str, sent: float, arrived: float | None, outcome: str) -> None:
+    def traced(
+        topic: str, publisher: str, subscriber: str, sent: float, arrived: float | None, outcome: str
+    ) -> None:
         tracer.message(
             topic,
             publisher.rsplit("#", 1)[0],

@@ -26,7 +26,9 @@ from twin.services.telemetry import TelemetryRecorder
 
 __all__ = ["BUILTIN_SERVICES", "SERVICES", "add_python_path", "service_class"]
 
-SERVICES: Registry[type[Service[Any]]] = Registry("servotwin.services", "service type", check=is_service_class)
+SERVICES: Registry[type[Service[Any]]] = Registry(
+    "servotwin.services", "service type", check=is_service_class
+)
 
 BUILTIN_SERVICES: dict[str, type[Service[Any]]] = {
     "operator": Operator,
@@ -52,7 +54,9 @@ def service_class(type_name: str | None, class_path: str | None) -> type[Service
         obj = import_object(class_path, "service class")
         problem = is_service_class(obj)
         if problem:
-            raise ConfigError(f"service class {class_path!r} {problem}" if problem.startswith("is ") else problem)
+            raise ConfigError(
+                f"service class {class_path!r} {problem}" if problem.startswith("is ") else problem
+            )
         assert isinstance(obj, type)
         return obj
     assert type_name is not None

@@ -1,8 +1,9 @@
 """Write your own service: everything a service may use, in one import.
 
-    from twin.service import Service, ServiceParams, handles, Counter
+from twin.service import Service, ServiceParams, handles, Counter
 """
 
+from twin.control.commands import Alarm, EStop, JointStates, MoveCommand, Setpoints, SineCommand
 from twin.patterns.eventbus import Event
 from twin.services.api import (
     Counter,
@@ -18,7 +19,6 @@ from twin.services.api import (
     ServiceParams,
     handles,
 )
-from twin.control.commands import Alarm, EStop, JointStates, MoveCommand, Setpoints, SineCommand
 
 __all__ = [
     "Alarm",

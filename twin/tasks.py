@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from twin.scenario.models import PickAndPlaceTask, Pose, SineSweepTask, Task, WaypointsTask
 from twin.control.commands import Command, MoveCommand, SineCommand
+from twin.scenario.models import PickAndPlaceTask, Pose, SineSweepTask, Task, WaypointsTask
 
 
 def _rad(pose: Pose) -> dict[str, float]:

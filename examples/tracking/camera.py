@@ -16,7 +16,7 @@ from typing import Any
 import simpy
 from pydantic import Field
 
-from twin.service import Event, Histogram, JointStates, Service, ServiceParams, Counter
+from twin.service import Counter, Event, Histogram, JointStates, Service, ServiceParams
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,9 @@ class Detection:
 
 class CameraParams(ServiceParams):
     fps: float = Field(default=30.0, gt=0, le=1000)
-    radius_deg: float = Field(default=20.0, ge=0, le=60, description="the target's circle, seen from the head")
+    radius_deg: float = Field(
+        default=20.0, ge=0, le=60, description="the target's circle, seen from the head"
+    )
     period_s: float = Field(default=4.0, gt=0, description="one lap of the circle")
     noise_deg: float = Field(default=0.3, ge=0, description="detection noise (1 sigma)")
     processing_median_ms: float = Field(default=12.0, gt=0)
@@ -60,7 +62,9 @@ class Camera(Service[CameraParams]):
         taken = ctx.now
         pan, tilt = self.target(taken)
         noise = math.radians(p.noise_deg)
-        detection = Detection(taken, pan + float(ctx.rng.normal(0, noise)), tilt + float(ctx.rng.normal(0, noise)))
+        detection = Detection(
+            taken, pan + float(ctx.rng.normal(0, noise)), tilt + float(ctx.rng.normal(0, noise))
+        )
         busy = p.processing_median_ms / 1000.0 * math.exp(float(ctx.rng.normal(0, p.processing_sigma)))
         self.frames.inc()
         self.processing.observe(busy)

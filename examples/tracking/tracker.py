@@ -13,8 +13,8 @@ from typing import Any
 import simpy
 from pydantic import Field
 
-from twin.service import Counter, Event, MoveCommand, RequestFailed, Service, ServiceParams
 from servo_core.errors import TwinError
+from twin.service import Counter, Event, MoveCommand, RequestFailed, Service, ServiceParams
 
 
 class TrackerParams(ServiceParams):

@@ -11,9 +11,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from twin.control.commands import MoveCommand, SineCommand
 from twin.control.joints import Joint
 from twin.control.trajectory import Move, SineSweep
-from twin.control.commands import MoveCommand, SineCommand
 
 __all__ = ["PlanningError", "TrajectoryPlanner"]
 

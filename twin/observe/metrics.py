@@ -62,7 +62,10 @@ def percentiles(samples: Sequence[float], scale: float, unit: str) -> dict[str, 
         return {"count": 0, **dict.fromkeys(keys)}
     a = np.asarray(samples, dtype=float) * scale
     p50, p95, p99 = np.percentile(a, [50, 95, 99])
-    return {"count": int(a.size), **dict(zip(keys, (_r(a.mean()), _r(p50), _r(p95), _r(p99), _r(a.max())), strict=True))}
+    return {
+        "count": int(a.size),
+        **dict(zip(keys, (_r(a.mean()), _r(p50), _r(p95), _r(p99), _r(a.max())), strict=True)),
+    }
 
 
 def _r(x: float) -> float:

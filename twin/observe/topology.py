@@ -1,68 +1,124 @@
-"""A PNG map of a run's topology: nodes, the services on them and the calls between services.
+"""A PNG map of a run's topology: nodes, the replicas placed on them and who talks to whom.
 
-Nodes are rounded boxes laid out deterministically in sorted order (one or two side by side,
-three or more on an ellipse, the first at the top and the rest clockwise, so that a call
-between two nodes never crosses a third), services are labelled circles inside their node's
-box (sorted, on a grid), and each call (caller → callee) is an arrow whose width grows with the
-number of messages (log scale) and whose colour goes from green (no errors) through amber to
-red (20 % errors or more), labelled "N msgs, E% err, p99 X ms".
+Each node is a rounded box holding one smaller box per service placed on it, with that
+service's replicas side by side inside (``planner#0``, ``planner#1`` show as ``#0``, ``#1``
+under the name ``planner``). Every :class:`Edge` that carried messages is an arrow from the
+sending service to the receiving one: solid for calls, dashed for event-bus deliveries, dotted
+and thin for heartbeats; its width grows with the number of messages (log scale) and its colour
+goes from green (no errors) through amber to red (20 % errors or more). Two edges between the
+same two services bend apart. Each arrow is labelled ``"123 msgs, p50 1.2 ms, p99 3.4 ms"``
+(with the number of errors when there were any, and the topic for events) at a spot along it
+that keeps clear of the boxes, the names and the other labels; where the arrow offers none the
+label goes to the nearest free spot with a thin leader line to the arrow, and failing that
+into rows below the legend. A legend explains the line styles and colours.
 
-Like :mod:`twin.observe.plots` the figure is a :class:`matplotlib.figure.Figure` on a
-:class:`~matplotlib.backends.backend_agg.FigureCanvasAgg` (never pyplot), 1000×700 px.
+Services are arbitrary names. A replica's service is its name up to a final ``#<digits>``
+(:func:`replica_service`). A service with replicas on several nodes gets a box on each; its
+arrows start and end at the box with the most replicas (the first node in order on a tie). A
+service named by an edge but placed on no node is drawn in an extra box, "(unplaced)".
+
+Nodes are laid out in the order given: one or two side by side, three or more on an ellipse,
+the first at the top and the rest clockwise, so that an arrow between two nodes never crosses a
+third. The picture grows with what it shows (1 unit of layout = 1 inch = 100 px). Like
+:mod:`twin.observe.plots` the figure is a :class:`matplotlib.figure.Figure` on a
+:class:`~matplotlib.backends.backend_agg.FigureCanvasAgg` (never pyplot), and the PNG carries no
+software tag, so the same input gives the same bytes.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twin.observe.plots import DPI
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
     from matplotlib.text import Text
 
-__all__ = ["CallStats", "plot_topology", "error_colour", "arrow_width", "call_label", "RED_AT"]
+__all__ = [
+    "Edge",
+    "RED_AT",
+    "arrow_width",
+    "edge_label",
+    "error_colour",
+    "plot_topology",
+    "replica_service",
+]
 
-WIDTH_PX = 1000
-HEIGHT_PX = 700
 RED_AT = 0.20
-"""Error fraction from which a call is drawn fully red."""
+"""Error fraction from which an edge is drawn fully red."""
+UNPLACED = "(unplaced)"
+"""Name of the box holding services that edges name but no node holds."""
 
 _GREEN = (0.10, 0.60, 0.15)
 _AMBER = (0.95, 0.65, 0.00)
 _RED = (0.85, 0.00, 0.00)
-_IDLE = (0.55, 0.55, 0.55)
-"""Colour of a call that carried no messages."""
+_INK = (0.15, 0.17, 0.22)
+_LINESTYLE = {"call": "-", "event": (0, (5, 3)), "heartbeat": (0, (1, 2))}
 
-# Drawing area in data units: 1 unit = 100 px, y up. Title above, key below.
-_W, _H = WIDTH_PX / 100.0, HEIGHT_PX / 100.0
-_AREA = (0.25, 0.55, _W - 0.25, _H - 0.55)  # x0, y0, x1, y1 for the node boxes
-_GAP = 0.35  # least space between two node boxes
-_HEADER = 0.40  # room for the node's name at the top of its box
-_LABEL_ROOM = 0.28  # room for a service's name under its circle
-_MAX_RADIUS = 0.32
-_MIN_RING_RADIUS = 0.12
-_NAME_WIDTH = 0.55  # room beside a circle for its name
-_LABEL_AT = (0.5, 0.38, 0.62, 0.28, 0.72, 0.2, 0.8)  # where along an arrow its label may go
-_ARC = 0.15  # curvature of a call arrow (arc3 rad): a → b and b → a bend apart
+_REPLICA = re.compile(r"^(.+)#\d+$")
+_CHANNEL = re.compile(r"^(call|heartbeat|event:.+)$", re.DOTALL)
+
+# Layout, in inches (= data units).
+_PAD = 0.3  # inside a node box, around its services
+_NODE_HEADER = 0.42  # room for the node's name at the top of its box
+_GROUP_HEADER = 0.28  # room for a service's name at the top of its box
+_REPLICA_H = 0.26
+_REPLICA_GAP = 0.06
+_GROUP_GAP = (1.5, 0.9)  # between service boxes in a node: across, down
+_NODE_GAP = 1.4  # least space between two node boxes
+_MARGIN = 0.3
+_TITLE_ROOM = 0.6
+_LEGEND_ROOM = 0.7
+_MIN_SIZE = (8.0, 5.0)
+_LABEL_FONT = 7.5
+_LABEL_PAD = 0.2  # of the label's box, in font sizes
+_CLEAR = 0.04  # least space around a label
+_ALONG = (0.5, 0.42, 0.58, 0.34, 0.66, 0.26, 0.74, 0.18, 0.82)  # where along an arrow a label may go
+_ACROSS = (0.0, 0.22, -0.22, 0.45, -0.45)  # and how far beside it
+
+
+def replica_service(replica: str) -> str:
+    """The service of a replica: ``"planner#1"`` → ``"planner"``; a name without ``#<n>`` is its own."""
+    m = _REPLICA.match(replica)
+    return m.group(1) if m else replica
 
 
 @dataclass(frozen=True)
-class CallStats:
-    """Traffic of one caller → callee pair: messages sent, how many failed, p99 latency (ms)."""
+class Edge:
+    """Traffic from service ``src`` to service ``dst`` over one channel.
 
+    ``channel`` is ``"call"`` (requests, answered), ``"event:<topic>"`` (event-bus deliveries)
+    or ``"heartbeat"``; ``messages`` how many were sent, ``errors`` how many of them failed
+    (timed out, refused, lost, ...), ``p50_ms`` and ``p99_ms`` their latency percentiles (None
+    when unknown). Services are named as in :func:`replica_service`, without ``#<n>``.
+    """
+
+    src: str
+    dst: str
+    channel: str
     messages: int
-    errors: int
-    p99_ms: float | None
+    errors: int = 0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.channel, str) or not _CHANNEL.match(self.channel):
+            raise ValueError(f"channel must be 'call', 'heartbeat' or 'event:<topic>', got {self.channel!r}")
         if self.messages < 0 or self.errors < 0:
             raise ValueError(f"messages and errors must be ≥ 0, got {self.messages}, {self.errors}")
+
+    @property
+    def kind(self) -> str:
+        """``"call"``, ``"event"`` or ``"heartbeat"``."""
+        return self.channel.split(":", 1)[0]
 
     @property
     def error_fraction(self) -> float:
@@ -73,345 +129,616 @@ class CallStats:
 
 
 def error_colour(fraction: float) -> tuple[float, float, float]:
-    """RGB of a call with this error fraction: green at 0, amber at half of :data:`RED_AT`, red from it."""
+    """RGB for this error fraction: green at 0, amber at half of :data:`RED_AT`, red from it."""
     x = min(1.0, max(0.0, float(fraction) / RED_AT)) if math.isfinite(fraction) else 1.0
     lo, hi, u = (_GREEN, _AMBER, 2.0 * x) if x <= 0.5 else (_AMBER, _RED, 2.0 * x - 1.0)
     return (lo[0] + (hi[0] - lo[0]) * u, lo[1] + (hi[1] - lo[1]) * u, lo[2] + (hi[2] - lo[2]) * u)
 
 
-def _call_colour(stats: CallStats) -> tuple[float, float, float]:
-    """Grey for a call that carried nothing, else :func:`error_colour` of its error fraction."""
-    if stats.messages == 0 and stats.errors == 0:
-        return _IDLE
-    return error_colour(stats.error_fraction)
-
-
 def arrow_width(messages: int) -> float:
-    """Line width (points) of a call arrow: 1 + 1.5·log10(1 + messages), at most 10."""
-    return min(10.0, 1.0 + 1.5 * math.log10(1.0 + max(0, messages)))
+    """Line width (points) of an arrow: 1 + 1.2·log10(1 + messages), at most 8."""
+    return min(8.0, 1.0 + 1.2 * math.log10(1.0 + max(0, messages)))
 
 
-def _fmt_ms(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if abs(value) >= 100.0:
-        return f"{value:.0f} ms"
-    if abs(value) >= 10.0:
-        return f"{value:.1f} ms"
-    return f"{value:.2f} ms"
+def _fmt_ms(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 1000.0 else f"{value:.3g}"
 
 
-def call_label(stats: CallStats) -> str:
-    """The text on a call arrow, e.g. ``"1200 msgs, 2.5% err, p99 4.20 ms"``."""
-    return f"{stats.messages} msgs, {100.0 * stats.error_fraction:.1f}% err, p99 {_fmt_ms(stats.p99_ms)}"
+def edge_label(edge: Edge) -> str:
+    """The text on an arrow, e.g. ``"123 msgs, p50 1.2 ms, p99 3.4 ms"``.
+
+    Errors are added when there were any (``"123 msgs, 4 err, ..."``), a percentile that is
+    unknown or not finite is left out, and an event's topic comes first (``"joint_states: ..."``).
+    """
+    parts = [f"{edge.messages} msgs"]
+    if edge.errors:
+        parts.append(f"{edge.errors} err")
+    for name, value in (("p50", edge.p50_ms), ("p99", edge.p99_ms)):
+        if value is not None and math.isfinite(value):
+            parts.append(f"{name} {_fmt_ms(value)} ms")
+    text = ", ".join(parts)
+    return f"{edge.channel.split(':', 1)[1]}: {text}" if edge.kind == "event" else text
 
 
-@dataclass(frozen=True)
-class _Box:
-    x0: float
-    y0: float
+# --- layout ------------------------------------------------------------------------------
+
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+@dataclass
+class _Group:
+    """A service's box in one node: its size, then its place once the node is placed."""
+
+    service: str
+    replicas: list[str]
     w: float
     h: float
+    x0: float = 0.0  # relative to the node's box until the node is placed
+    y0: float = 0.0
 
     @property
-    def centre(self) -> tuple[float, float]:
-        return (self.x0 + self.w / 2.0, self.y0 + self.h / 2.0)
+    def rect(self) -> Rect:
+        return (self.x0, self.y0, self.x0 + self.w, self.y0 + self.h)
 
 
-def _node_boxes(n: int) -> list[_Box]:
-    """Boxes for ``n`` nodes in the drawing area: a row for one or two, an ellipse for more."""
-    x0, y0, x1, y1 = _AREA
-    aw, ah = x1 - x0, y1 - y0
-    if n <= 2:
-        w = (aw - _GAP * (n - 1)) / max(n, 1)
-        return [_Box(x0 + k * (w + _GAP), y0, w, ah) for k in range(n)]
-    angles = [math.pi / 2.0 - 2.0 * math.pi * k / n for k in range(n)]
+@dataclass
+class _Node:
+    name: str
+    groups: list[_Group]
+    w: float
+    h: float
+    x0: float = 0.0
+    y0: float = 0.0
+    cells: tuple[int, int] = (1, 1)
+    extra: dict[str, Any] = field(default_factory=dict)
 
-    ux = [math.cos(a) for a in angles]
-    uy = [math.sin(a) for a in angles]
-    ux0, ux1, uy0, uy1 = min(ux), max(ux), min(uy), max(uy)
-
-    def place(h: float, aspect: float) -> list[_Box]:
-        # The ellipse stretched so that the boxes reach every side of the area (for three nodes
-        # the circle's bottom is empty otherwise).
-        w = aspect * h
-        sx, sy = (aw - w) / (ux1 - ux0), (ah - h) / (uy1 - uy0)
-        return [_Box(x0 + sx * (u - ux0), y0 + sy * (v - uy0), w, h) for u, v in zip(ux, uy, strict=True)]
-
-    def apart(boxes: list[_Box]) -> bool:
-        for i, a in enumerate(boxes):
-            for b in boxes[i + 1 :]:
-                dx = abs(a.centre[0] - b.centre[0]) - (a.w + b.w) / 2.0
-                dy = abs(a.centre[1] - b.centre[1]) - (a.h + b.h) / 2.0
-                if max(dx, dy) < _GAP:
-                    return False
-        return True
-
-    best: tuple[float, list[_Box]] | None = None
-    for aspect in (1.3, 1.6, 2.0, 2.5):  # the shape that gives the largest boxes
-        lo, hi = 0.3, min(ah * 0.45, aw * 0.45 / aspect)
-        for _ in range(40):  # the tallest boxes that keep _GAP apart
-            mid = (lo + hi) / 2.0
-            lo, hi = (mid, hi) if apart(place(mid, aspect)) else (lo, mid)
-        if best is None or aspect * lo * lo > best[0] + 1e-9:
-            best = (aspect * lo * lo, place(lo, aspect))
-    assert best is not None
-    return best[1]
+    @property
+    def rect(self) -> Rect:
+        return (self.x0, self.y0, self.x0 + self.w, self.y0 + self.h)
 
 
-def _grid_spots(box: _Box, k: int) -> tuple[list[tuple[float, float]], float]:
-    """Centres for ``k`` service circles on a grid inside ``box`` (row-major), and their radius."""
-    iw, ih = box.w - 0.2, box.h - _HEADER - 0.1
-    best: tuple[float, int, int] = (-1.0, 1, k)
-    for cols in range(1, k + 1):
+def _replica_tag(service: str, replica: str) -> str:
+    return replica[len(service) :] if replica != service and replica.startswith(service + "#") else replica
+
+
+class _Measure:
+    """Text sizes in inches, from the Agg renderer that will draw them."""
+
+    def __init__(self, fig: Figure) -> None:
+        from matplotlib.font_manager import FontProperties
+
+        self._renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        self._props = FontProperties
+        self._dpi = fig.dpi
+
+    def __call__(self, text: str, size: float, bold: bool = False) -> tuple[float, float]:
+        prop = self._props(size=size, weight="bold" if bold else "normal")
+        w, h, _ = self._renderer.get_text_width_height_descent(text, prop, ismath=False)
+        return w / self._dpi, h / self._dpi
+
+
+def _layout_node(name: str, members: list[tuple[str, list[str]]], measure: _Measure) -> _Node:
+    groups = []
+    for service, replicas in members:
+        name_w, _ = measure(service, 8.5, bold=True)
+        tags = [measure(_replica_tag(service, r), 7.5)[0] + 0.14 for r in replicas]
+        inner = sum(tags) + _REPLICA_GAP * max(0, len(tags) - 1)
+        w = max(name_w, inner) + 0.2
+        h = _GROUP_HEADER + (_REPLICA_H + 0.08 if replicas else 0.0) + 0.06
+        groups.append(_Group(service, replicas, w, h))
+    title_w, _ = measure(name, 10.5, bold=True)
+    if not groups:
+        return _Node(name, groups, max(1.6, title_w + 2 * _PAD), _NODE_HEADER + 0.6)
+    k = len(groups)
+    cw, ch = max(g.w for g in groups), max(g.h for g in groups)
+    best: tuple[float, int] | None = None
+    for cols in range(1, k + 1):  # the grid closest to a 1.6:1 box
         rows = math.ceil(k / cols)
-        cw, ch = iw / cols, ih / rows
-        r = min(_MAX_RADIUS, 0.3 * cw, 0.4 * (ch - _LABEL_ROOM))
-        if r > best[0] + 1e-9:
-            best = (r, cols, rows)
-    r, cols, rows = best
-    r = max(r, 0.06)
-    cw, ch = iw / cols, ih / rows
-    top = box.y0 + box.h - _HEADER
-    spots = []
-    for i in range(k):
+        w, h = cols * cw + (cols - 1) * _GROUP_GAP[0], rows * ch + (rows - 1) * _GROUP_GAP[1]
+        score = abs(math.log((w / h) / 1.6))
+        if best is None or score < best[0] - 1e-9:
+            best = (score, cols)
+    assert best is not None
+    cols = best[1]
+    rows = math.ceil(k / cols)
+    inner_w = cols * cw + (cols - 1) * _GROUP_GAP[0]
+    inner_h = rows * ch + (rows - 1) * _GROUP_GAP[1]
+    node_w = max(inner_w, title_w) + 2 * _PAD
+    node_h = inner_h + _NODE_HEADER + _PAD
+    for i, g in enumerate(groups):
         row, col = divmod(i, cols)
         in_row = min(cols, k - row * cols)  # centre a short last row
-        x = box.x0 + 0.1 + (iw - in_row * cw) / 2.0 + (col + 0.5) * cw
-        y = top - (row + 0.5) * ch + _LABEL_ROOM / 2.0
-        spots.append((x, y))
-    return spots, r
+        left = (node_w - (in_row * cw + (in_row - 1) * _GROUP_GAP[0])) / 2.0
+        g.x0 = left + col * (cw + _GROUP_GAP[0]) + (cw - g.w) / 2.0
+        g.y0 = node_h - _NODE_HEADER - row * (ch + _GROUP_GAP[1]) - (ch + g.h) / 2.0
+    return _Node(name, groups, node_w, node_h, cells=(cols, rows))
 
 
-def _ring_spots(box: _Box, k: int) -> tuple[list[tuple[float, float]], float] | None:
-    """Centres for ``k`` ≥ 3 circles on an ellipse inside ``box`` and their radius, or None if too tight.
+def _apart(nodes: Sequence[_Node], cx: Sequence[float], cy: Sequence[float]) -> bool:
+    for i in range(len(nodes)):
+        for j in range(i + 1, len(nodes)):
+            dx = abs(cx[i] - cx[j]) - (nodes[i].w + nodes[j].w) / 2.0
+            dy = abs(cy[i] - cy[j]) - (nodes[i].h + nodes[j].h) / 2.0
+            if max(dx, dy) < _NODE_GAP:
+                return False
+    return True
 
-    On a ring a call between two services of the node never passes over a third.
-    """
-    iw, ih = box.w - 0.2, box.h - _HEADER - 0.1
-    cx, cy = box.x0 + box.w / 2.0, box.y0 + 0.05 + ih / 2.0 + _LABEL_ROOM / 2.0
-    angles = [math.pi / 2.0 + math.pi / k - 2.0 * math.pi * i / k for i in range(k)]
 
-    def place(r: float) -> list[tuple[float, float]] | None:
-        ex, ey = iw / 2.0 - r - 0.3, ih / 2.0 - r - _LABEL_ROOM / 2.0 - 0.02
-        if ex <= 0.0 or ey <= 0.0:
-            return None
-        spots = [(cx + ex * math.cos(a), cy + ey * math.sin(a)) for a in angles]
-        for i, (x1, y1) in enumerate(spots):
-            for x2, y2 in spots[i + 1 :]:
-                if abs(x1 - x2) < 2.0 * r + _NAME_WIDTH and abs(y1 - y2) < 2.0 * r + _LABEL_ROOM + 0.05:
-                    return None
-        return spots
-
-    if place(_MIN_RING_RADIUS) is None:
-        return None
-    lo, hi = _MIN_RING_RADIUS, _MAX_RADIUS
-    if place(hi) is not None:
-        lo = hi
-    for _ in range(30):
-        if hi - lo < 1e-3:
-            break
+def _place_nodes(nodes: list[_Node]) -> None:
+    """Centres for the node boxes: a row for one or two, else an ellipse as small as keeps them apart."""
+    n = len(nodes)
+    if n <= 2:
+        x = 0.0
+        for node in nodes:
+            node.x0, node.y0 = x, -node.h / 2.0
+            x += node.w + _NODE_GAP
+        return
+    angles = [math.pi / 2.0 - 2.0 * math.pi * k / n for k in range(n)]
+    ax = 1.6 * max(nd.w for nd in nodes)
+    ay = 1.0 * max(nd.h for nd in nodes) + 0.3
+    lo, hi = 0.05, 1.0
+    while not _apart(nodes, [hi * ax * math.cos(a) for a in angles], [hi * ay * math.sin(a) for a in angles]):
+        hi *= 2.0
+    for _ in range(40):
         mid = (lo + hi) / 2.0
-        lo, hi = (mid, hi) if place(mid) is not None else (lo, mid)
-    spots = place(lo)
-    assert spots is not None
-    return spots, lo
+        ok = _apart(nodes, [mid * ax * math.cos(a) for a in angles], [mid * ay * math.sin(a) for a in angles])
+        lo, hi = (lo, mid) if ok else (mid, hi)
+    for node, a in zip(nodes, angles, strict=True):
+        node.x0 = hi * ax * math.cos(a) - node.w / 2.0
+        node.y0 = hi * ay * math.sin(a) - node.h / 2.0
 
 
-def _service_spots(box: _Box, k: int) -> tuple[list[tuple[float, float]], float]:
-    """Centres and radius of ``k`` service circles in ``box``: a ring for three or more, unless a
-    grid allows much larger circles."""
-    grid = _grid_spots(box, k)
-    if k >= 3:
-        ring = _ring_spots(box, k)
-        if ring is not None and ring[1] >= 0.8 * grid[1]:
-            return ring
-    return grid
-
-
-def _bezier(a: tuple[float, float], b: tuple[float, float], rad: float, t: float) -> tuple[float, float]:
-    """Point ``t`` of the quadratic Bézier that matplotlib's ``arc3,rad=rad`` draws from a to b."""
-    (x1, y1), (x2, y2) = a, b
-    cx, cy = (x1 + x2) / 2.0 + rad * (y2 - y1), (y1 + y2) / 2.0 - rad * (x2 - x1)
-    u = 1.0 - t
-    return (u * u * x1 + 2 * u * t * cx + t * t * x2, u * u * y1 + 2 * u * t * cy + t * t * y2)
-
-
-def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """Area shared by two boxes given as (x0, y0, x1, y1)."""
+def _overlap(a: Rect, b: Rect) -> float:
+    """Area shared by two rectangles."""
     w = min(a[2], b[2]) - max(a[0], b[0])
     h = min(a[3], b[3]) - max(a[1], b[1])
     return w * h if w > 0 and h > 0 else 0.0
 
 
-def _topology_figure(
-    nodes: Sequence[str],
-    services: Mapping[str, str],
-    calls: Mapping[tuple[str, str], CallStats],
-    title: str = "",
-) -> tuple[Figure, dict[tuple[str, str], FancyArrowPatch]]:
-    """Build the figure of :func:`plot_topology`; also return the arrow drawn for each call.
+def _grow(r: Rect, d: float) -> Rect:
+    return (r[0] - d, r[1] - d, r[2] + d, r[3] + d)
 
-    Exposed for tests, which check the arrows' colours and widths.
-    """
+
+def _bezier(
+    a: tuple[float, float], b: tuple[float, float], rad: float, t: float
+) -> tuple[float, float, float, float]:
+    """Point ``t`` of matplotlib's ``arc3,rad=rad`` curve from a to b, and the unit normal there."""
+    (x1, y1), (x2, y2) = a, b
+    cx, cy = (x1 + x2) / 2.0 + rad * (y2 - y1), (y1 + y2) / 2.0 - rad * (x2 - x1)
+    u = 1.0 - t
+    x = u * u * x1 + 2 * u * t * cx + t * t * x2
+    y = u * u * y1 + 2 * u * t * cy + t * t * y2
+    dx = 2 * u * (cx - x1) + 2 * t * (x2 - cx)
+    dy = 2 * u * (cy - y1) + 2 * t * (y2 - cy)
+    norm = math.hypot(dx, dy) or 1.0
+    return x, y, -dy / norm, dx / norm
+
+
+@dataclass
+class _Drawn:
+    """The figure and what was drawn on it, for tests."""
+
+    fig: Figure
+    arrows: dict[Edge, FancyArrowPatch]
+    labels: dict[Edge, Text]
+    groups: dict[tuple[str, str], FancyBboxPatch]  # (node, service) -> box
+    nodes: dict[str, FancyBboxPatch]
+    legend: Any
+
+
+def _collect_nodes(nodes: Mapping[str, Sequence[str]], edges: Sequence[Edge]) -> list[tuple[str, list]]:
+    out: list[tuple[str, list[tuple[str, list[str]]]]] = []
+    placed: set[str] = set()
+    for node, replicas in nodes.items():
+        members: dict[str, list[str]] = {}
+        for replica in replicas:
+            members.setdefault(replica_service(str(replica)), []).append(str(replica))
+        placed.update(members)
+        out.append((str(node), list(members.items())))
+    loose = sorted({s for e in edges if e.messages > 0 for s in (e.src, e.dst)} - placed)
+    if loose:
+        out.append((UNPLACED, [(s, []) for s in loose]))
+    return out
+
+
+def _topology_figure(nodes: Mapping[str, Sequence[str]], edges: Sequence[Edge], title: str = "") -> _Drawn:
+    """Build the figure of :func:`plot_topology` and return it with the artists drawn."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    placed = {str(s): str(n) for s, n in services.items()}
-    unknown = sorted({s for pair in calls for s in pair} - set(placed))
-    if unknown:
-        raise ValueError(f"calls name services that are on no node: {unknown}")
-    all_nodes = sorted({str(n) for n in nodes} | set(placed.values()))
-
-    fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
+    for e in edges:
+        if not isinstance(e, Edge):
+            raise TypeError(f"edges must be Edge, not {type(e).__name__}")
+    fig = Figure(figsize=_MIN_SIZE, dpi=DPI)
     FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
-    ax.set_xlim(0.0, _W)
-    ax.set_ylim(0.0, _H)
-    ax.set_aspect("equal")
+    measure = _Measure(fig)
+    layout = [_layout_node(name, members, measure) for name, members in _collect_nodes(nodes, edges)]
+    _place_nodes(layout)
+
+    # The canvas: the nodes, with room for the title above and the legend below.
+    if layout:
+        x0 = min(nd.x0 for nd in layout) - _MARGIN - 0.6
+        x1 = max(nd.x0 + nd.w for nd in layout) + _MARGIN + 0.6
+        y0 = min(nd.y0 for nd in layout) - _MARGIN - 0.5
+        y1 = max(nd.y0 + nd.h for nd in layout) + _MARGIN + 0.3
+    else:
+        x0, y0, x1, y1 = 0.0, 0.0, 1.0, 1.0
+    x1, y1 = max(x1, x0 + _MIN_SIZE[0]), max(y1, y0 + _MIN_SIZE[1] - _TITLE_ROOM - _LEGEND_ROOM)
+    y0 -= _LEGEND_ROOM
+    y1 += _TITLE_ROOM
+    shift_x, shift_y = -x0, -y0  # make the canvas start at (0, 0)
+    width, height = x1 - x0, y1 - y0
+    for nd in layout:
+        nd.x0 += shift_x
+        nd.y0 += shift_y
+        for g in nd.groups:
+            g.x0 += nd.x0
+            g.y0 += nd.y0
+
+    fig.set_size_inches(width, height)
+    ax: Axes = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.set_xlim(0.0, width)
+    ax.set_ylim(0.0, height)
     ax.set_axis_off()
-    if title:
-        ax.text(_W / 2.0, _H - 0.28, title, ha="center", va="center", fontsize=14, fontweight="bold")
-    if not all_nodes:
-        ax.text(_W / 2.0, _H / 2.0, "no nodes", ha="center", va="center", fontsize=14)
-        return fig, {}
-
-    circles: dict[str, Circle] = {}
-    names: list[Text] = []
-    for node, box in zip(all_nodes, _node_boxes(len(all_nodes)), strict=True):
-        ax.add_patch(
-            FancyBboxPatch(
-                (box.x0 + 0.06, box.y0 + 0.06),
-                box.w - 0.12,
-                box.h - 0.12,
-                boxstyle="round,pad=0.06,rounding_size=0.18",
-                facecolor=(0.94, 0.95, 0.97),
-                edgecolor=(0.35, 0.38, 0.45),
-                linewidth=1.4,
-                zorder=1,
-            )
-        )
-        heading = ax.text(
-            box.x0 + box.w / 2.0,
-            box.y0 + box.h - _HEADER / 2.0 - 0.02,
-            node,
-            ha="center",
-            va="center",
-            fontsize=11,
-            fontweight="bold",
-            color=(0.2, 0.22, 0.3),
-            zorder=2,
-        )
-        names.append(heading)
-        members = sorted(s for s, n in placed.items() if n == node)
-        if not members:
-            ax.text(*box.centre, "(no services)", ha="center", va="center", fontsize=9, color="grey")
-            continue
-        spots, r = _service_spots(box, len(members))
-        for service, (x, y) in zip(members, spots, strict=True):
-            circle = Circle(
-                (x, y), r, facecolor=(0.80, 0.88, 0.98), edgecolor=(0.15, 0.30, 0.60), linewidth=1.2, zorder=3
-            )
-            ax.add_patch(circle)
-            circles[service] = circle
-            names.append(ax.text(x, y - r - 0.05, service, ha="center", va="top", fontsize=8.5, zorder=6))
-
-    arrows: dict[tuple[str, str], FancyArrowPatch] = {}
-    paths: dict[tuple[str, str], list[tuple[float, float]]] = {}  # where each label may go
-    for caller, callee in sorted(calls):
-        stats = calls[(caller, callee)]
-        width = arrow_width(stats.messages)
-        style = {
-            "arrowstyle": f"-|>,head_length={0.5 + 0.08 * width:.3f},head_width={0.3 + 0.05 * width:.3f}",
-            "mutation_scale": 14,
-            "color": _call_colour(stats),
-            "linewidth": width,
-            "zorder": 4,
-        }
-        (x1, y1), ra = circles[caller].center, circles[caller].radius
-        if caller == callee:  # a loop over the top of the circle
-            a, b = (x1 - 0.7 * ra, y1 + 0.7 * ra), (x1 + 0.7 * ra, y1 + 0.7 * ra)
-            arrow = FancyArrowPatch(a, b, connectionstyle="arc3,rad=-1.6", **style)
-            # the loop's top is half its control point's height (1.6 × the chord) above the chord
-            paths[(caller, callee)] = [(x1, y1 + 0.7 * ra + 0.8 * 1.4 * ra + 0.2)]
-        else:
-            x2, y2 = circles[callee].center
-            arrow = FancyArrowPatch(
-                (x1, y1),
-                (x2, y2),
-                patchA=circles[caller],
-                patchB=circles[callee],
-                shrinkA=1.0,
-                shrinkB=1.0,
-                connectionstyle=f"arc3,rad={_ARC}",
-                **style,
-            )
-            paths[(caller, callee)] = [_bezier((x1, y1), (x2, y2), _ARC, t) for t in _LABEL_AT]
-        ax.add_patch(arrow)
-        arrows[(caller, callee)] = arrow
-
-    # Labels: the busiest calls first, each at the first spot along its arrow that is clear of
-    # circles, node and service names and labels already placed (else where it overlaps them least).
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     to_data = ax.transData.inverted()
 
-    def extent(text: Text) -> tuple[float, float, float, float]:
-        (u0, v0), (u1, v1) = to_data.transform(text.get_window_extent(renderer).get_points())
+    def extent(artist: Any) -> Rect:
+        (u0, v0), (u1, v1) = to_data.transform(artist.get_window_extent(renderer).get_points())
         return (u0, v0, u1, v1)
 
-    taken = [extent(t) for t in names]
-    taken += [(x - r, y - r, x + r, y + r) for x, y, r in ((*c.center, c.radius) for c in circles.values())]
-    for pair in sorted(calls, key=lambda p: (-calls[p].messages, p)):
-        stats = calls[pair]
+    hard: list[Rect] = []  # what a label may not touch
+    if title:
+        hard.append(
+            extent(
+                ax.text(
+                    width / 2.0,
+                    height - 0.3,
+                    title,
+                    ha="center",
+                    va="center",
+                    fontsize=13,
+                    fontweight="bold",
+                    color=_INK,
+                )
+            )
+        )
+    if not layout:
+        ax.text(width / 2.0, height / 2.0, "no nodes", ha="center", va="center", fontsize=14)
+
+    node_patches: dict[str, FancyBboxPatch] = {}
+    group_patches: dict[tuple[str, str], FancyBboxPatch] = {}
+    anchor: dict[str, tuple[int, _Group]] = {}  # service -> (replicas, its box with the most)
+    for nd in layout:
+        patch = FancyBboxPatch(
+            (nd.x0, nd.y0),
+            nd.w,
+            nd.h,
+            boxstyle="round,pad=0,rounding_size=0.15",
+            facecolor=(0.94, 0.95, 0.97),
+            edgecolor=(0.35, 0.38, 0.45),
+            linewidth=1.4,
+            linestyle="--" if nd.name == UNPLACED else "-",
+            zorder=1,
+        )
+        ax.add_patch(patch)
+        node_patches[nd.name] = patch
+        hard.append(
+            extent(
+                ax.text(
+                    nd.x0 + nd.w / 2.0,
+                    nd.y0 + nd.h - _NODE_HEADER / 2.0,
+                    nd.name,
+                    ha="center",
+                    va="center",
+                    fontsize=10.5,
+                    fontweight="bold",
+                    color=_INK,
+                    zorder=2,
+                )
+            )
+        )
+        if not nd.groups:
+            ax.text(
+                nd.x0 + nd.w / 2.0,
+                nd.y0 + (nd.h - _NODE_HEADER) / 2.0,
+                "(no services)",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="grey",
+                zorder=2,
+            )
+        for g in nd.groups:
+            box = FancyBboxPatch(
+                (g.x0, g.y0),
+                g.w,
+                g.h,
+                boxstyle="round,pad=0,rounding_size=0.08",
+                facecolor=(0.80, 0.88, 0.98),
+                edgecolor=(0.15, 0.30, 0.60),
+                linewidth=1.2,
+                zorder=3,
+            )
+            ax.add_patch(box)
+            group_patches[(nd.name, g.service)] = box
+            hard.append(g.rect)
+            ax.text(
+                g.x0 + g.w / 2.0,
+                g.y0 + g.h - _GROUP_HEADER / 2.0 - 0.02,
+                g.service,
+                ha="center",
+                va="center",
+                fontsize=8.5,
+                fontweight="bold",
+                color=_INK,
+                zorder=4,
+            )
+            tags = [_replica_tag(g.service, r) for r in g.replicas]
+            widths = [measure(t, 7.5)[0] + 0.14 for t in tags]
+            x = g.x0 + (g.w - sum(widths) - _REPLICA_GAP * max(0, len(tags) - 1)) / 2.0
+            for tag, w in zip(tags, widths, strict=True):
+                ax.add_patch(
+                    FancyBboxPatch(
+                        (x, g.y0 + 0.07),
+                        w,
+                        _REPLICA_H,
+                        boxstyle="round,pad=0,rounding_size=0.04",
+                        facecolor="white",
+                        edgecolor=(0.15, 0.30, 0.60),
+                        linewidth=0.8,
+                        zorder=4,
+                    )
+                )
+                ax.text(
+                    x + w / 2.0,
+                    g.y0 + 0.07 + _REPLICA_H / 2.0,
+                    tag,
+                    ha="center",
+                    va="center",
+                    fontsize=7.5,
+                    color=_INK,
+                    zorder=5,
+                )
+                x += w + _REPLICA_GAP
+            if g.service not in anchor or len(g.replicas) > anchor[g.service][0]:
+                anchor[g.service] = (len(g.replicas), g)
+    group_of = {s: g for s, (_, g) in anchor.items()}
+    patch_of = {
+        g.service: group_patches[(nd.name, g.service)]
+        for nd in layout
+        for g in nd.groups
+        if group_of.get(g.service) is g
+    }
+
+    # Legend below the nodes.
+    handles = [
+        Line2D([], [], color=_INK, linewidth=2.0, linestyle=_LINESTYLE["call"], label="call"),
+        Line2D([], [], color=_INK, linewidth=2.0, linestyle=_LINESTYLE["event"], label="event (topic: ...)"),
+        Line2D([], [], color=_INK, linewidth=1.0, linestyle=_LINESTYLE["heartbeat"], label="heartbeat"),
+        Line2D([], [], color=_GREEN, linewidth=3.0, label="no errors"),
+        Line2D([], [], color=_AMBER, linewidth=3.0, label=f"{50 * RED_AT:.0f} % errors"),
+        Line2D([], [], color=_RED, linewidth=3.0, label=f"≥ {100 * RED_AT:.0f} % errors"),
+    ]
+    legend = ax.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(width / 2.0, 0.08),
+        bbox_transform=ax.transData,
+        ncol=len(handles),
+        fontsize=8,
+        frameon=True,
+        title="width: messages (log scale)",
+        title_fontsize=8,
+    )
+    legend.set_zorder(6)
+    hard.append(extent(legend))
+
+    # Arrows: edges of one ordered pair bend further out one after the other; a -> b and b -> a
+    # bend to opposite sides since the curvature is relative to the direction.
+    drawn = sorted(
+        (e for e in edges if e.messages > 0),
+        key=lambda e: (e.src, e.dst, e.channel, e.messages, e.errors, str(e.p50_ms), str(e.p99_ms)),
+    )
+    arrows: dict[Edge, FancyArrowPatch] = {}
+    curves: dict[Edge, tuple[tuple[float, float], tuple[float, float], float]] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for e in drawn:
+        k = seen.get((e.src, e.dst), 0)
+        seen[(e.src, e.dst)] = k + 1
+        colour = error_colour(e.error_fraction)
+        width_pt = 1.0 if e.kind == "heartbeat" else arrow_width(e.messages)
+        style = {
+            "arrowstyle": (
+                f"-|>,head_length={0.45 + 0.06 * width_pt:.3f},head_width={0.25 + 0.04 * width_pt:.3f}"
+            ),
+            "mutation_scale": 14,
+            "color": colour,
+            "linewidth": width_pt,
+            "linestyle": _LINESTYLE[e.kind],
+            "zorder": 2,
+        }
+        ga, gb = group_of[e.src], group_of[e.dst]
+        a = ((ga.rect[0] + ga.rect[2]) / 2.0, (ga.rect[1] + ga.rect[3]) / 2.0)
+        if e.src == e.dst:  # a loop over the top of the box
+            half = min(ga.w / 2.0 - 0.05, 0.25 + 0.1 * k)
+            p, q = (a[0] - half, ga.rect[3]), (a[0] + half, ga.rect[3])
+            rad = -1.2 - 0.8 * (1.0 - 0.8**k)
+            arrow = FancyArrowPatch(p, q, connectionstyle=f"arc3,rad={rad}", shrinkA=0, shrinkB=0, **style)
+            curves[e] = (p, q, rad)
+        else:
+            b = ((gb.rect[0] + gb.rect[2]) / 2.0, (gb.rect[1] + gb.rect[3]) / 2.0)
+            rad = 0.12 + 0.8 * (1.0 - 0.8**k)  # further out for each, but never wildly
+            arrow = FancyArrowPatch(
+                a,
+                b,
+                patchA=patch_of[e.src],
+                patchB=patch_of[e.dst],
+                shrinkA=1.0,
+                shrinkB=1.0,
+                connectionstyle=f"arc3,rad={rad}",
+                **style,
+            )
+            curves[e] = (a, b, rad)
+        ax.add_patch(arrow)
+        arrows[e] = arrow
+
+    labels = _place_labels(ax, drawn, curves, hard, [nd.rect for nd in layout], extent)
+    return _Drawn(fig, arrows, labels, group_patches, node_patches, legend)
+
+
+def _place_labels(
+    ax: Axes,
+    edges: list[Edge],
+    curves: Mapping[Edge, tuple[tuple[float, float], tuple[float, float], float]],
+    hard: list[Rect],
+    node_rects: list[Rect],
+    extent: Any,
+) -> dict[Edge, Text]:
+    """Label every arrow, the busiest first, where its label touches nothing (see the module doc)."""
+    fig = ax.figure
+    width, height = ax.get_xlim()[1], ax.get_ylim()[1]
+    taken = list(hard)
+
+    def cost(r: Rect) -> float:
+        if r[0] < 0.0 or r[1] < 0.0 or r[2] > width or r[3] > height:
+            return math.inf
+        area = (r[2] - r[0]) * (r[3] - r[1])
+        c = sum(_overlap(r, o) for o in taken)
+        for n in node_rects:  # inside a node or outside it, never across its border
+            shared = _overlap(r, n)
+            c += min(shared, area - shared)
+        return c
+
+    labels: dict[Edge, Text] = {}
+    leaders: list[tuple[Edge, tuple[float, float]]] = []
+    overflow: list[Edge] = []
+    sizes: dict[Edge, tuple[float, float]] = {}
+    for e in sorted(edges, key=lambda e: (-e.messages, e.src, e.dst, e.channel)):
         text = ax.text(
             0.0,
             0.0,
-            call_label(stats),
+            edge_label(e),
             ha="center",
             va="center",
-            fontsize=7.5,
-            color=(0.1, 0.1, 0.1),
-            zorder=5,
-            bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": _call_colour(stats)},
+            fontsize=_LABEL_FONT,
+            color=_INK,
+            zorder=7,
+            bbox={
+                "boxstyle": f"round,pad={_LABEL_PAD}",
+                "facecolor": "white",
+                "edgecolor": error_colour(e.error_fraction),
+                "linewidth": 0.8,
+            },
         )
+        labels[e] = text
         u0, v0, u1, v1 = extent(text)
-        hw, hh = (u1 - u0) / 2.0 + 0.04, (v1 - v0) / 2.0 + 0.03
-        best: tuple[float, tuple[float, float]] | None = None
-        for x, y in paths[pair]:
-            box = (x - hw, y - hh, x + hw, y + hh)
-            cost = sum(_overlap(box, other) for other in taken)
-            if best is None or cost < best[0] - 1e-12:
-                best = (cost, (x, y))
-            if cost == 0.0:
+        pad = _LABEL_PAD * _LABEL_FONT / 72.0 + _CLEAR
+        hw, hh = (u1 - u0) / 2.0 + pad, (v1 - v0) / 2.0 + pad
+        sizes[e] = (hw, hh)
+        a, b, rad = curves[e]
+        spot: tuple[float, float] | None = None
+        for t in _ALONG:
+            x, y, nx, ny = _bezier(a, b, rad, t)
+            for off in _ACROSS:
+                cx, cy = x + off * nx, y + off * ny
+                if cost((cx - hw, cy - hh, cx + hw, cy + hh)) == 0.0:
+                    spot = (cx, cy)
+                    break
+            if spot is not None:
                 break
-        assert best is not None
-        x, y = best[1]
-        text.set_position((x, y))
-        taken.append((x - hw, y - hh, x + hw, y + hh))
+        mid = _bezier(a, b, rad, 0.5)[:2]
+        if spot is None:  # the nearest free spot, with a leader line
+            step = 0.1
+            grid = [
+                (i * step, j * step)
+                for i in range(int(width / step) + 1)
+                for j in range(int(height / step) + 1)
+            ]
+            grid.sort(key=lambda p: ((p[0] - mid[0]) ** 2 + (p[1] - mid[1]) ** 2, p))
+            for cx, cy in grid:
+                if cost((cx - hw, cy - hh, cx + hw, cy + hh)) == 0.0:
+                    spot = (cx, cy)
+                    leaders.append((e, mid))
+                    break
+        if spot is None:
+            overflow.append(e)
+            continue
+        text.set_position(spot)
+        taken.append((spot[0] - hw, spot[1] - hh, spot[0] + hw, spot[1] + hh))
 
-    key = "arrow: caller → callee;  width: messages (log scale);  colour: errors 0 % green → ≥ 20 % red"
-    if not calls:
-        key = "no calls recorded;  " + key
-    ax.text(_W / 2.0, 0.25, key, ha="center", va="center", fontsize=8.5, color=(0.3, 0.3, 0.3))
-    return fig, arrows
+    if overflow:  # rows below everything else; the canvas grows downwards to hold them
+        row_h = max(2.0 * sizes[e][1] for e in overflow)
+        rows: list[list[Edge]] = [[]]
+        used = 0.0
+        for e in overflow:
+            w = 2.0 * sizes[e][0]
+            if rows[-1] and used + w > width - 2 * _MARGIN:
+                rows.append([])
+                used = 0.0
+            rows[-1].append(e)
+            used += w
+        grow = len(rows) * row_h + _MARGIN
+        for artist in [*ax.patches, *ax.texts, *ax.lines]:
+            _shift(artist, grow)
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.set_bbox_to_anchor((width / 2.0, 0.08 + grow), transform=ax.transData)
+        leaders = [(e, (m[0], m[1] + grow)) for e, m in leaders]
+        height += grow
+        fig.set_size_inches(width, height)
+        ax.set_ylim(0.0, height)
+        for r, row in enumerate(rows):
+            x = _MARGIN
+            y = grow - _MARGIN / 2.0 - (r + 0.5) * row_h
+            for e in row:
+                hw, _ = sizes[e]
+                labels[e].set_position((x + hw, y))
+                a, b, rad = curves[e]
+                m = _bezier(a, b, rad, 0.5)
+                leaders.append((e, (m[0], m[1])))
+                x += 2.0 * hw
+    for e, (mx, my) in leaders:
+        lx, ly = labels[e].get_position()
+        ax.plot([lx, mx], [ly, my], color=(0.5, 0.5, 0.5), linewidth=0.6, linestyle="-", zorder=6)
+    return labels
+
+
+def _shift(artist: Any, dy: float) -> None:
+    """Move an artist drawn in data coordinates up by ``dy``."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.text import Text
+
+    if isinstance(artist, Text):
+        x, y = artist.get_position()
+        artist.set_position((x, y + dy))
+    elif isinstance(artist, FancyBboxPatch):
+        artist.set_y(artist.get_y() + dy)
+    elif isinstance(artist, FancyArrowPatch):
+        (x1, y1), (x2, y2) = artist._posA_posB  # type: ignore[attr-defined]
+        artist.set_positions((x1, y1 + dy), (x2, y2 + dy))
+    else:
+        xs, ys = artist.get_data()
+        artist.set_data(xs, [y + dy for y in ys])
 
 
 def plot_topology(
-    nodes: Sequence[str],
-    services: Mapping[str, str],
-    calls: Mapping[tuple[str, str], CallStats],
+    nodes: Mapping[str, Sequence[str]],
+    edges: Sequence[Edge],
     path: Path,
     title: str = "",
 ) -> Path:
-    """Draw nodes, their services and the calls between services as a 1000×700 PNG at ``path``.
+    """Draw the nodes, the replicas on them and the traffic between services as a PNG at ``path``.
 
-    ``services`` maps a service to its node (nodes missing from ``nodes`` are added), ``calls``
-    maps (caller service, callee service) to its :class:`CallStats`; a call naming a service
-    that is on no node raises :class:`ValueError`. Returns ``path``.
+    ``nodes`` maps a node's name to the replicas placed on it (``{"edge": ["planner#0",
+    "planner#1", "driver#0"]}``), in the order to draw them; ``edges`` is the traffic between
+    services, one :class:`Edge` per (sender, receiver, channel); edges without messages are not
+    drawn. Returns ``path`` (its folder is created).
     """
-    fig, _ = _topology_figure(nodes, services, calls, title)
+    drawn = _topology_figure(nodes, edges, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    drawn.fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
     return path

@@ -99,6 +99,22 @@ class Transition:
     reason: str
 
 
+@dataclass(frozen=True)
+class BreakerSnapshot:
+    """A breaker's state, counters and timeline at one moment (times in s on the breaker's clock)."""
+
+    name: str
+    state: State
+    times_opened: int  # transitions to OPEN (FORCED_OPEN not included)
+    calls_permitted: int
+    calls_not_permitted: int
+    successes: int
+    failures: int
+    slow_calls: int
+    transitions: tuple[tuple[float, str], ...]  # (t, new state's name), oldest first
+    seconds_not_closed: float  # time spent in any state but CLOSED, up to the snapshot's `now`
+
+
 class CallNotPermitted(TwinError):
     """The breaker refused a call."""
 
@@ -249,6 +265,36 @@ class CircuitBreaker:
         """The state timeline so far (a copy)."""
         self._advance()
         return list(self._transitions)
+
+    def snapshot(self, now: float | None = None) -> BreakerSnapshot:
+        """State and counters now; `seconds_not_closed` runs up to `now` (default: the clock's now).
+
+        Counters are those since the last :meth:`reset`; the timeline is the whole one.
+        """
+        t = self._advance()
+        end = t if now is None else now
+        not_closed = 0.0
+        since: float | None = None  # a breaker starts CLOSED
+        for tr in self._transitions:
+            if tr.new is not State.CLOSED and since is None:
+                since = tr.t
+            elif tr.new is State.CLOSED and since is not None:
+                not_closed += max(0.0, min(tr.t, end) - since)
+                since = None
+        if since is not None:
+            not_closed += max(0.0, end - since)
+        return BreakerSnapshot(
+            name=self.name,
+            state=self._state,
+            times_opened=sum(1 for tr in self._transitions if tr.new is State.OPEN),
+            calls_permitted=self.calls_permitted,
+            calls_not_permitted=self.calls_not_permitted,
+            successes=self.successes,
+            failures=self.failures,
+            slow_calls=self.slow_calls,
+            transitions=tuple((tr.t, tr.new.name) for tr in self._transitions),
+            seconds_not_closed=not_closed,
+        )
 
     def try_acquire(self) -> bool:
         """Permission for one call; takes a HALF_OPEN permit. Never raises."""

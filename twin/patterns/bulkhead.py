@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import simpy
@@ -18,6 +19,16 @@ from sim_models.errors import ConfigError, TwinError
 from twin.patterns.timeouts import CallFactory, EventSink, emit, require_duration
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BulkheadSnapshot:
+    name: str
+    permitted: int  # calls that got a slot
+    rejected: int  # calls refused after waiting max_wait_s
+    max_in_use: int  # the most slots held at once so far
+    in_use: int  # now
+    waiting: int  # now
 
 
 class BulkheadFull(TwinError):
@@ -58,6 +69,11 @@ class Bulkhead:
     def waiting(self) -> int:
         """Callers waiting for a slot now."""
         return len(self.resource.queue)
+
+    def snapshot(self) -> BulkheadSnapshot:
+        return BulkheadSnapshot(
+            self.name, self.permitted, self.rejected, self.max_in_use, self.in_use, self.waiting
+        )
 
     def call(self, factory: CallFactory[T]) -> Generator[simpy.Event, Any, T]:
         """``result = yield from bulkhead.call(factory)``; BulkheadFull if no slot within max_wait_s."""

@@ -106,10 +106,11 @@ class Registry:
     heartbeat from an instance the registry does not hold). Expiry is seen when
     the registry next sweeps, i.e. at its next call.
 
-    Setting `available` to False simulates an outage: every call then raises
-    RegistryUnavailable and changes nothing. Heartbeats that cannot arrive
-    during an outage are missed like any other, so a long outage can leave
-    instances CRITICAL or expired when it ends.
+    `outage()` simulates an outage until its undo is called: every call then
+    raises RegistryUnavailable and changes nothing. Outages may overlap; the
+    registry is back once every one of them is undone. Heartbeats that cannot
+    arrive during an outage are missed like any other, so a long outage can
+    leave instances CRITICAL or expired when it ends.
     """
 
     def __init__(
@@ -121,8 +122,28 @@ class Registry:
         self.config = config
         self.now = now
         self.on_event = on_event
-        self.available = True
+        self._outages = 0
         self._entries: dict[str, _Entry] = {}
+
+    # -- availability ------------------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        """False during an outage."""
+        return self._outages == 0
+
+    def outage(self) -> Callable[[], None]:
+        """Refuse every call until the returned undo is called (calling it again does nothing)."""
+        self._outages += 1
+        done = False
+
+        def recover() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self._outages -= 1
+
+        return recover
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -185,7 +206,7 @@ class Registry:
 
     def _check(self) -> None:
         """Refuse calls during an outage; otherwise sweep out what is due for removal."""
-        if not self.available:
+        if self._outages:
             raise RegistryUnavailable("registry unavailable")
         t = self.now()
         due = sorted(name for name, entry in self._entries.items() if self._expired(entry, t))
@@ -242,7 +263,11 @@ class DiscoveryClient:
       ROUND_ROBIN        the next name after the last one picked for that service,
                          wrapping; stays fair when instances come and go.
       RANDOM             uniform, drawn from `rng` (required: determinism comes from the caller's seed).
-      LEAST_OUTSTANDING  fewest requests between `started` and `finished`; ties go to the first name.
+      LEAST_OUTSTANDING  fewest requests between `started` and `finished`; ties rotate: among the
+                         tied names, the next one after the last name picked for that service
+                         (as ROUND_ROBIN), so sequential calls spread evenly.
+
+    `calls` counts the requests reported by `started`, per instance.
     """
 
     def __init__(
@@ -268,6 +293,7 @@ class DiscoveryClient:
         self._views: dict[str, _View] = {}
         self._last: dict[str, str] = {}  # round robin: last name picked, per service
         self._outstanding: dict[str, int] = {}
+        self.calls: dict[str, int] = {}  # requests that went out, per instance
 
     def resolve(self, service: str) -> str:
         """An instance of `service` to call. NoInstance when the view is empty, or when there is no
@@ -296,8 +322,9 @@ class DiscoveryClient:
         return name
 
     def started(self, instance: str) -> None:
-        """A request to `instance` went out (LEAST_OUTSTANDING bookkeeping)."""
+        """A request to `instance` went out (LEAST_OUTSTANDING bookkeeping, and `calls`)."""
         self._outstanding[instance] = self._outstanding.get(instance, 0) + 1
+        self.calls[instance] = self.calls.get(instance, 0) + 1
 
     def finished(self, instance: str) -> None:
         """A request to `instance` ended, however it ended. TwinError without a matching `started`."""
@@ -320,12 +347,14 @@ class DiscoveryClient:
                 view.expired = True
 
     def _pick(self, service: str, names: list[str]) -> str:
-        if self.strategy is Strategy.ROUND_ROBIN:
-            last = self._last.get(service)
-            name = next((n for n in names if last is None or n > last), names[0])
-            self._last[service] = name
-            return name
         if self.strategy is Strategy.RANDOM:
             assert self.rng is not None
             return names[int(self.rng.integers(len(names)))]
-        return min(names, key=lambda n: (self._outstanding.get(n, 0), n))
+        if self.strategy is Strategy.LEAST_OUTSTANDING:
+            outstanding = self._outstanding
+            fewest = min(outstanding.get(n, 0) for n in names)
+            names = [n for n in names if outstanding.get(n, 0) == fewest]
+        last = self._last.get(service)
+        name = next((n for n in names if last is None or n > last), names[0])
+        self._last[service] = name
+        return name

@@ -10,11 +10,16 @@ Ordering. Events carry a sequence number per (topic, publisher), from 1. Each
 subscription hands a publisher's events to its queue in sequence order: an
 early arrival is held back until the ones before it have come. A subscription
 only waits for sequence numbers published after it subscribed. A missing
-event is not waited for forever: when the earliest held event has waited
-`gap_timeout_s` (QoS 0), or until the publisher's last retry could have come
-(QoS 1: `(max_deliveries - 1) * ack_timeout_s + gap_timeout_s`), the
-subscription skips past the gap and counts the skipped numbers. A QoS 0 event
-that arrives after its number was skipped is discarded (`late`).
+event is not waited for forever: no event is held longer than the gap timeout,
+`gap_timeout_s` (QoS 0) or until the publisher's last retry could have come
+(QoS 1: `(max_deliveries - 1) * ack_timeout_s + gap_timeout_s`). The deadline
+runs from the arrival of the earliest held event and is not pushed back by
+later arrivals or by gaps further on: when it passes, the subscription skips
+the missing numbers below that event (counted as `gaps_skipped`) and hands
+over what was held behind them, up to the next gap, whose own deadline may
+already have passed too. So under steady loss the stream lags by at most the
+gap timeout instead of falling further behind at every gap. A QoS 0 event that
+arrives after its number was skipped is discarded (`late`).
 
 QoS 0 (at most once): one copy, fire and forget; lost copies are lost (counted
 per topic as `lost`, from the transport's answer).
@@ -64,11 +69,32 @@ A DROP_* subscription never delays the publisher: `publish()` then succeeds at
 once. A publisher that does not yield `publish()` gets no backpressure; its
 copies for a full BLOCK subscription wait in the backlog (unbounded).
 
-Counters are kept per topic (`TopicStats`) and per subscription
-(`SubscriberStats`); `EventBus.counters()` gathers them for metrics. The
-optional `on_event(kind, detail)` hook traces: published, delivered, dropped,
-redelivered, dead_lettered, acked, and also lost, held, gap_skipped, blocked.
-The clock is the SimPy environment.
+Counters are kept per topic and per subscription; `EventBus.snapshot()` and
+`Subscription.snapshot()` copy them out, together with what is held, in flight
+and queued at that moment. For one subscription of a QoS 0 topic with no
+overflow drops, every copy sent is, at any moment, exactly one of: delivered,
+lost, late, held or in flight.
+
+Two optional hooks. `on_event(kind, detail)` traces the bus's own steps:
+published, delivered, dropped, redelivered, dead_lettered, acked, and also
+lost, held, gap_skipped, blocked. `observer(topic, publisher, subscriber,
+sent_s, arrived_s, outcome)` follows each copy sent to a subscription
+(`DeliveryObserver`); `sent_s` is when it was handed to the transport,
+`arrived_s` when it reached the subscriber's node (None if it never did), and
+`outcome` one of:
+
+- "ok": put in the subscriber's queue (a held copy when it is released, with
+  its arrival time);
+- "lost": lost by the transport (reported when sent);
+- "dropped": discarded by the overflow policy; with DROP_OLDEST this is the
+  evicted copy, already reported "ok" when it was queued;
+- "duplicate": a QoS 1 copy the subscription already had;
+- "late": a QoS 0 copy that came after its number was skipped;
+- "dead_letter": QoS 1, the bus gave up on the event for that subscription
+  (reported once, with the last copy's `sent_s` and no arrival).
+
+Copies still held or in flight when the run ends have not been reported. The
+clock is the SimPy environment.
 """
 
 from __future__ import annotations
@@ -77,13 +103,27 @@ import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import simpy
 
 from sim_models.errors import ConfigError
 
 Transport = Callable[[str, str, Callable[[Any], None], Any], bool]
+
+
+class DeliveryObserver(Protocol):
+    """Told the fate of each copy sent to a subscription (see the module docstring)."""
+
+    def __call__(
+        self,
+        topic: str,
+        publisher: str,
+        subscriber: str,
+        sent_s: float,
+        arrived_s: float | None,
+        outcome: str,
+    ) -> None: ...
 
 
 class QoS(enum.IntEnum):
@@ -151,7 +191,7 @@ class DeadLetter:
 
 
 @dataclass
-class TopicStats:
+class _TopicStats:
     published: int = 0
     sent: int = 0  # copies handed to the transport, redeliveries included
     lost: int = 0  # copies the transport dropped
@@ -169,15 +209,60 @@ class TopicStats:
 
 
 @dataclass
-class SubscriberStats:
+class _SubscriberStats:
     delivered: int = 0  # events put in the queue (redeliveries to the app included)
     redelivered: int = 0  # of those, copies with delivery > 1
     dropped: int = 0  # by the overflow policy
+    lost: int = 0  # copies the transport dropped
     reordered_held: int = 0  # early arrivals held back to restore order
     gaps_skipped: int = 0  # sequence numbers given up on after the gap timeout
     duplicates: int = 0  # QoS 1 copies discarded (acked already, or queued or held already)
     late: int = 0  # QoS 0 copies that came after their number was skipped
     acked: int = 0  # acks the app sent
+    dead_lettered: int = 0  # QoS 1 events given up on
+
+
+@dataclass(frozen=True)
+class SubscriberSnapshot:
+    """One subscription's counters, and what it holds, at one moment."""
+
+    delivered: int  # events put in the queue (redeliveries to the app included)
+    redelivered: int  # of those, copies with delivery > 1
+    dropped: int  # by the overflow policy
+    lost: int  # copies the transport dropped
+    reordered_held: int  # early arrivals held back to restore order (so far)
+    gaps_skipped: int  # sequence numbers given up on after the gap timeout
+    duplicates: int  # QoS 1 copies discarded (acked already, or queued or held already)
+    late: int  # QoS 0 copies that came after their number was skipped
+    acked: int  # acks the app sent
+    dead_lettered: int  # QoS 1 events given up on
+    held: int  # events held behind a gap now
+    in_flight: int  # copies sent, not arrived yet
+    queue_len: int  # events waiting for the app now
+    backlog_len: int  # BLOCK: first copies waiting for room before they are sent
+
+
+@dataclass(frozen=True)
+class TopicSnapshot:
+    """A topic's counters at one moment; the subscriber-side ones are summed over its subscriptions."""
+
+    published: int
+    sent: int  # copies handed to the transport, redeliveries included
+    lost: int  # copies the transport dropped
+    redeliveries: int  # QoS 1 copies sent again after an ack timeout
+    acked: int  # acks that reached the publisher's node in time
+    stale_acks: int  # acks for events already acked or given up
+    dead_lettered: int
+    blocked: int  # publishes that had to wait for a BLOCK subscription
+    delivered: int
+    dropped: int
+    reordered_held: int
+    gaps_skipped: int
+    duplicates: int
+    late: int
+    held: int  # now
+    in_flight: int  # now
+    subscribers: dict[str, SubscriberSnapshot]
 
 
 @dataclass
@@ -187,17 +272,23 @@ class _Stream:
     publisher: str
     next_seq: int
     node: str  # the publisher's node, where acks go
-    held: dict[int, Event] = field(default_factory=dict)
+    # Held back behind a gap, by seq. Insertion order is arrival order, so the first value is the
+    # earliest arrival, from which the gap deadline runs.
+    held: dict[int, _Envelope] = field(default_factory=dict)
     # QoS 1, seqs below next_seq the app has not acked: "queued", "taken", "dropped" or "skipped".
     # Entries leave on the app's ack, so this grows only by events that never reach the app.
     unacked: dict[int, str] = field(default_factory=dict)
-    timer_for: int | None = None  # the next_seq the running gap timer was started for
+    timer_at: float | None = None  # when the running gap timer fires
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Envelope:
+    """One copy in transit: the event, where it was sent from and when, when it arrived."""
+
     event: Event
     node: str  # the publisher's node
+    sent_s: float
+    arrived_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -214,6 +305,7 @@ class _Pending:
     event: Event
     node: str
     deliveries: int = 0
+    sent_s: float = 0.0  # when the last copy went out
 
 
 @dataclass
@@ -231,7 +323,7 @@ class _Topic:
         self.config = config
         self.subscriptions: list[Subscription] = []
         self.last_seq: dict[str, int] = {}
-        self.stats = TopicStats()
+        self.stats = _TopicStats()
 
 
 class Subscription:
@@ -245,7 +337,7 @@ class Subscription:
         self.name = name
         self.node = node
         self.config = config
-        self.stats = SubscriberStats()
+        self._stats = _SubscriberStats()
         self._store: simpy.Store = simpy.Store(self.env)
         self._streams: dict[str, _Stream] = {}
         self._start_seq = dict(topic.last_seq)  # only events published from now on are awaited
@@ -253,6 +345,7 @@ class Subscription:
         self._held = 0
         self._backlog: deque[tuple[Event, str, _Ticket]] = deque()  # BLOCK: first copies awaiting credit
         self._draining = False
+        self._queued: dict[int, _Envelope] = {}  # with an observer: queued copies by id(event)
 
     # --- the subscriber's side -------------------------------------------------
 
@@ -270,7 +363,7 @@ class Subscription:
         if stream is None or event.seq >= stream.next_seq or event.seq not in stream.unacked:
             return  # not handed over yet, or acked already
         del stream.unacked[event.seq]
-        self.stats.acked += 1
+        self._stats.acked += 1
         self._send_ack(stream, event.publisher, event.seq)
 
     @property
@@ -286,14 +379,20 @@ class Subscription:
         """BLOCK: first copies waiting for room before the bus sends them."""
         return len(self._backlog)
 
-    @property
-    def counters(self) -> dict[str, int]:
-        return asdict(self.stats)
+    def snapshot(self) -> SubscriberSnapshot:
+        return SubscriberSnapshot(
+            **asdict(self._stats),
+            held=self._held,
+            in_flight=self._in_flight,
+            queue_len=len(self._store.items),
+            backlog_len=len(self._backlog),
+        )
 
     # --- arrivals ----------------------------------------------------------------
 
     def _arrive(self, envelope: _Envelope) -> None:
         self._in_flight -= 1
+        envelope.arrived_s = self.env.now
         event = envelope.event
         stream = self._streams.get(event.publisher)
         if stream is None:
@@ -302,32 +401,39 @@ class Subscription:
         stream.node = envelope.node
         qos1 = self._topic.config.qos is QoS.AT_LEAST_ONCE
         if event.seq == stream.next_seq:
-            self._enqueue(stream, event)
+            self._enqueue(stream, envelope)
             stream.next_seq += 1
-            self._flush(stream)
+            if stream.held:
+                self._flush(stream)
+                self._arm_gap_timer(stream)
         elif event.seq > stream.next_seq:
             if event.seq in stream.held:
                 self._count("duplicates")
+                self._observe(envelope, "duplicate")
             else:
-                stream.held[event.seq] = event
+                stream.held[event.seq] = envelope
                 self._held += 1
                 self._count("reordered_held")
                 self.bus._trace("held", event, self)
                 self._arm_gap_timer(stream)
         elif not qos1:
             self._count("late")
+            self._observe(envelope, "late")
         else:
             status = stream.unacked.get(event.seq)
             if status is None:  # acked: the ack must have been lost, send it again
                 self._count("duplicates")
+                self._observe(envelope, "duplicate")
                 self._send_ack(stream, event.publisher, event.seq)
             elif status == "queued":
                 self._count("duplicates")
+                self._observe(envelope, "duplicate")
             else:  # taken without an ack, dropped on overflow, or skipped: at least once
-                self._enqueue(stream, event)
+                self._enqueue(stream, envelope)
         self._drain()
 
-    def _enqueue(self, stream: _Stream, event: Event) -> None:
+    def _enqueue(self, stream: _Stream, envelope: _Envelope) -> None:
+        event = envelope.event
         qos1 = self._topic.config.qos is QoS.AT_LEAST_ONCE
         items = self._store.items
         if len(items) >= self.config.queue_size:
@@ -336,6 +442,7 @@ class Subscription:
                     stream.unacked[event.seq] = "dropped"
                 self._count("dropped")
                 self.bus._trace("dropped", event, self)
+                self._observe(envelope, "dropped")
                 return
             if self.config.overflow is Overflow.DROP_OLDEST:
                 oldest: Event = items.pop(0)
@@ -344,55 +451,87 @@ class Subscription:
                     old_stream.unacked[oldest.seq] = "dropped"
                 self._count("dropped")
                 self.bus._trace("dropped", oldest, self)
+                if self.bus.observer is not None:
+                    self._observe_evicted(oldest)
             # BLOCK never drops (see the module docstring for when it can exceed the bound)
         if qos1:
             stream.unacked[event.seq] = "queued"
         self._count("delivered")
         if event.delivery > 1:
-            self.stats.redelivered += 1
+            self._stats.redelivered += 1
         self.bus._trace("delivered", event, self)
+        if self.bus.observer is not None:
+            self._queued[id(event)] = envelope
+            self._observe(envelope, "ok")
         self._store.put(event)
 
     def _flush(self, stream: _Stream) -> None:
-        while stream.next_seq in stream.held:
-            event = stream.held.pop(stream.next_seq)
+        """Hand over the held events that follow the cursor without a gap."""
+        held = stream.held
+        while stream.next_seq in held:
+            envelope = held.pop(stream.next_seq)
             self._held -= 1
-            self._enqueue(stream, event)
+            self._enqueue(stream, envelope)
             stream.next_seq += 1
-        self._arm_gap_timer(stream)
 
     def _arm_gap_timer(self, stream: _Stream) -> None:
-        """While events are held, time the wait for the missing one (once per cursor position)."""
-        if not stream.held or stream.timer_for == stream.next_seq:
-            return
-        stream.timer_for = token = stream.next_seq
-        timer = self.env.timeout(self._topic.config.effective_gap_timeout_s)
-        timer.callbacks.append(lambda _timer: self._gap_expired(stream, token))
+        """While events are held, time the wait from the earliest arrival among them.
 
-    def _gap_expired(self, stream: _Stream, token: int) -> None:
-        if stream.next_seq != token or not stream.held:
+        That arrival only moves later as held events leave, so a running timer
+        is never late: it fires at or before the deadline, and re-arms if early.
+        """
+        if not stream.held or stream.timer_at is not None:
             return
-        first = min(stream.held)
-        skipped = first - stream.next_seq
-        if self._topic.config.qos is QoS.AT_LEAST_ONCE:
-            for seq in range(stream.next_seq, first):
-                stream.unacked[seq] = "skipped"
-        self._count("gaps_skipped", skipped)
-        self.bus._trace_detail(
-            "gap_skipped",
-            topic=self.topic,
-            publisher=stream.publisher,
-            subscriber=self.name,
-            from_seq=stream.next_seq,
-            to_seq=first - 1,
-        )
-        stream.next_seq = first
-        self._flush(stream)
+        earliest = next(iter(stream.held.values()))
+        deadline = earliest.arrived_s + self._topic.config.effective_gap_timeout_s
+        stream.timer_at = deadline
+        timer = self.env.timeout(max(0.0, deadline - self.env.now))
+        timer.callbacks.append(lambda _timer: self._gap_expired(stream, deadline))
+
+    def _gap_expired(self, stream: _Stream, deadline: float) -> None:
+        stream.timer_at = None
+        # The deadline itself counts as reached, whatever rounding did to the timer's delay.
+        now = max(self.env.now, deadline)
+        timeout = self._topic.config.effective_gap_timeout_s
+        qos1 = self._topic.config.qos is QoS.AT_LEAST_ONCE
+        held = stream.held
+        while held and next(iter(held.values())).arrived_s + timeout <= now:
+            first = min(held)
+            if qos1:
+                for seq in range(stream.next_seq, first):
+                    stream.unacked[seq] = "skipped"
+            self._count("gaps_skipped", first - stream.next_seq)
+            self.bus._trace_detail(
+                "gap_skipped",
+                topic=self.topic,
+                publisher=stream.publisher,
+                subscriber=self.name,
+                from_seq=stream.next_seq,
+                to_seq=first - 1,
+            )
+            stream.next_seq = first
+            self._flush(stream)
+        self._arm_gap_timer(stream)
+
+    def _observe(self, envelope: _Envelope, outcome: str) -> None:
+        observer = self.bus.observer
+        if observer is not None:
+            event = envelope.event
+            arrived = None if outcome == "lost" or outcome == "dead_letter" else envelope.arrived_s
+            observer(self.topic, event.publisher, self.name, envelope.sent_s, arrived, outcome)
+
+    def _observe_evicted(self, event: Event) -> None:
+        envelope = self._queued.pop(id(event), None)
+        if envelope is None:  # queued before the observer was attached: its times are unknown
+            envelope = _Envelope(event, "", event.published_at, event.published_at)
+        self._observe(envelope, "dropped")
 
     def _taken(self, request: simpy.Event) -> None:
         if not request.ok:
             return
         event: Event = request.value
+        if self._queued:
+            self._queued.pop(id(event), None)
         stream = self._streams[event.publisher]
         if stream.unacked.get(event.seq) == "queued":
             stream.unacked[event.seq] = "taken"
@@ -402,7 +541,7 @@ class Subscription:
         self.bus.transport(self.node, stream.node, self.bus._on_ack, _Ack(self, publisher, seq))
 
     def _count(self, name: str, n: int = 1) -> None:
-        setattr(self.stats, name, getattr(self.stats, name) + n)
+        setattr(self._stats, name, getattr(self._stats, name) + n)
         topic_stats = self._topic.stats
         setattr(topic_stats, name, getattr(topic_stats, name) + n)
 
@@ -435,10 +574,12 @@ class EventBus:
         env: simpy.Environment,
         transport: Transport,
         on_event: Callable[[str, dict], None] | None = None,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self.env = env
         self.transport = transport
         self.on_event = on_event
+        self.observer = observer
         self._topics: dict[str, _Topic] = {}
         self._pending: dict[tuple[Subscription, str, int], _Pending] = {}
 
@@ -472,18 +613,19 @@ class EventBus:
     def subscriptions(self, topic: str) -> list[Subscription]:
         return list(self._get_topic(topic).subscriptions)
 
-    def topic_stats(self, topic: str) -> TopicStats:
-        return self._get_topic(topic).stats
-
-    def counters(self) -> dict[str, dict[str, Any]]:
-        """Every counter, per topic and per subscription, for metrics."""
-        return {
-            name: {
+    def snapshot(self) -> dict[str, TopicSnapshot]:
+        """Every topic's counters, and its subscriptions', by topic (in declaration order)."""
+        out = {}
+        for name, t in self._topics.items():
+            subscribers = {s.name: s.snapshot() for s in t.subscriptions}
+            subs = subscribers.values()
+            out[name] = TopicSnapshot(
                 **asdict(t.stats),
-                "subscribers": {s.name: {**s.counters, "queue_len": s.queue_len} for s in t.subscriptions},
-            }
-            for name, t in self._topics.items()
-        }
+                held=sum(s.held for s in subs),
+                in_flight=sum(s.in_flight for s in subs),
+                subscribers=subscribers,
+            )
+        return out
 
     # --- publishing --------------------------------------------------------------
 
@@ -519,17 +661,21 @@ class EventBus:
         """Hand one copy to the transport; QoS 1 keeps it and arms the ack timer."""
         t = subscription._topic
         t.stats.sent += 1
+        now = self.env.now
+        envelope = _Envelope(event, node, now)
         subscription._in_flight += 1  # before: a same-node delivery arrives inside the call
-        if not self.transport(node, subscription.node, subscription._arrive, _Envelope(event, node)):
+        if not self.transport(node, subscription.node, subscription._arrive, envelope):
             subscription._in_flight -= 1
-            t.stats.lost += 1
+            subscription._count("lost")
             self._trace("lost", event, subscription)
+            subscription._observe(envelope, "lost")
         if t.config.qos is QoS.AT_LEAST_ONCE:
             key = (subscription, event.publisher, event.seq)
             pending = self._pending.get(key)
             if pending is None:
                 pending = self._pending[key] = _Pending(event, node)
             pending.deliveries = event.delivery
+            pending.sent_s = now
             timer = self.env.timeout(t.config.ack_timeout_s)
             delivery = event.delivery
             timer.callbacks.append(lambda _timer: self._ack_timeout(key, delivery))
@@ -547,8 +693,9 @@ class EventBus:
             self._send(subscription, copy, pending.node)
             return
         del self._pending[key]
-        t.stats.dead_lettered += 1
+        subscription._count("dead_lettered")
         self._trace("dead_lettered", pending.event, subscription)
+        subscription._observe(_Envelope(pending.event, pending.node, pending.sent_s), "dead_letter")
         dead_letter_topic = t.config.dead_letter_topic
         if dead_letter_topic is not None:
             if dead_letter_topic not in self._topics:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import simpy
@@ -28,6 +29,16 @@ _EPS = 1e-9
 
 class RateLimited(TwinError):
     """No permission within the rate limiter's timeout."""
+
+
+@dataclass(frozen=True)
+class RateLimiterSnapshot:
+    name: str
+    permitted: int  # permissions handed out (at once or after a wait)
+    waited: int  # of those, the ones that had to wait for a refresh
+    rejected: int
+    waiting: int  # callers waiting for a refresh now
+    available_permissions: int  # left in the current period now (negative: reserved)
 
 
 class RateLimiter:
@@ -82,6 +93,11 @@ class RateLimiter:
         """When the next period starts (s)."""
         self._refresh()
         return (self._cycle + 1) * self.refresh_period_s
+
+    def snapshot(self) -> RateLimiterSnapshot:
+        return RateLimiterSnapshot(
+            self.name, self.permitted, self.waited, self.rejected, self.waiting, self.available_permissions
+        )
 
     def try_acquire(self) -> bool:
         """Take a permission now if one is left; never waits."""

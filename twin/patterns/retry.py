@@ -75,6 +75,18 @@ class RetryConfig:
         return min(wait, self.max_wait_s)
 
 
+@dataclass(frozen=True)
+class RetrySnapshot:
+    name: str
+    calls: int
+    successful_without_retry: int
+    successful_with_retry: int
+    failed_without_retry: int
+    failed_with_retry: int
+    retries: int
+    waits_s: tuple[float, ...]  # each wait before a retry, in order
+
+
 class Retry:
     """Retries failed calls; counters and `waits` for metrics and tests."""
 
@@ -100,6 +112,18 @@ class Retry:
         self.failed_with_retry = 0
         self.retries = 0
         self.waits: list[float] = []
+
+    def snapshot(self) -> RetrySnapshot:
+        return RetrySnapshot(
+            self.name,
+            self.calls,
+            self.successful_without_retry,
+            self.successful_with_retry,
+            self.failed_without_retry,
+            self.failed_with_retry,
+            self.retries,
+            tuple(self.waits),
+        )
 
     def retryable(self, error: BaseException) -> bool:
         if isinstance(error, _NEVER_RETRIED + self.config.ignore):

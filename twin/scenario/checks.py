@@ -18,12 +18,9 @@ from servo_core.plugins import PluginError
 from sim_models.plant import check_loadable, urdf_file
 from sim_models.robots import actuated_joints, robot_urdf_text
 from sim_models.servo.catalogue import catalogue
-from twin.control.joints import Joint
 from twin.assembly import build_joints, servo_range_in_joint
+from twin.control.joints import Joint
 from twin.control.limits import JointLimits
-from twin.plugins import add_python_path, service_class
-from twin.services.api import Service
-from twin.services.metrics import empty_metrics
 from twin.observe.metrics import (
     RESERVED_SECTIONS,
     breaker_name,
@@ -32,19 +29,22 @@ from twin.observe.metrics import (
     flatten,
     numeric_paths,
 )
+from twin.plugins import add_python_path, service_class
 from twin.scenario.models import (
     EmergencyStop,
     LinkFault,
     PickAndPlaceTask,
-    ServoConfig,
     RegistryOutage,
     RollingUpdate,
     Scenario,
     ServiceFault,
+    ServoConfig,
     ServoFaultBase,
     SineSweepTask,
     WaypointsTask,
 )
+from twin.services.api import Service
+from twin.services.metrics import empty_metrics
 
 Path = tuple[str | int, ...]
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -83,7 +83,10 @@ def _calls(s: Scenario) -> Iterator[Problem]:
         pair = (call.caller, call.callee)
         for key, end in (("from", call.caller), ("to", call.callee)):
             if end not in names:
-                yield ("topology", "calls", k, key), f"no service named {end!r}; services: {', '.join(sorted(names))}"
+                yield (
+                    ("topology", "calls", k, key),
+                    f"no service named {end!r}; services: {', '.join(sorted(names))}",
+                )
         if call.caller == call.callee:
             yield ("topology", "calls", k), f"{call.caller} calls itself"
         if pair in seen:
@@ -130,7 +133,7 @@ def _faults(s: Scenario) -> Iterator[Problem]:
             if fault.service not in replicas:
                 yield (
                     at + ("service",),
-                    f"the scenario has no service named {fault.service!r}; services: {', '.join(sorted(replicas))}",
+                    f"no service named {fault.service!r}; services: {', '.join(sorted(replicas))}",
                 )
             elif fault.replica is not None and fault.replica >= replicas[fault.service]:
                 yield (
@@ -146,7 +149,10 @@ def _faults(s: Scenario) -> Iterator[Problem]:
             op = where.get("operator")
             drv = next((svc.node for svc in s.topology.services if svc.service_name == owner), None)
             if op is None:
-                yield at + ("type",), "an e-stop is pressed by the operator: the scenario has no operator service"
+                yield (
+                    at + ("type",),
+                    "an e-stop is pressed by the operator: the scenario has no operator service",
+                )
             if op and drv and op != drv and frozenset((op, drv)) not in links:
                 yield (
                     at + ("type",),
@@ -161,7 +167,7 @@ def _faults(s: Scenario) -> Iterator[Problem]:
             if fault.service not in replicas:
                 yield (
                     at + ("service",),
-                    f"the scenario has no service named {fault.service!r}; services: {', '.join(sorted(replicas))}",
+                    f"no service named {fault.service!r}; services: {', '.join(sorted(replicas))}",
                 )
             elif fault.service == owner or types.get(fault.service) == "operator":
                 yield at + ("service",), f"{fault.service} cannot be updated while the machine runs"
@@ -505,13 +511,19 @@ def _services(s: Scenario) -> Iterator[Problem]:
     ]
     if len(entries) == len(s.topology.services):
         if not owners:
-            yield ("topology", "services"), "no service has the servo bus: add a driver, or servo_bus: true on one"
-        for at, svc in owners[1:]:
-            yield at + ("servo_bus",), f"{owners[0][1].service_name} already has the servo bus; one service owns it"
+            yield (
+                ("topology", "services"),
+                "no service has the servo bus: add a driver, or servo_bus: true on one",
+            )
+        for at, _ in owners[1:]:
+            yield (
+                at + ("servo_bus",),
+                f"{owners[0][1].service_name} already has the servo bus; one service owns it",
+            )
     for at, svc in owners[:1]:
         if svc.replicas != 1:
             yield at + ("replicas",), f"{svc.service_name} owns the servo bus: it has exactly one replica"
-    for at, svc, cls, params in entries:
+    for at, _, cls, params in entries:
         for path, message in cls.check_topology(params, classes):
             yield at + path, message
 

@@ -153,7 +153,9 @@ class ServiceConfig(Model):
     @model_validator(mode="after")
     def _one_kind(self) -> ServiceConfig:
         if (self.type is None) == (self.class_path is None):
-            raise ValueError("give exactly one of type: (a registered service) or class: 'package.module:Name'")
+            raise ValueError(
+                "give exactly one of type: (a registered service) or class: 'package.module:Name'"
+            )
         if self.name is None and self.type is None:
             raise ValueError("a service given by class: needs a name:")
         return self

@@ -33,9 +33,8 @@ import numpy as np
 import simpy
 from pydantic import BaseModel, ConfigDict
 
-from twin.control.joints import Joint
 from twin.control.commands import Command
-
+from twin.control.joints import Joint
 from twin.services.errors import Refused, RequestFailed, RequestTimeout, ServiceError
 from twin.services.messages import Message
 from twin.services.metrics import Counter, Gauge, Histogram
@@ -59,6 +58,7 @@ __all__ = [
     "ServiceParams",
     "handles",
 ]
+
 
 @dataclass(frozen=True)
 class MachineInfo:
@@ -210,7 +210,9 @@ class Service(Generic[P]):
         return None if entry is None else getattr(self, entry[0])
 
     @classmethod
-    def check_topology(cls, params: Any, services: Mapping[str, type[Service[Any]]]) -> list[tuple[tuple[str, ...], str]]:
+    def check_topology(
+        cls, params: Any, services: Mapping[str, type[Service[Any]]]
+    ) -> list[tuple[tuple[str, ...], str]]:
         """Problems of this service's parameters against the rest of the topology (validation,
         before a run): (field path within the service's entry, message). `services` maps every
         service name of the scenario to its class."""
@@ -249,5 +251,3 @@ def is_service_class(obj: object) -> str | None:
     if not (isinstance(params, type) and issubclass(params, ServiceParams)):
         return f"{obj.__qualname__}.Params must be a ServiceParams subclass"
     return None
-
-

@@ -88,7 +88,11 @@ class CallPolicy:
     """The patterns on calls from `settings.caller` to `settings.callee`."""
 
     def __init__(
-        self, settings: CallSettings, env: simpy.Environment, seed: int, on_transition: BreakerMoved | None = None
+        self,
+        settings: CallSettings,
+        env: simpy.Environment,
+        seed: int,
+        on_transition: BreakerMoved | None = None,
     ) -> None:
         self.settings = settings
         self.env = env

@@ -30,7 +30,16 @@ from twin.control.commands import Alarm, EStop, JointStates, Setpoints
 from twin.control.limits import clip_to_limits
 from twin.control.trajectory import Anchored, Move, SineSweep
 from twin.patterns.eventbus import Event
-from twin.services.api import Counter, Gauge, Histogram, Message, Service, ServiceError, ServiceParams, handles
+from twin.services.api import (
+    Counter,
+    Gauge,
+    Histogram,
+    Message,
+    Service,
+    ServiceError,
+    ServiceParams,
+    handles,
+)
 
 __all__ = ["Driver", "DriverParams"]
 

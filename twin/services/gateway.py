@@ -39,8 +39,13 @@ class GatewayParams(ServiceParams):
         default_factory=dict,
         description="client service -> token; when set, only these clients, each with its token",
     )
-    rate_limit: RateLimit | None = Field(default=None, description="per client, unless client_rate_limits says")
-    client_rate_limits: dict[str, RateLimit] = Field(default_factory=dict, description="client -> its own limit")
+    rate_limit: RateLimit | None = Field(
+        default=None, description="per client, unless client_rate_limits says"
+    )
+    client_rate_limits: dict[str, RateLimit] = Field(
+        default_factory=dict, description="client -> its own limit"
+    )
+
     @field_validator("clients")
     @classmethod
     def _tokens_not_empty(cls, clients: dict[str, SecretStr]) -> dict[str, SecretStr]:
@@ -74,7 +79,9 @@ class Gateway(Service[GatewayParams]):
                 problems.append((("clients", client), f"no service named {client!r}; services: {names}"))
         for client in params.client_rate_limits:
             if client not in services:
-                problems.append((("client_rate_limits", client), f"no service named {client!r}; services: {names}"))
+                problems.append(
+                    (("client_rate_limits", client), f"no service named {client!r}; services: {names}")
+                )
         for kind, route in params.routes.items():
             target = services.get(route.to)
             if target is None:

@@ -90,7 +90,12 @@ class Hosting:
 
 class ReplicaContext(ServiceContext[P]):
     def __init__(
-        self, hosting: Hosting, replica: Replica, params: P, servo_bus: ServoBus | None, default_timeout_s: float
+        self,
+        hosting: Hosting,
+        replica: Replica,
+        params: P,
+        servo_bus: ServoBus | None,
+        default_timeout_s: float,
     ) -> None:
         self._hosting = hosting
         self.replica = replica
@@ -110,7 +115,9 @@ class ReplicaContext(ServiceContext[P]):
             raise Refused(f"no service named {service!r}")
         kinds = cls.request_kinds()
         if kind not in kinds:
-            raise Refused(f"{service} handles no {kind!r} requests; it handles: {', '.join(sorted(kinds)) or 'none'}")
+            raise Refused(
+                f"{service} handles no {kind!r} requests; it handles: {', '.join(sorted(kinds)) or 'none'}"
+            )
         return kinds[kind]
 
     @property
@@ -157,7 +164,9 @@ class ReplicaContext(ServiceContext[P]):
         subscription = self._hosting.events.subscribe(self.replica, topic)
         self._hosting.env.process(self._consume(subscription, handler))
 
-    def _consume(self, subscription: Any, handler: Callable[[Event], Any]) -> Generator[simpy.Event, Any, None]:
+    def _consume(
+        self, subscription: Any, handler: Callable[[Event], Any]
+    ) -> Generator[simpy.Event, Any, None]:
         env, replica = self._hosting.env, self.replica
         while True:
             event = yield subscription.get()
@@ -179,7 +188,9 @@ class ReplicaContext(ServiceContext[P]):
             raise TwinError(f"{self.name}: every() needs a period above 0 s, got {period_s!r}")
         self._hosting.env.process(self._periodic(period_s, work, start_s))
 
-    def _periodic(self, period_s: float, work: Callable[[], Any], start_s: float) -> Generator[simpy.Event, Any, None]:
+    def _periodic(
+        self, period_s: float, work: Callable[[], Any], start_s: float
+    ) -> Generator[simpy.Event, Any, None]:
         env = self._hosting.env
         next_t = max(start_s, env.now)
         while True:
@@ -234,11 +245,15 @@ class ReplicaContext(ServiceContext[P]):
         self._hosting.failures.append(ServiceFailure(self.service, self.name, self.now, text))
         tracer = self._hosting.tracer
         if tracer is not None:
-            tracer.instant(f"failure: {type(exc).__name__}", self.service, self.node, self.now, args={"error": text})
+            tracer.instant(
+                f"failure: {type(exc).__name__}", self.service, self.node, self.now, args={"error": text}
+            )
         return text
 
 
-def serve(ctx: ReplicaContext[Any], service: Service[Any], hosting: Hosting) -> Generator[simpy.Event, Any, None]:
+def serve(
+    ctx: ReplicaContext[Any], service: Service[Any], hosting: Hosting
+) -> Generator[simpy.Event, Any, None]:
     """A replica's inbox loop: one message at a time, each after the processing time."""
     env, replica, messages = hosting.env, ctx.replica, hosting.messages
     while True:
@@ -255,14 +270,20 @@ def serve(ctx: ReplicaContext[Any], service: Service[Any], hosting: Hosting) -> 
             replica.expired += 1
             if hosting.tracer is not None:
                 hosting.tracer.instant(
-                    f"{message.kind} expired", replica.service, replica.node, env.now, args={"from": message.sender}
+                    f"{message.kind} expired",
+                    replica.service,
+                    replica.node,
+                    env.now,
+                    args={"from": message.sender},
                 )
             continue
         replica.handled += 1
         _dispatch(ctx, service, messages, message)
 
 
-def _dispatch(ctx: ReplicaContext[Any], service: Service[Any], messages: MessageBus, message: Message) -> None:
+def _dispatch(
+    ctx: ReplicaContext[Any], service: Service[Any], messages: MessageBus, message: Message
+) -> None:
     replica = ctx.replica
     kinds = type(service).request_kinds()
     handler = service.handler(message.kind)

@@ -71,7 +71,17 @@ class MessageBus:
         env = self.env
         m = message  # a fresh copy per attempt (built directly: this is the message path)
         msg = Message(
-            m.kind, m.body, m.sender, m.issued_at, next(self._ids), None, None, m.deadline, m.trace_id, 0, m.token
+            m.kind,
+            m.body,
+            m.sender,
+            m.issued_at,
+            next(self._ids),
+            None,
+            None,
+            m.deadline,
+            m.trace_id,
+            0,
+            m.token,
         )
         deadline = env.now + timeout_s
         if msg.deadline is None or deadline < msg.deadline:
@@ -119,7 +129,12 @@ class MessageBus:
         return answer_msg
 
     def reply(
-        self, src: Replica, request: Message, body: Any = None, error: str | None = None, refused: bool = False
+        self,
+        src: Replica,
+        request: Message,
+        body: Any = None,
+        error: str | None = None,
+        refused: bool = False,
     ) -> None:
         """Answer a request; the answer crosses the network back to the caller's node."""
         answer = Message("reply", body, src.name, request.issued_at, next(self._ids), request.id, error)

@@ -48,5 +48,7 @@ class Planner(Service[PlannerParams]):
             self.refused.inc()
             raise ServiceError(str(exc)) from None
         self.stretched.inc(self.planner.stretched - before)
-        yield from ctx.call(self.params.driver, "trajectory", trajectory, on_behalf_of=request, timeout_s=timeout)
+        yield from ctx.call(
+            self.params.driver, "trajectory", trajectory, on_behalf_of=request, timeout_s=timeout
+        )
         return trajectory.duration_s
