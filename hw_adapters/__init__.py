@@ -7,6 +7,7 @@ from typing import Any
 from hw_adapters.base import (
     SHUTDOWN_FAULTS,
     BusError,
+    BusSnapshot,
     ChecksumError,
     ConfigError,
     MalformedPacketError,
@@ -22,13 +23,16 @@ from hw_adapters.base import (
     TwinError,
     WrongIdError,
 )
-
-SCHEMES = ("sim", "mock", "dynamixel", "feetech")
+from hw_adapters.faulty import FaultInjectingBus
+from hw_adapters.schemes import BUSES, bus_schemes
 
 __all__ = [
+    "BUSES",
     "SCHEMES",
     "BusError",
+    "BusSnapshot",
     "ChecksumError",
+    "FaultInjectingBus",
     "MalformedPacketError",
     "NoReplyError",
     "ProtocolError",
@@ -43,41 +47,31 @@ __all__ = [
     "SHUTDOWN_FAULTS",
     "ServoState",
     "TwinError",
+    "bus_schemes",
     "open_bus",
 ]
 
 
-def open_bus(url: str, **context: Any) -> ServoBus:
-    """Open the bus a URL names. `sim://` takes `plant=` and `clock=` from the runtime.
+def __getattr__(name: str) -> object:
+    # SCHEMES was a fixed tuple; schemes now come from the registry, read when asked.
+    if name == "SCHEMES":
+        return tuple(bus_schemes())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Raises ConfigError for an unknown scheme or option, listing the valid ones.
+
+def open_bus(url: str, **context: Any) -> ServoBus:
+    """Open the bus a URL names, with the opener registered for its scheme.
+
+    `sim://` takes `plant=` and `clock=` from the runtime. Raises ConfigError for
+    an unknown scheme (listing the registered ones) or an option the opener does
+    not take.
     """
     scheme, sep, _ = url.partition("://")
     scheme = scheme.lower()  # URL schemes are case-insensitive (RFC 3986)
     if not sep:
-        raise ConfigError(f"{url!r} is not a bus URL; expected SCHEME://..., schemes: {', '.join(SCHEMES)}")
-    if scheme == "sim":
-        from hw_adapters.sim import open_sim_bus
-
-        unknown = sorted(set(context) - {"plant", "clock"})
-        if unknown:
-            raise ConfigError(f"sim:// takes no {', '.join(unknown)}; it takes plant= and clock=")
-        return open_sim_bus(url, **context)
-    if scheme == "mock":
-        from hw_adapters.mock import open_mock_bus
-
-        unknown = sorted(set(context) - {"handler"})
-        if unknown:
-            raise ConfigError(f"mock:// takes no {', '.join(unknown)}; it takes handler=")
-        return open_mock_bus(url, **context)
-    if scheme in ("dynamixel", "feetech"):
-        if context:
-            raise ConfigError(f"{scheme}:// takes no {', '.join(sorted(context))}")
-        if scheme == "dynamixel":
-            from hw_adapters.dynamixel.bus import open_dynamixel_bus
-
-            return open_dynamixel_bus(url)
-        from hw_adapters.feetech.bus import open_feetech_bus
-
-        return open_feetech_bus(url)
-    raise ConfigError(f"unknown bus scheme {scheme!r} in {url!r}; valid schemes: {', '.join(SCHEMES)}")
+        raise ConfigError(
+            f"{url!r} is not a bus URL; expected SCHEME://..., schemes: {', '.join(bus_schemes())}"
+        )
+    if scheme not in BUSES:
+        raise ConfigError(f"unknown bus scheme {scheme!r} in {url!r}; registered: {', '.join(bus_schemes())}")
+    return BUSES.get(scheme)(url, **context)

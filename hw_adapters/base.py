@@ -12,17 +12,30 @@ time and on the wall clock alike.
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
 
-from sim_models.errors import BusError, ConfigError, TwinError
+from servo_core.errors import (
+    BusError,
+    ChecksumError,
+    ConfigError,
+    MalformedPacketError,
+    NoReplyError,
+    PortLostError,
+    ProtocolError,
+    ServoFailedError,
+    StatusError,
+    TwinError,
+    WrongIdError,
+)
+from servo_core.state import SHUTDOWN_FAULTS, ServoFault, ServoState
 
 __all__ = [
     "BusError",
+    "BusSnapshot",
     "ChecksumError",
     "MalformedPacketError",
     "NoReplyError",
@@ -42,76 +55,17 @@ __all__ = [
 ]
 
 
-class ProtocolError(BusError):
-    """Bytes on the wire that do not make a valid packet of the protocol."""
-
-
-class ChecksumError(ProtocolError):
-    """A packet whose CRC (Dynamixel) or checksum (Feetech) does not match its bytes."""
-
-
-class MalformedPacketError(ProtocolError):
-    """A packet with an impossible length, a missing field or a truncated body."""
-
-
-class NoReplyError(BusError):
-    """No status packet, or only part of one, arrived within the timeout."""
-
-
-class PortLostError(BusError):
-    """The port went away mid-run (unplugged, powered off): nothing more can be sent on it."""
-
-
-class WrongIdError(BusError):
-    """A status packet arrived from another id than the one asked."""
-
-
-class StatusError(BusError):
-    """A servo answered with an error code in its status packet (result fail, range, access, ...)."""
-
-    def __init__(self, servo_id: int, code: int, message: str) -> None:
-        super().__init__(f"servo {servo_id}: {message}")
-        self.servo_id = servo_id
-        self.code = code
-
-
-class ServoFailedError(BusError):
-    """Servos that failed too many transactions in a row: the bus no longer asks them."""
-
-    def __init__(self, servo_ids: Iterable[int]) -> None:
-        self.servo_ids = sorted(servo_ids)
-        super().__init__(f"servo(s) {self.servo_ids} failed repeatedly and are marked failed")
-
-
-class ServoFault(enum.IntFlag):
-    """Hardware alarms in one vocabulary, whatever the vendor's bit layout."""
-
-    NONE = 0
-    INPUT_VOLTAGE = 1
-    SENSOR = 2
-    OVERHEAT = 4
-    ENCODER = 8
-    ELECTRICAL_SHOCK = 16
-    OVERLOAD = 32
-
-
-# Alarms after which a servo's firmware has cut its torque: it no longer follows goals.
-SHUTDOWN_FAULTS = ServoFault.OVERHEAT | ServoFault.ELECTRICAL_SHOCK | ServoFault.OVERLOAD
-
-
 @dataclass(frozen=True, slots=True)
-class ServoState:
-    """One servo's state at the moment it was read (output shaft, servo frame)."""
+class BusSnapshot:
+    """A bus's counters at one moment; zero where a bus keeps no such counter."""
 
-    id: int
-    position: float  # rad, 0 at the centre tick
-    velocity: float  # rad/s
-    load: float  # fraction of maximum torque, -1..1
-    current: float | None  # A, when the servo reports it
-    temperature: float  # °C
-    voltage: float  # V
-    faults: ServoFault
-    moving: bool
+    transactions: int = 0
+    retries: int = 0
+    no_reply: int = 0
+    checksum_errors: int = 0
+    wrong_id: int = 0
+    status_errors: int = 0
+    errors_injected: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +100,10 @@ class ServoBus(ABC):
     @abstractmethod
     def set_torque(self, ids: Iterable[int], enabled: bool) -> None:
         """Torque on or off for each id."""
+
+    def snapshot(self) -> BusSnapshot:
+        """The bus's counters now (all zero for a bus that keeps none)."""
+        return BusSnapshot()
 
     def wait(self, seconds: float) -> None:
         """Let `seconds` pass on the bus's own clock (scripts and tests)."""

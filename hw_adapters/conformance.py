@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from hw_adapters.base import BusError, ConfigError, PingInfo, ServoBus, ServoState, TwinError
-from sim_models.servo.catalogue import catalogue
+from servo_core.catalogue import catalogue
 
 __all__ = ["CHECKS", "SETTLE_S", "Check", "ConformanceError", "Rig", "check_bus"]
 

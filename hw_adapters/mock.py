@@ -20,7 +20,7 @@ from hw_adapters.base import (
     parse_bus_url,
     parse_ids,
 )
-from sim_models.servo.catalogue import servo_spec
+from servo_core.catalogue import servo_spec
 
 MOCK_OPTIONS: dict[str, type] = {"ids": str, "model": str}
 Handler = Callable[[str, list[int]], None]

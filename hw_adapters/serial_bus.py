@@ -19,6 +19,7 @@ from typing import Any
 
 from hw_adapters.base import (
     BusError,
+    BusSnapshot,
     ChecksumError,
     ConfigError,
     NoReplyError,
@@ -31,8 +32,9 @@ from hw_adapters.base import (
     parse_bus_url,
 )
 from hw_adapters.serial_link import SerialLink
-from hw_adapters.wire import rad_to_ticks
-from sim_models.servo.catalogue import model_name
+from servo_core.catalogue import SERVO_MODELS, model_name, servo_spec
+from servo_core.protocol import Protocol
+from servo_core.units import rad_to_ticks
 
 SERIAL_OPTIONS: dict[str, type] = {
     "baud": int,
@@ -60,12 +62,13 @@ class _Known:
     model: str
     firmware: int
     return_delay_s: float
+    resolution: int  # ticks per turn: the catalogue's, or the protocol's default for unknown models
 
 
 class SerialServoBus(ServoBus):
     """A ServoBus over a SerialLink; subclasses speak one protocol."""
 
-    protocol = ""
+    protocol: Protocol  # set by each subclass
     default_return_delay_s = 0.0  # assumed before a servo's own register has been read
 
     def __init__(self, link: SerialLink, *, retries: int = 2, fail_after: int = 5) -> None:
@@ -86,7 +89,9 @@ class SerialServoBus(ServoBus):
         raise NotImplementedError
 
     def _status_size(self, n_params: int) -> int:
-        raise NotImplementedError
+        # Unstuffed size; a Dynamixel reply lengthened by byte stuffing is completed by
+        # the transaction, which reads what the packet's length field says is missing.
+        return self.protocol.status_size(n_params)
 
     def _raise_for_status(self, packet: Any) -> None:
         raise NotImplementedError
@@ -114,7 +119,7 @@ class SerialServoBus(ServoBus):
     # -- transactions -------------------------------------------------------------------------
     def _require_open(self) -> None:
         if self._closed:
-            raise BusError(f"the {self.protocol} bus on {self.link.port} is closed")
+            raise BusError(f"the {self.protocol.name} bus on {self.link.port} is closed")
 
     def _delay(self, ids: Iterable[int]) -> float:
         return sum(
@@ -207,7 +212,13 @@ class SerialServoBus(ServoBus):
             except (NoReplyError, ChecksumError, WrongIdError):
                 return None
             number, firmware, delay = self._identify(servo_id, reply)
-            self.known[servo_id] = _Known(number, model_name(self.protocol, number), firmware, delay)
+            model = model_name(self.protocol, number)
+            resolution = (
+                servo_spec(model).resolution_ticks
+                if model in SERVO_MODELS
+                else self.protocol.default_resolution
+            )
+            self.known[servo_id] = _Known(number, model, firmware, delay, resolution)
             return PingInfo(servo_id, number, self.known[servo_id].model, firmware)
         finally:
             self._timed(start)
@@ -217,6 +228,16 @@ class SerialServoBus(ServoBus):
         found = [info for info in (self.ping(i) for i in ids) if info is not None]
         self._timed(start)
         return found
+
+    def _resolution(self, servo_id: int) -> int:
+        known = self.known.get(servo_id)
+        return known.resolution if known is not None else self.protocol.default_resolution
+
+    def snapshot(self) -> BusSnapshot:
+        s = self.stats
+        return BusSnapshot(
+            s.transactions, s.retries, s.no_reply, s.checksum_errors, s.wrong_id, s.status_errors, 0
+        )
 
     def _ensure_known(self, ids: list[int]) -> None:
         for i in ids:
@@ -240,7 +261,7 @@ class SerialServoBus(ServoBus):
         for i, angle in goals.items():
             if not (math.isfinite(angle) and -math.pi <= angle < math.pi):
                 raise ConfigError(f"servo {i}: goal {angle!r} rad is outside the servo's range [-pi, pi)")
-            ticks[i] = rad_to_ticks(angle)
+            ticks[i] = rad_to_ticks(angle, self._resolution(i))
         failed = self._failed.intersection(ticks)
         if failed:
             raise ServoFailedError(failed)

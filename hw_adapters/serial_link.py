@@ -34,7 +34,7 @@ from typing import Any
 import serial
 
 from hw_adapters.base import BusError, ConfigError, PortLostError
-from hw_adapters.wire import bytes_time
+from servo_core.protocol import bytes_time
 
 try:  # termios exists on POSIX only; pyserial lets termios.error escape from reset_input_buffer
     import termios

@@ -13,31 +13,33 @@ plant and keeps its own virtual clock, advanced by its transactions and by
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
-from hw_adapters import wire
 from hw_adapters.base import (
     BusError,
-    ChecksumError,
+    BusSnapshot,
     ConfigError,
     NoReplyError,
     PingInfo,
     ServoBus,
-    ServoFailedError,
     ServoState,
     parse_bus_url,
     parse_ids,
 )
+from servo_core.catalogue import model_name, servo_spec
+from servo_core.protocol import DYNAMIXEL, bytes_time
+from servo_core.units import rad_to_ticks
 from sim_models.plant import Mount, Plant
-from sim_models.servo.catalogue import model_name, servo_spec
 from sim_models.servo.device import VirtualServo
 
 SIM_OPTIONS: dict[str, type] = {"robot": str, "model": str, "ids": str, "baud": int, "dt": float}
 
 
 class SimBus(ServoBus):
-    """A bus over the servos of a `Plant`; time comes from `clock()` (s)."""
+    """A bus over the servos of a `Plant`; time comes from `clock()` (s).
+
+    Faults of the bus itself (lost servos, corrupt replies) come from wrapping it
+    in `hw_adapters.faulty.FaultInjectingBus`.
+    """
 
     def __init__(self, plant: Plant, clock: Callable[[], float] | None = None, baud: int = 1_000_000) -> None:
         self.plant = plant
@@ -46,20 +48,13 @@ class SimBus(ServoBus):
         self._clock = clock if clock is not None else (lambda: self._own_time)
         self._owns_plant = False
         self._servos = {s.servo_id: s for s in plant.servos}
-        protocols = {s.spec.protocol for s in self._servos.values()}
+        protocols = {s.spec.bus_protocol for s in self._servos.values()}
         if len(protocols) > 1:
-            raise ConfigError("one bus cannot mix Dynamixel and Feetech servos")
-        self.protocol = protocols.pop() if protocols else "dynamixel"
+            raise ConfigError("one bus cannot mix servos of different protocols")
+        self.protocol = protocols.pop() if protocols else DYNAMIXEL
         self._closed = False
-        # Fault injection: servos that no longer answer, and a rate of corrupted transactions.
-        self.disconnected: set[int] = set()
-        self.error_rate = 0.0
-        self.error_rng: Any = None
-        self.errors_injected = 0
-        # As on a real bus: a servo that misses `fail_after` reads in a row is marked failed.
-        self.fail_after = 5
-        self.stats = SimBusStats()
-        self._misses: dict[int, int] = {}
+        self._transactions = 0
+        self._no_reply = 0
 
     # -- helpers -------------------------------------------------------------
     def _sync(self) -> None:
@@ -74,32 +69,25 @@ class SimBus(ServoBus):
 
     def _servo(self, servo_id: int) -> VirtualServo:
         servo = self._servos.get(servo_id)
-        if servo is None or servo_id in self.disconnected:
+        if servo is None:
             raise NoReplyError(f"servo {servo_id} did not answer (no status packet)")
         return servo
-
-    def _maybe_fail(self) -> None:
-        """Fault injection: a transaction lost to noise on the line, at `error_rate`."""
-        if self.error_rate > 0.0 and self.error_rng is not None and self.error_rng.random() < self.error_rate:
-            self.errors_injected += 1
-            raise ChecksumError("corrupt reply (injected bus error)")
 
     # -- ServoBus ---------------------------------------------------------------
     def ping(self, servo_id: int) -> PingInfo | None:
         self._sync()
+        proto = self.protocol
         servo = self._servos.get(servo_id)
-        request = wire.bytes_time(wire.instruction_size(self.protocol, 0), self.baud)
+        request = bytes_time(proto.instruction_size(0), self.baud)
         if servo is None:
             self._spend(request)
             return None
-        reply = wire.status_size(self.protocol, 3 if self.protocol == "dynamixel" else 0)
-        self._spend(request + wire.bytes_time(reply, self.baud) + servo.return_delay_s)
+        reply = proto.status_size(proto.ping_reply_params)
+        self._spend(request + bytes_time(reply, self.baud) + servo.return_delay_s)
         # As a real adapter does: identity from the control table, the name from the catalogue.
         number = servo.read_register("model_number")
-        firmware = servo.read_register(
-            "firmware_version" if self.protocol == "dynamixel" else "firmware_major"
-        )
-        return PingInfo(servo_id, number, model_name(self.protocol, number), firmware)
+        firmware = servo.read_register(proto.firmware_register)
+        return PingInfo(servo_id, number, model_name(proto, number), firmware)
 
     def scan(self, ids: Iterable[int] = range(0, 253)) -> list[PingInfo]:
         found, total = [], 0.0
@@ -114,61 +102,46 @@ class SimBus(ServoBus):
     def read_states(self, ids: Iterable[int]) -> dict[int, ServoState]:
         self._sync()
         ids = list(ids)
-        self.stats.transactions += 1
-        failed = [i for i in ids if i in self.stats.failed]
-        if failed:
-            raise ServoFailedError(failed)
-        silent = [i for i in ids if i in self.disconnected]
-        if silent:
-            self.stats.no_reply += 1
-            for i in silent:
-                self._misses[i] = self._misses.get(i, 0) + 1
-                if self._misses[i] >= self.fail_after:
-                    self.stats.failed.add(i)
-            self._spend(wire.sync_read_time(self.protocol, len(ids), 0, self.baud, 0.0))
-            raise NoReplyError(f"servo(s) {silent} did not answer (no status packet)")
-        for i in ids:
-            self._misses[i] = 0
+        self._transactions += 1
+        proto = self.protocol
         try:
-            self._maybe_fail()
-        except ChecksumError:
-            self.stats.checksum_errors += 1
+            servos = [self._servo(i) for i in ids]
+        except NoReplyError:
+            self._no_reply += 1
+            self._spend(proto.sync_read_time(len(ids), 0, self.baud, 0.0))
             raise
-        servos = [self._servo(i) for i in ids]
+        address, length = proto.state_address, proto.state_length
+        alarm = proto.table["hardware_error_status"]
+        # Dynamixel reports alarms by a bit in the status packet, after which the adapter
+        # reads Hardware Error Status; Feetech carries them inside the state block.
+        alarm_read = bytes_time(proto.instruction_size(4) + proto.status_size(alarm.size), self.baud)
         out: dict[int, ServoState] = {}
         delays = 0.0
         extra = 0.0
         for i, servo in zip(ids, servos, strict=True):
             delays += servo.return_delay_s
-            if self.protocol == "dynamixel":
-                block = servo.read(wire.DXL_STATE_ADDR, wire.DXL_STATE_LEN)
+            block = servo.read(address, length)
+            hw_error = 0
+            if not address <= alarm.address < address + length:
                 hw_error = servo.read_register("hardware_error_status")
-                if hw_error:  # the status packet's alert bit makes the adapter read it
-                    extra += wire.bytes_time(
-                        wire.instruction_size("dynamixel", 4) + wire.status_size("dynamixel", 1),
-                        self.baud,
-                    )
-                out[i] = wire.decode_dxl_state(
-                    i, block, hw_error, servo.spec.name, servo.spec.resolution_ticks
-                )
-            else:
-                block = servo.read(wire.STS_STATE_ADDR, wire.STS_STATE_LEN)
-                out[i] = wire.decode_sts_state(i, block, servo.spec.resolution_ticks)
-        length = wire.DXL_STATE_LEN if self.protocol == "dynamixel" else wire.STS_STATE_LEN
-        self._spend(wire.sync_read_time(self.protocol, len(ids), length, self.baud, delays) + extra)
+                if hw_error:
+                    extra += alarm_read
+            spec = servo.spec
+            out[i] = proto.decode(i, block, hw_error, spec.name, spec.resolution_ticks)
+        self._spend(proto.sync_read_time(len(ids), length, self.baud, delays) + extra)
         return out
 
     def write_goals(self, goals: Mapping[int, float]) -> None:
         self._sync()
-        self._maybe_fail()
+        proto = self.protocol
         # A sync write gets no status packets back, so a servo that refuses its goal
         # would do so silently: check every id and goal first and send nothing if one is bad.
         targets = []
         for servo_id, angle in goals.items():
             servo = self._servo(servo_id)
-            ticks = wire.rad_to_ticks(angle)
+            ticks = rad_to_ticks(angle, servo.spec.resolution_ticks)
             lo, hi = servo.goal_range
-            if servo.spec.protocol == "dynamixel" and not lo <= ticks <= hi:
+            if proto.refuses_out_of_range_goals and not lo <= ticks <= hi:
                 raise ConfigError(
                     f"servo {servo_id}: goal {angle:.4g} rad (tick {ticks}) is outside its position limits "
                     f"[{lo}, {hi}]"
@@ -176,8 +149,7 @@ class SimBus(ServoBus):
             targets.append((servo, ticks))
         for servo, ticks in targets:
             servo.write_register("goal_position", ticks)
-        length = 4 if self.protocol == "dynamixel" else 2
-        self._spend(wire.sync_write_time(self.protocol, len(goals), length, self.baud))
+        self._spend(proto.sync_write_time(len(goals), proto.goal.size, self.baud))
 
     def set_torque(self, ids: Iterable[int], enabled: bool) -> None:
         self._sync()
@@ -185,7 +157,11 @@ class SimBus(ServoBus):
         for servo_id in ids:
             servo = self._servo(servo_id)
             servo.write_register("torque_enable", int(enabled))
-        self._spend(wire.sync_write_time(self.protocol, len(ids), 1, self.baud))
+        size = self.protocol.table["torque_enable"].size
+        self._spend(self.protocol.sync_write_time(len(ids), size, self.baud))
+
+    def snapshot(self) -> BusSnapshot:
+        return BusSnapshot(transactions=self._transactions, no_reply=self._no_reply)
 
     def wait(self, seconds: float) -> None:
         if not self._owns_plant:
@@ -206,16 +182,6 @@ class SimBus(ServoBus):
             self._closed = True
             if self._owns_plant:
                 self.plant.close()
-
-
-@dataclass
-class SimBusStats:
-    """The same counters a serial bus keeps, for the twin's bus and its injected faults."""
-
-    transactions: int = 0
-    no_reply: int = 0
-    checksum_errors: int = 0
-    failed: set[int] = field(default_factory=set)
 
 
 def open_sim_bus(url: str, plant: Plant | None = None, clock: Callable[[], float] | None = None) -> SimBus:

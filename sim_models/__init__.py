@@ -1,5 +1,5 @@
 """Models of the world the twin simulates: network, servos, plant, faults."""
 
-from sim_models.errors import ConfigError, TwinError
+from servo_core.errors import ConfigError, TwinError
 
 __all__ = ["ConfigError", "TwinError"]

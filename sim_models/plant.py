@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 from sim_models.servo.device import VirtualServo
 
 

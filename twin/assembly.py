@@ -13,6 +13,7 @@ import simpy
 from pydantic import ValidationError
 
 from hw_adapters import ConfigError, ServoBus, open_bus
+from servo_core.errors import TwinError
 from hw_adapters.faulty import FaultInjectingBus
 from servo_core.units import servo_range_rad
 from sim_models.network import (
@@ -345,7 +346,7 @@ def _wire(
         )
         discovery = Discovery(env, network, settings, seed, on_heartbeat=_heartbeat_tracer(tracer, node_of))
     calls = CallPipeline(messages, policies, None if discovery is None else discovery.client)
-    events = EventBus(env, network.deliver, observer=_delivery_tracer(tracer, env))
+    events = EventBus(env, network.deliver, observer=_delivery_tracer(tracer, messages))
     topics = {"alarms": RELIABLE, "estop": RELIABLE}
     topics.update({name: topic_config(t) for name, t in topo.topics.items()})
     queues = {
@@ -434,19 +435,32 @@ def _heartbeat_tracer(tracer: Tracer, node_of: dict[str, str]) -> Any:
     return traced
 
 
-def _delivery_tracer(tracer: Tracer, env: simpy.Environment) -> Any:
+_DELIVERY_OUTCOMES = {"ok": "ok", "lost": "lost", "dropped": "dropped", "dead_letter": "expired"}
+"""Event-bus delivery outcomes drawn in the trace (duplicates and late copies are not traffic to show)."""
+
+
+def _delivery_tracer(tracer: Tracer, messages: MessageBus) -> Any:
+    def node(name: str) -> str:
+        try:
+            return messages.replica(name.split(":", 1)[0]).node
+        except TwinError:
+            return ""
+
     def traced(
         topic: str, publisher: str, subscriber: str, sent: float, arrived: float | None, outcome: str
     ) -> None:
+        shown = _DELIVERY_OUTCOMES.get(outcome)
+        if shown is None:
+            return
         tracer.message(
             topic,
             publisher.rsplit("#", 1)[0],
-            "",
+            node(publisher),
             subscriber.split(":", 1)[0].rsplit("#", 1)[0],
-            "",
+            node(subscriber),
             sent,
-            arrived,
-            outcome=outcome,
+            arrived if shown == "ok" or arrived is not None else None,
+            outcome=shown,
         )
 
     return traced

@@ -12,33 +12,32 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from hw_adapters import wire
 from hw_adapters.base import ServoState
 from hw_adapters.dynamixel import protocol as dxl
 from hw_adapters.serial_bus import SerialServoBus, open_link
+from servo_core.protocol import DYNAMIXEL
 
-STATE_ADDR, STATE_LEN = wire.DXL_STATE_ADDR, wire.DXL_STATE_LEN
-GOAL_POSITION, TORQUE_ENABLE, HARDWARE_ERROR, RETURN_DELAY = 116, 64, 70, 9
+_TABLE = DYNAMIXEL.table
+STATE_ADDR, STATE_LEN = DYNAMIXEL.state_address, DYNAMIXEL.state_length
+GOAL_POSITION = DYNAMIXEL.goal.address
+TORQUE_ENABLE = _TABLE["torque_enable"].address
+HARDWARE_ERROR = _TABLE["hardware_error_status"].address
+RETURN_DELAY = _TABLE["return_delay_time"].address
 _ALERT = 0x80
 
 
 class DynamixelBus(SerialServoBus):
-    protocol = "dynamixel"
+    protocol = DYNAMIXEL
     default_return_delay_s = 0.0005  # factory default: 250 x 2 us
 
     def _new_parser(self) -> dxl.PacketParser:
         return dxl.PacketParser()
 
-    def _status_size(self, n_params: int) -> int:
-        # Unstuffed size; a reply lengthened by byte stuffing is completed by the
-        # transaction, which reads what the packet's length field says is missing.
-        return wire.status_size("dynamixel", n_params)
-
     def _raise_for_status(self, packet: dxl.Packet) -> None:
         dxl.raise_for_status(packet)
 
     def _ping_packet(self, servo_id: int) -> tuple[bytes, int]:
-        return dxl.ping(servo_id), 3
+        return dxl.ping(servo_id), DYNAMIXEL.ping_reply_params
 
     def _identify(self, servo_id: int, ping_reply: dxl.Packet) -> tuple[int, int, float]:
         params = ping_reply.params
@@ -63,18 +62,19 @@ class DynamixelBus(SerialServoBus):
                 if replies[i].error & _ALERT:  # alert bit: read what the alarm is
                     read = dxl.read(i, HARDWARE_ERROR, 1)
                     error = self.transaction(read, [(i, 1)])[i].params[0]
-                out[i] = wire.decode_dxl_state(i, replies[i].params, error, self.known[i].model)
+                known = self.known[i]
+                out[i] = DYNAMIXEL.decode(i, replies[i].params, error, known.model, known.resolution)
             return out
         finally:
             self._timed(start)
 
     def _decode_state(self, servo_id: int, params: bytes) -> ServoState:
-        return wire.decode_dxl_state(servo_id, params, 0, self.known[servo_id].model)
+        known = self.known[servo_id]
+        return DYNAMIXEL.decode(servo_id, params, 0, known.model, known.resolution)
 
     def _goal_write(self, ticks: Mapping[int, int]) -> bytes:
-        return dxl.sync_write(
-            GOAL_POSITION, 4, {i: t.to_bytes(4, "little", signed=True) for i, t in ticks.items()}
-        )
+        goal = DYNAMIXEL.goal
+        return dxl.sync_write(GOAL_POSITION, goal.size, {i: goal.encode(t) for i, t in ticks.items()})
 
     def _torque_write(self, ids: list[int], enabled: bool) -> bytes:
         return dxl.sync_write(TORQUE_ENABLE, 1, {i: bytes([int(enabled)]) for i in ids})

@@ -21,10 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hw_adapters.base import ConfigError
-from hw_adapters.emulator.responder import BusDevices, Reply
+from hw_adapters.emulator.responder import BusDevices, ProtocolResponder, Reply
+from servo_core.plugins import import_object
+from servo_core.protocol import BITS_PER_BYTE, PROTOCOLS, Protocol, protocol_named
 from sim_models.plant import Plant
 
-BITS_PER_BYTE = 10
+# The device side of each protocol, imported when a server speaks it.
+RESPONDERS: dict[str, str] = {
+    "dynamixel": "hw_adapters.emulator.dynamixel:DynamixelResponder",
+    "feetech": "hw_adapters.emulator.feetech:FeetechResponder",
+}
 
 
 @dataclass
@@ -42,10 +48,13 @@ class _Pending:
 
 @dataclass
 class EmulatorServer:
-    """Emulated servos of `plant` answering `protocol` instructions on a pseudo-terminal."""
+    """Emulated servos of `plant` answering `protocol` instructions on a pseudo-terminal.
+
+    `protocol` is a Protocol object or its name ("dynamixel", "feetech").
+    """
 
     plant: Plant
-    protocol: str
+    protocol: Protocol | str
     baud: int = 1_000_000
     wire_timing: bool = False
     tick_s: float = 0.002
@@ -53,24 +62,27 @@ class EmulatorServer:
     stats: ServerStats = field(default_factory=ServerStats)
 
     def __post_init__(self) -> None:
-        if self.protocol not in ("dynamixel", "feetech"):
-            raise ConfigError(f"unknown protocol {self.protocol!r}; valid: dynamixel, feetech")
+        if isinstance(self.protocol, str):
+            if self.protocol not in RESPONDERS:
+                raise ConfigError(
+                    f"unknown protocol {self.protocol!r}; valid: {', '.join(sorted(RESPONDERS))}"
+                )
+            self.protocol = protocol_named(self.protocol)
+        if self.protocol.name not in RESPONDERS or PROTOCOLS.get(self.protocol.name) is not self.protocol:
+            raise ConfigError(
+                f"no emulator for protocol {self.protocol!r}; valid: {', '.join(sorted(RESPONDERS))}"
+            )
         if self.baud <= 0:
             raise ConfigError(f"baud must be positive, got {self.baud}")
         servos = {s.servo_id: s for s in self.plant.servos}
-        wrong = [i for i, s in servos.items() if s.spec.protocol != self.protocol]
+        name = self.protocol.name
+        wrong = [i for i, s in servos.items() if s.spec.bus_protocol is not self.protocol]
         if wrong:
-            raise ConfigError(f"servos {wrong} do not speak {self.protocol}; the scenario's servos must")
+            raise ConfigError(f"servos {wrong} do not speak {name}; the scenario's servos must")
         self._t0 = time.monotonic()
         self.devices = BusDevices(servos, self._sync)
-        if self.protocol == "dynamixel":
-            from hw_adapters.emulator.dynamixel import DynamixelResponder
-
-            self.responder: DynamixelResponder | FeetechResponder = DynamixelResponder(self.devices)
-        else:
-            from hw_adapters.emulator.feetech import FeetechResponder
-
-            self.responder = FeetechResponder(self.devices)
+        responder = import_object(RESPONDERS[name], "responder")
+        self.responder: ProtocolResponder = responder(self.devices)  # type: ignore[operator]
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         tty.setraw(self._master)

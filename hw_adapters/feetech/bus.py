@@ -9,24 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hw_adapters import wire
 from hw_adapters.base import ServoState
 from hw_adapters.feetech import protocol as sts
 from hw_adapters.serial_bus import SerialServoBus, open_link
+from servo_core.protocol import FEETECH
 
-STATE_ADDR, STATE_LEN = wire.STS_STATE_ADDR, wire.STS_STATE_LEN
-GOAL_POSITION, TORQUE_ENABLE, MODEL_NUMBER, FIRMWARE, RETURN_DELAY = 42, 40, 3, 0, 7
+_TABLE = FEETECH.table
+STATE_ADDR, STATE_LEN = FEETECH.state_address, FEETECH.state_length
+GOAL_POSITION = FEETECH.goal.address
+TORQUE_ENABLE = _TABLE["torque_enable"].address
+MODEL_NUMBER = _TABLE["model_number"].address
+FIRMWARE = _TABLE[FEETECH.firmware_register].address
+RETURN_DELAY = _TABLE["return_delay_time"].address
 
 
 class FeetechBus(SerialServoBus):
-    protocol = "feetech"
+    protocol = FEETECH
     default_return_delay_s = 0.0
 
     def _new_parser(self) -> sts.PacketParser:
         return sts.PacketParser("status")
-
-    def _status_size(self, n_params: int) -> int:
-        return wire.status_size("feetech", n_params)
 
     def _raise_for_status(self, packet: sts.Packet) -> None:
         # Alarm bits (voltage, heat, load) arrive in every status; they are reported
@@ -35,7 +37,7 @@ class FeetechBus(SerialServoBus):
             sts.raise_for_status(packet)
 
     def _ping_packet(self, servo_id: int) -> tuple[bytes, int]:
-        return sts.ping(servo_id), 0
+        return sts.ping(servo_id), FEETECH.ping_reply_params
 
     def _identify(self, servo_id: int, ping_reply: sts.Packet) -> tuple[int, int, float]:
         def register(address: int, length: int) -> bytes:
@@ -50,10 +52,12 @@ class FeetechBus(SerialServoBus):
         return sts.sync_read(STATE_ADDR, STATE_LEN, ids), STATE_LEN
 
     def _decode_state(self, servo_id: int, params: bytes) -> ServoState:
-        return wire.decode_sts_state(servo_id, params)
+        known = self.known[servo_id]
+        return FEETECH.decode(servo_id, params, 0, known.model, known.resolution)
 
     def _goal_write(self, ticks: Mapping[int, int]) -> bytes:
-        return sts.sync_write(GOAL_POSITION, 2, {i: t.to_bytes(2, "little") for i, t in ticks.items()})
+        goal = FEETECH.goal
+        return sts.sync_write(GOAL_POSITION, goal.size, {i: goal.encode(t) for i, t in ticks.items()})
 
     def _torque_write(self, ids: list[int], enabled: bool) -> bytes:
         return sts.sync_write(TORQUE_ENABLE, 1, {i: bytes([int(enabled)]) for i in ids})

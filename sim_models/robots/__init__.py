@@ -3,26 +3,35 @@
 Built-ins: ``pan_tilt`` (two Dynamixel XL430), ``arm6`` (six Feetech STS3215,
 SO-100 style) and ``pendulum`` (one servo, generated for any length and mass).
 All are meant to be loaded with a fixed base. Units throughout: m, kg, rad.
+Robots are looked up by name in the `servotwin.robots` registry
+(`sim_models.robots.registry`), which other distributions extend.
 """
 
 import math
 import os
 import xml.etree.ElementTree as ET
-from importlib import resources
 from pathlib import Path
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 from sim_models.robots.pendulum import pendulum_urdf
+from sim_models.robots.registry import ROBOTS, Robot, robot_provider
 
 BUILTIN_ROBOTS: tuple[str, ...] = ("pan_tilt", "arm6", "pendulum")
 
-_PARAMS: dict[str, tuple[str, ...]] = {
-    "pan_tilt": (),
-    "arm6": (),
-    "pendulum": ("length_m", "mass_kg", "arm_mass_kg"),
-}
+__all__ = [
+    "BUILTIN_ROBOTS",
+    "ROBOTS",
+    "Robot",
+    "actuated_joints",
+    "pendulum_urdf",
+    "robot_names",
+    "robot_urdf_text",
+]
 
-__all__ = ["BUILTIN_ROBOTS", "actuated_joints", "pendulum_urdf", "robot_urdf_text"]
+
+def robot_names() -> list[str]:
+    """Every registered robot name, sorted."""
+    return ROBOTS.names()
 
 
 def _looks_like_path(name: str) -> bool:
@@ -30,11 +39,12 @@ def _looks_like_path(name: str) -> bool:
 
 
 def robot_urdf_text(name: str | os.PathLike[str], **params: float) -> str:
-    """URDF text of built-in robot `name`, or of the URDF file at path `name`.
+    """URDF text of registered robot `name`, or of the URDF file at path `name`.
 
-    Only ``pendulum`` takes parameters (``length_m`` in m, ``mass_kg`` and
-    ``arm_mass_kg`` in kg). A name containing '/' or ending in '.urdf' is read
-    as a file path, with no parameters. Raises ConfigError for an unknown name,
+    Of the built-ins only ``pendulum`` takes parameters (``length_m`` in m,
+    ``mass_kg`` and ``arm_mass_kg`` in kg). A name that is not registered and
+    contains '/' or ends in '.urdf' is read as a file path, with no
+    parameters. Raises ConfigError for an unknown name (listing the registered ones),
     an unknown parameter, a bad parameter value, a missing/unreadable file or
     a file with a DOCTYPE/ENTITY declaration.
     """
@@ -42,20 +52,11 @@ def robot_urdf_text(name: str | os.PathLike[str], **params: float) -> str:
         name = os.fspath(name)
     if not isinstance(name, str):
         raise ConfigError(f"robot name must be a string or a path, got {name!r}")
-    if name in _PARAMS:
-        valid = _PARAMS[name]
-        unknown = sorted(set(params) - set(valid))
-        if unknown:
-            takes = ", ".join(valid) if valid else "none"
-            raise ConfigError(
-                f"robot {name!r}: unknown parameter(s) {', '.join(unknown)}; valid parameters: {takes}"
-            )
-        if name == "pendulum":
-            return pendulum_urdf(**params)
-        return resources.files(__name__).joinpath(f"{name}.urdf").read_text(encoding="utf-8")
+    if name in ROBOTS:
+        return robot_provider(ROBOTS.get(name)).urdf_text(name, **params)
     if not _looks_like_path(name):
         raise ConfigError(
-            f"unknown robot {name!r}: built-in robots are {', '.join(BUILTIN_ROBOTS)} "
+            f"unknown robot {name!r}; registered: {', '.join(ROBOTS.names())} "
             "(or give a path to a .urdf file)"
         )
     if params:

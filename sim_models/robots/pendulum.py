@@ -15,7 +15,7 @@ the pivot is therefore
 
 import math
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 
 BOB_RADIUS_M = 0.01
 """Radius of the sphere standing in for the point mass, m."""

@@ -25,50 +25,25 @@ mode) are refused when written, rather than silently run as something else.
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Callable
 
-from sim_models.errors import ConfigError
-from sim_models.servo.catalogue import ServoSpec
-from sim_models.servo.control_table import TABLES, ControlTable
+from servo_core.catalogue import ServoSpec
+from servo_core.control_table import ControlTable
+from servo_core.errors import ConfigError
+from sim_models.servo.firmware import (
+    FAULT_ELECTRICAL_SHOCK,
+    FAULT_INPUT_VOLTAGE,
+    FAULT_OVERHEAT,
+    FAULT_OVERLOAD,
+    firmware_for,
+)
 
-# Dynamixel X position controller, after the e-Manual's block diagram:
-# KP = P/128, KI = I/65536, KD = D/16, output in PWM units (885 = 100 %).
-_DXL_GAIN_SCALE = (1.0 / 128.0, 1.0 / 65536.0, 1.0 / 16.0)
-# Feetech publishes no gain units. Scale fitted to public bench tests of the
-# STS3215 at P = 32: 1.8–2.6° error holding 1.47 N·m (half its stall torque),
-# i.e. about 20 PWM units (of 1000) per tick.
-_FEETECH_GAIN_SCALE = (0.625, 1.0 / 256.0, 0.25)
+__all__ = ["RegisterError", "Undo", "VirtualServo"]
 
-DXL_VELOCITY_UNIT = 0.229 * 2.0 * math.pi / 60.0  # rad/s per unit
-DXL_PROFILE_ACC_UNIT = 214.577 * 2.0 * math.pi / 3600.0  # rad/s² per unit
+Undo = Callable[[], None]
 
-FAULT_INPUT_VOLTAGE = 1
-FAULT_OVERHEAT = 4
-FAULT_OVERLOAD = 32
-FAULT_ELECTRICAL_SHOCK = 16
 # Alarms that cut torque (the X series' default Shutdown byte: overheat, shock, overload).
 _SHUTDOWN = FAULT_OVERHEAT | FAULT_ELECTRICAL_SHOCK | FAULT_OVERLOAD
-
-# Present-value areas: Dynamixel X 122..146, Feetech STS 56..70 ('x' = untouched).
-_DXL_PRESENT = struct.Struct("<BxhhiixxxxxxxxHB")
-_STS_PRESENT = struct.Struct("<HHHBBxBBxxH")
-
-
-def _clamp(value: int, limit: int) -> int:
-    return -limit if value < -limit else (limit if value > limit else value)
-
-
-def _sign_magnitude(value: int, bit: int) -> int:
-    limit = (1 << bit) - 1
-    if value < 0:
-        return min(-value, limit) | (1 << bit)
-    return min(value, limit)
-
-
-# Operating modes the twin models, by register value.
-_DXL_MODES = {3: "position", 4: "extended position", 1: "velocity", 16: "pwm"}
-_STS_MODES = {0: "position", 1: "velocity", 2: "pwm"}
 
 _SMOOTH_FRICTION_RAD_S = 0.02
 _INV_SMOOTH = 1.0 / _SMOOTH_FRICTION_RAD_S
@@ -89,13 +64,15 @@ class RegisterError(ConfigError):
 
 
 class VirtualServo:
-    """One simulated servo. Angles are output-shaft rad with 0 at tick 2048."""
+    """One simulated servo. Angles are output-shaft rad with 0 at the centre tick (resolution // 2)."""
 
     # Slots: step() runs for every servo in every physics step, and slot access is cheaper.
     __slots__ = (
         "_centre",
         "_coulomb",
-        "_dxl",
+        "_encoder_noise",
+        "_external_torque_nm",
+        "_fw",
         "_full_pwm",
         "_gain_scale",
         "_goal",
@@ -108,6 +85,9 @@ class VirtualServo:
         "_integral",
         "_kd",
         "_ki",
+        "_refuses_goals",
+        "_max_id",
+        "_modes",
         "_kp",
         "_kt",
         "_kv",
@@ -147,16 +127,19 @@ class VirtualServo:
         "time_s",
         "velocity",
         "table",
-        "external_torque_nm",
-        "encoder_noise",
+        "protocol",
     )
 
     def __init__(self, spec: ServoSpec, servo_id: int, supply_v: float | None = None) -> None:
         self.spec = spec
-        self.table: ControlTable = TABLES[spec.protocol]
+        self.protocol = spec.bus_protocol
+        self._fw = firmware_for(self.protocol)
+        self.table: ControlTable = self.protocol.table
         self.supply_v = spec.nominal_voltage_v if supply_v is None else supply_v
         self.regs = bytearray(self.table.size)
-        self._dxl = spec.protocol == "dynamixel"
+        self._refuses_goals = self.protocol.refuses_out_of_range_goals
+        self._max_id = self.protocol.max_id
+        self._modes = self.protocol.operating_modes
         w0 = spec.no_load_speed_rad_s
         self._kv = spec.stall_torque_nm / spec.nominal_voltage_v
         self._kw = (
@@ -169,13 +152,13 @@ class VirtualServo:
         self._viscous = spec.viscous_friction_nm_s_per_rad
         self._heat_acc = 0.0
         self._heat_steps = 0
-        self.external_torque_nm = 0.0  # fault injection: a load against the output shaft (N·m)
-        self.encoder_noise: Callable[[], float] | None = None  # fault injection: rad added to readings
+        self._external_torque_nm = 0.0  # fault injection: a load against the output shaft (N·m)
+        self._encoder_noise: Callable[[], float] | None = None  # fault injection: rad added to readings
         self._kt = spec.stall_torque_nm / spec.stall_current_a
         self._ticks_per_rad = spec.resolution_ticks / (2.0 * math.pi)
         self._half_gap = math.radians(spec.backlash_deg) / 2.0
-        self._full_pwm = 885.0 if self._dxl else 1000.0
-        self._gain_scale = _DXL_GAIN_SCALE if self._dxl else _FEETECH_GAIN_SCALE
+        self._full_pwm = float(self.protocol.full_pwm)
+        self._gain_scale = self._fw.gain_scale
         self.temperature_c = _AMBIENT_C
         self.current_a = 0.0
         self.position = 0.0
@@ -190,9 +173,8 @@ class VirtualServo:
         self._prev_error = 0.0
         self._centre = spec.resolution_ticks // 2
         self._goal_reg = self.table["goal_position"]
-        # Reads that reach the present-value area refresh it (Hardware Error Status, 70,
-        # is the lowest such register on Dynamixel; Present Position, 56, on Feetech).
-        self._present_start = 70 if self._dxl else 56
+        # Reads that reach the present-value area refresh it.
+        self._present_start = self.table[self.protocol.refresh_register].address
         self._factory_defaults(servo_id)
 
     # -- control table ---------------------------------------------------
@@ -213,29 +195,7 @@ class VirtualServo:
         self._set("position_i_gain", s.position_i_gain)
         self._set("position_d_gain", s.position_d_gain)
         self._set("return_delay_time", int(round(s.return_delay_us / 2.0)))
-        if self._dxl:
-            self._set("firmware_version", 52)
-            self._set("baud_rate", 1)
-            self._set("operating_mode", 3)
-            self._set("pwm_limit", s.pwm_limit)
-            self._set("max_position_limit", s.resolution_ticks - 1)
-            self._set("min_position_limit", 0)
-            self._set("status_return_level", 2)
-            self._set("max_voltage_limit", int(round(s.max_voltage_v * 10)))  # 0.1 V units
-            self._set("min_voltage_limit", int(round(s.min_voltage_v * 10)))
-            self._set("velocity_limit", int(s.no_load_speed_rad_s / DXL_VELOCITY_UNIT))
-            self._set("velocity_p_gain", 100)  # e-Manual defaults (X series)
-            self._set("velocity_i_gain", 1920)
-        else:
-            self._set("firmware_major", 3)
-            self._set("firmware_minor", 10)
-            self._set("baud_rate", 0)
-            self._set("status_return_level", 1)
-            self._set("max_position_limit", s.resolution_ticks - 1)
-            self._set("max_torque_limit", s.pwm_limit)
-            self._set("torque_limit", s.pwm_limit)
-            self._set("max_voltage_limit", int(round(s.max_voltage_v * 10)))  # 0.1 V units
-            self._set("min_voltage_limit", int(round(s.min_voltage_v * 10)))
+        self._fw.factory_defaults(self)
         self._set("goal_position", s.resolution_ticks // 2)
         self._load_settings()
 
@@ -259,7 +219,7 @@ class VirtualServo:
             ticks = goal.decode(data)
             lo, hi = self._goal_range
             if ticks < lo or ticks > hi:
-                if self._dxl:  # Dynamixel refuses it (Data Limit Error)
+                if self._refuses_goals:  # Dynamixel: Data Limit Error
                     raise RegisterError(
                         f"goal position {ticks} is outside the position limits [{lo}, {hi}]", "limit"
                     )
@@ -280,7 +240,7 @@ class VirtualServo:
         id_reg = self.table["id"]
         if address <= id_reg.address < end:
             new_id = data[id_reg.address - address]
-            top = 252 if self._dxl else 253  # 0xFD is reserved on Dynamixel, 0xFE is broadcast on both
+            top = self._max_id
             if new_id > top:
                 raise RegisterError(f"id {new_id} is out of range 0..{top}", "limit")
         torque_reg = self.table["torque_enable"]
@@ -291,7 +251,7 @@ class VirtualServo:
         mode_reg = self.table["operating_mode"]
         if address <= mode_reg.address < end:
             mode = data[mode_reg.address - address]
-            modes = _DXL_MODES if self._dxl else _STS_MODES
+            modes = self._modes
             if mode not in modes:
                 raise RegisterError(
                     f"operating mode {mode} is not modelled by the twin; modelled: "
@@ -326,6 +286,33 @@ class VirtualServo:
     def peek(self, name: str) -> int:
         """A register's stored value, without refreshing present values (no bus cost)."""
         return self._get(name)
+
+    def add_external_torque(self, torque_nm: float) -> Undo:
+        """Fault injection: a load of `torque_nm` (N·m) against the output shaft. Returns the undo."""
+        if not math.isfinite(torque_nm):
+            raise ConfigError(f"an external torque must be a finite number of N·m, got {torque_nm!r}")
+        self._external_torque_nm += torque_nm
+
+        def undo() -> None:
+            self._external_torque_nm -= torque_nm
+
+        return undo
+
+    def set_encoder_noise(self, sampler: Callable[[], float]) -> Undo:
+        """Fault injection: `sampler()` rad added to every position reading. Returns the undo,
+        which restores the noise there was before."""
+        before = self._encoder_noise
+        self._encoder_noise = sampler
+
+        def undo() -> None:
+            self._encoder_noise = before
+
+        return undo
+
+    @property
+    def external_torque_nm(self) -> float:
+        """The injected load against the output shaft (N·m); read-only."""
+        return self._external_torque_nm
 
     def force_overheat(self) -> None:
         """Fault injection: the motor is at its temperature limit; the firmware shuts down."""
@@ -364,30 +351,12 @@ class VirtualServo:
         self._goal = (g("goal_position") - self._centre) / self._ticks_per_rad
         self._temp_limit = float(g("temperature_limit"))
         self.return_delay_s = g("return_delay_time") * 2e-6
-        self._mode = (_DXL_MODES if self._dxl else _STS_MODES)[g("operating_mode")]
+        self._mode = self._modes[g("operating_mode")]
         self._pwm_mode = self._mode == "pwm"
         self._velocity_mode = self._mode == "velocity"
         lo, hi = g("min_position_limit"), g("max_position_limit")
         self._goal_range = (lo, hi) if self._mode == "position" and hi > lo else (-(2**31), 2**31 - 1)
-        if self._dxl:
-            self._open_pwm = g("goal_pwm") / self._full_pwm
-            self._goal_velocity = g("goal_velocity") * DXL_VELOCITY_UNIT
-            self._kv_p = g("velocity_p_gain") / 128.0 * DXL_VELOCITY_UNIT**-1
-            self._kv_i = g("velocity_i_gain") / 65536.0 * DXL_VELOCITY_UNIT**-1
-            self._pwm_cap = min(g("pwm_limit"), 885) / self._full_pwm
-            vel = g("profile_velocity") * DXL_VELOCITY_UNIT
-            acc = g("profile_acceleration") * DXL_PROFILE_ACC_UNIT
-        else:
-            self._goal_velocity = g("goal_speed") / self._ticks_per_rad
-            # Feetech publishes no speed-loop gains: a PI loop that settles in ~0.1 s.
-            self._kv_p = 0.3 * self._full_pwm / self._w0
-            self._kv_i = 0.01 * self._full_pwm / self._w0
-            pwm_reg = self.table["goal_time"]
-            raw = int.from_bytes(self.regs[pwm_reg.address : pwm_reg.address + 2], "little")
-            self._open_pwm = (-(raw & 0x3FF) if raw & 0x400 else (raw & 0x3FF)) / self._full_pwm
-            self._pwm_cap = min(g("torque_limit"), 1000) / self._full_pwm
-            vel = abs(g("goal_speed")) / self._ticks_per_rad
-            acc = g("acceleration") * 100.0 / self._ticks_per_rad
+        vel, acc = self._fw.load_drive(self)
         self._profile_v = vel if vel > 0 else math.inf
         self._profile_a = acc if acc > 0 else math.inf
         self._profiled = vel > 0 or acc > 0
@@ -410,57 +379,12 @@ class VirtualServo:
         One struct pack per read: reads happen for every servo in every bus
         cycle, so this is on the hot path of a run.
         """
-        position = self.position if self.encoder_noise is None else self.position + self.encoder_noise()
+        noise = self._encoder_noise
+        position = self.position if noise is None else self.position + noise()
         ticks = int(math.floor(position * self._ticks_per_rad + 0.5)) + self._centre
         moving = 1 if abs(self.velocity) > 0.02 else 0
         temperature = min(255, max(0, int(round(self.temperature_c))))
-        volts = min(65535 if self._dxl else 255, int(round(self.supply_v * 10)))
-        if self._dxl:
-            _DXL_PRESENT.pack_into(
-                self.regs,
-                122,
-                moving,
-                _clamp(int(round(self.pwm * self._full_pwm)), 32767),
-                _clamp(self._dxl_current_units(), 32767),
-                _clamp(int(round(self.velocity / DXL_VELOCITY_UNIT)), 2**31 - 1),
-                _clamp(ticks, 2**31 - 1),
-                volts,
-                temperature,
-            )
-            self.regs[120:122] = (int(self.time_s * 1000) % 32768).to_bytes(2, "little")
-            self.regs[70] = self.faults
-        else:
-            _STS_PRESENT.pack_into(
-                self.regs,
-                56,
-                _sign_magnitude(ticks, 15),
-                _sign_magnitude(int(round(self.velocity * self._ticks_per_rad)), 15),
-                _sign_magnitude(int(round(1000.0 * self.pwm)), 10),
-                volts,
-                temperature,
-                self._vendor_faults(),
-                moving,
-                _sign_magnitude(int(round(self.current_a / 0.0065)), 15),
-            )
-
-    def _dxl_current_units(self) -> int:
-        name = self.spec.name
-        if name.startswith("xl430"):
-            return int(round(1000.0 * self.pwm))  # Present Load, 0.1 % units
-        unit_a = 0.00269 if name.startswith("xm") else 0.001
-        return int(round(math.copysign(self.current_a, self.pwm) / unit_a))
-
-    def _vendor_faults(self) -> int:
-        if self._dxl:
-            return self.faults
-        out = 0
-        if self.faults & FAULT_INPUT_VOLTAGE:
-            out |= 1
-        if self.faults & FAULT_OVERHEAT:
-            out |= 4
-        if self.faults & FAULT_OVERLOAD:
-            out |= 32
-        return out
+        self._fw.refresh_present(self, ticks, moving, temperature)
 
     # -- physics ----------------------------------------------------------
     def step(self, position: float, velocity: float, dt: float) -> float:
@@ -515,7 +439,7 @@ class VirtualServo:
         self.pwm = u
         s = velocity * _INV_SMOOTH
         s = 1.0 if s > 1.0 else (-1.0 if s < -1.0 else s)
-        tau -= self._coulomb * s + self._viscous * velocity + self.external_torque_nm
+        tau -= self._coulomb * s + self._viscous * velocity + self._external_torque_nm
         self._heat_acc += tau_m * tau_m
         self._heat_steps += 1
         if self._heat_steps >= _HEAT_EVERY:

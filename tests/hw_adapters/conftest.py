@@ -43,9 +43,9 @@ class _Running:
 
 def _serve(run: _Running, protocol: str, model: str, robot: str, link: str, **server_args: object) -> None:
     # Everything PyBullet lives in this thread: one client per thread, built and closed here.
+    from servo_core.catalogue import servo_spec
     from sim_models.plant import Mount, Plant
     from sim_models.robots import actuated_joints, robot_urdf_text
-    from sim_models.servo.catalogue import servo_spec
 
     plant = None
     try:

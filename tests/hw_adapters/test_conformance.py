@@ -15,9 +15,9 @@ import pytest
 from hw_adapters import BusError, ConfigError, ServoBus, TwinError, open_bus
 from hw_adapters.conformance import CHECKS, Check, ConformanceError, check_bus
 from hw_adapters.mock import MockBus
+from servo_core.catalogue import servo_spec
 from sim_models.plant import Mount, Plant
 from sim_models.robots import actuated_joints, robot_urdf_text
-from sim_models.servo.catalogue import servo_spec
 from sim_models.servo.device import VirtualServo
 
 Settle = Callable[[ServoBus, float], None]

@@ -29,8 +29,9 @@ from hw_adapters.emulator.dynamixel import DynamixelResponder
 from hw_adapters.emulator.feetech import FeetechResponder
 from hw_adapters.emulator.responder import BusDevices
 from hw_adapters.feetech import protocol as sts
-from hw_adapters.wire import DXL_STATE_ADDR, DXL_STATE_LEN, rad_to_ticks, status_size
-from sim_models.servo.catalogue import servo_spec
+from servo_core.catalogue import servo_spec
+from servo_core.protocol import DYNAMIXEL
+from servo_core.units import rad_to_ticks
 from sim_models.servo.device import VirtualServo
 
 XL430, XL430_NUMBER = "xl430-w250", 1060
@@ -321,8 +322,11 @@ def test_bus_end_to_end(emulator, protocol: str) -> None:
         goals = {i: start[i] + (0.2 if k % 2 else -0.2) for k, i in enumerate(ids)}
         bus.write_goals(goals)
         assert bus.last_duration_s > 0
+        resolution = {i: emu.servo(i).spec.resolution_ticks for i in ids}
         assert wait_until(
-            lambda: all(emu.servo(i).peek("goal_position") == rad_to_ticks(goals[i]) for i in ids)
+            lambda: all(
+                emu.servo(i).peek("goal_position") == rad_to_ticks(goals[i], resolution[i]) for i in ids
+            )
         )
         time.sleep(SETTLE_S)
         states = bus.read_states(ids)
@@ -370,8 +374,8 @@ def test_wire_timing_makes_a_sync_read_take_the_wire_time(emulator) -> None:
     timed = emulator("dynamixel", XL430, "pan_tilt", wire_timing=True, baud=baud)
     untimed = emulator("dynamixel", XL430, "pan_tilt", wire_timing=False, baud=baud)
 
-    request = len(dxl.sync_read(DXL_STATE_ADDR, DXL_STATE_LEN, PAN_TILT_IDS))
-    replies = len(PAN_TILT_IDS) * status_size("dynamixel", DXL_STATE_LEN)
+    request = len(dxl.sync_read(DYNAMIXEL.state_address, DYNAMIXEL.state_length, PAN_TILT_IDS))
+    replies = len(PAN_TILT_IDS) * DYNAMIXEL.status_size(DYNAMIXEL.state_length)
     delays = sum(timed.servo(i).return_delay_s for i in PAN_TILT_IDS)
     wire_s = (request + replies) * 10 / baud + delays
     assert wire_s > 0.015  # 88 bytes at 57600 baud, plus two return delays

@@ -9,13 +9,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from hw_adapters import SCHEMES, BusError, ConfigError, ServoFault, TwinError, open_bus, wire
+from hw_adapters import SCHEMES, BusError, ConfigError, ServoFault, TwinError, open_bus
 from hw_adapters.base import parse_ids
 from hw_adapters.mock import MockBus
 from hw_adapters.sim import SimBus
+from servo_core.catalogue import servo_spec
+from servo_core.protocol import DYNAMIXEL, FEETECH, protocol_named
+from servo_core.units import rad_to_ticks
 from sim_models.plant import Mount, Plant
 from sim_models.robots import actuated_joints, robot_urdf_text
-from sim_models.servo.catalogue import servo_spec
 from sim_models.servo.device import VirtualServo
 
 TWO_PI = 2.0 * math.pi
@@ -221,7 +223,8 @@ def test_mock_handler_error_is_a_twin_error() -> None:
 )
 def test_sync_read_time(protocol: str, n: int, length: int, baud: int, delays: float, n_bytes: int) -> None:
     expected = n_bytes * 10 / baud + delays
-    assert wire.sync_read_time(protocol, n, length, baud, delays) == pytest.approx(expected, rel=1e-12)
+    got = protocol_named(protocol).sync_read_time(n, length, baud, delays)
+    assert got == pytest.approx(expected, rel=1e-12)
 
 
 # Sync write params: address + length (2 + 2 bytes Dynamixel, 1 + 1 Feetech), then n * (id + data).
@@ -236,14 +239,15 @@ def test_sync_read_time(protocol: str, n: int, length: int, baud: int, delays: f
     ],
 )
 def test_sync_write_time(protocol: str, n: int, length: int, baud: int, n_bytes: int) -> None:
-    assert wire.sync_write_time(protocol, n, length, baud) == pytest.approx(n_bytes * 10 / baud, rel=1e-12)
+    got = protocol_named(protocol).sync_write_time(n, length, baud)
+    assert got == pytest.approx(n_bytes * 10 / baud, rel=1e-12)
 
 
 def test_sim_bus_charges_the_wire_time_of_each_transaction() -> None:
     # XL430: return delay 250 x 2 us = 500 us per answering servo.
     with open_bus("sim://?robot=pan_tilt&model=xl430-w250&ids=1,2&baud=57600") as bus:
         bus.read_states([1, 2])
-        read_bytes = (14 + 2) + 2 * (11 + wire.DXL_STATE_LEN)
+        read_bytes = (14 + 2) + 2 * (11 + DYNAMIXEL.state_length)
         assert bus.last_duration_s == pytest.approx(read_bytes * 10 / 57_600 + 2 * 500e-6)
         bus.write_goals({1: 0.1, 2: -0.1})
         assert bus.last_duration_s == pytest.approx((10 + 4 + 2 * (1 + 4)) * 10 / 57_600)
@@ -253,7 +257,7 @@ def test_sim_bus_charges_the_wire_time_of_each_transaction() -> None:
         assert bus.last_duration_s == pytest.approx((10 + 11 + 3) * 10 / 57_600 + 500e-6)
     with open_bus("sim://?robot=arm6&model=sts3215&ids=1-6") as bus:
         bus.read_states(range(1, 7))  # STS3215 return delay 0
-        read_bytes = (8 + 6) + 6 * (6 + wire.STS_STATE_LEN)
+        read_bytes = (8 + 6) + 6 * (6 + FEETECH.state_length)
         assert bus.last_duration_s == pytest.approx(read_bytes * 10 / 1_000_000)
         bus.write_goals({i: 0.0 for i in range(1, 7)})
         assert bus.last_duration_s == pytest.approx((6 + 2 + 6 * (1 + 2)) * 10 / 1_000_000)
@@ -275,12 +279,12 @@ def test_sim_bus_charges_the_wire_time_of_each_transaction() -> None:
     ],
 )
 def test_rad_to_ticks(angle: float, ticks: int) -> None:
-    assert wire.rad_to_ticks(angle) == ticks
+    assert rad_to_ticks(angle, 4096) == ticks
 
 
 def test_rad_to_ticks_other_resolution() -> None:
-    assert wire.rad_to_ticks(0.0, 1024) == 512
-    assert wire.rad_to_ticks(math.pi / 2, 1024) == 768
+    assert rad_to_ticks(0.0, 1024) == 512
+    assert rad_to_ticks(math.pi / 2, 1024) == 768
 
 
 def _block(size: int, fields: dict[int, tuple[int, int]]) -> bytes:
@@ -295,7 +299,7 @@ def test_decode_sts_state() -> None:
     # Offsets from address 56: position 0, speed 2, load 4, voltage 6, temperature 7,
     # status 9 (address 65), moving 10, current 13 (address 69). Sign-magnitude fields.
     block = _block(
-        wire.STS_STATE_LEN,
+        FEETECH.state_length,
         {
             0: (3072, 2),  # +1024 ticks from centre
             2: (0x8000 | 100, 2),  # speed -100 ticks/s: bit 15 is the sign
@@ -307,7 +311,7 @@ def test_decode_sts_state() -> None:
             13: (0x8000 | 20, 2),  # current -20 x 6.5 mA
         },
     )
-    s = wire.decode_sts_state(3, block)
+    s = FEETECH.decode(3, block, 0, "sts3215", 4096)
     assert s.id == 3
     assert s.position == pytest.approx(math.pi / 2)
     assert s.velocity == pytest.approx(-100 * TWO_PI / 4096)
@@ -321,8 +325,8 @@ def test_decode_sts_state() -> None:
 
 
 def test_decode_sts_state_at_rest() -> None:
-    block = _block(wire.STS_STATE_LEN, {0: (2048, 2), 2: (100, 2), 6: (120, 1), 7: (25, 1)})
-    s = wire.decode_sts_state(1, block)
+    block = _block(FEETECH.state_length, {0: (2048, 2), 2: (100, 2), 6: (120, 1), 7: (25, 1)})
+    s = FEETECH.decode(1, block, 0, "sts3215", 4096)
     assert (s.position, s.load, s.current, s.faults, s.moving) == (0.0, 0.0, 0.0, ServoFault.NONE, False)
     assert s.velocity == pytest.approx(100 * TWO_PI / 4096)
 
@@ -331,7 +335,7 @@ def _dxl_block(pwm: int, current: int, velocity: int, position: int, volts: int,
     # Offsets from address 122: moving 0, moving status 1, PWM 2, current 4, velocity 6,
     # position 10, trajectories 14..21, voltage 22, temperature 24. Two's complement.
     return _block(
-        wire.DXL_STATE_LEN,
+        DYNAMIXEL.state_length,
         {
             0: (1, 1),
             2: (pwm & 0xFFFF, 2),
@@ -348,7 +352,7 @@ def _dxl_block(pwm: int, current: int, velocity: int, position: int, volts: int,
 
 def test_decode_dxl_state_xm430_with_overheat() -> None:
     block = _dxl_block(pwm=-442, current=-100, velocity=-10, position=1024, volts=120, temp=72)
-    s = wire.decode_dxl_state(4, block, 0b0000_0100, "xm430-w350")
+    s = DYNAMIXEL.decode(4, block, 0b0000_0100, "xm430-w350", 4096)
     assert s.id == 4
     assert s.position == pytest.approx(-math.pi / 2)
     assert s.velocity == pytest.approx(-10 * 0.229 * TWO_PI / 60)
@@ -374,12 +378,12 @@ def test_decode_dxl_state_xm430_with_overheat() -> None:
 )
 def test_decode_dxl_hardware_error_bits(hw_error: int, faults: ServoFault) -> None:
     block = _dxl_block(0, 0, 0, 2048, 111, 30)
-    assert wire.decode_dxl_state(1, block, hw_error, "xl330-m288").faults == faults
+    assert DYNAMIXEL.decode(1, block, hw_error, "xl330-m288", 4096).faults == faults
 
 
 def test_decode_dxl_state_xl430_reports_load_not_current() -> None:
     block = _dxl_block(pwm=300, current=-250, velocity=40, position=2048 + 512, volts=111, temp=30)
-    s = wire.decode_dxl_state(1, block, 0, "xl430-w250")
+    s = DYNAMIXEL.decode(1, block, 0, "xl430-w250", 4096)
     assert s.current is None
     assert s.load == pytest.approx(-0.25)  # Present Load, 0.1 % units
     assert s.position == pytest.approx(math.pi / 4)
@@ -388,13 +392,13 @@ def test_decode_dxl_state_xl430_reports_load_not_current() -> None:
 
 def test_decode_dxl_state_xl330_current_in_milliamps() -> None:
     block = _dxl_block(pwm=0, current=150, velocity=0, position=2048, volts=50, temp=30)
-    assert wire.decode_dxl_state(1, block, 0, "xl330-m288").current == pytest.approx(0.150)
+    assert DYNAMIXEL.decode(1, block, 0, "xl330-m288", 4096).current == pytest.approx(0.150)
 
 
 def test_decoders_agree_with_struct_layout() -> None:
     # The same Feetech block packed with struct, independent of _block's offsets.
     raw = struct.pack("<HHHBBxBBxxH", 1000, 5, 0x400 | 3, 74, 30, 0, 0, 7)
-    s = wire.decode_sts_state(9, raw)
+    s = FEETECH.decode(9, raw, 0, "sts3215", 4096)
     assert s.position == pytest.approx((1000 - 2048) * TWO_PI / 4096)
     assert s.load == pytest.approx(-0.003)
     assert s.current == pytest.approx(7 * 0.0065)
@@ -405,7 +409,7 @@ def test_goals_that_are_not_finite_are_refused(angle: float) -> None:
     with open_bus("mock://?ids=1") as bus, pytest.raises(ConfigError, match="finite angle"):
         bus.write_goals({1: angle})
     with pytest.raises(ConfigError, match="finite angle"):
-        wire.rad_to_ticks(angle)
+        rad_to_ticks(angle, 4096)
 
 
 def test_sim_write_goals_is_all_or_nothing() -> None:

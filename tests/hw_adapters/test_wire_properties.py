@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hw_adapters import open_bus, wire
+from hw_adapters import open_bus
 from hw_adapters.sim import SimBus
-from sim_models.servo.control_table import DYNAMIXEL_X, FEETECH_STS, Register
+from servo_core.control_table import DYNAMIXEL_X, FEETECH_STS, Register
+from servo_core.units import rad_to_ticks
 
 BUSES = {
     "dynamixel": "sim://?robot=pan_tilt&model=xl430-w250&ids=1,2",
@@ -49,7 +50,7 @@ def test_goal_round_trips_to_the_nearest_tick(
     buses: dict[str, SimBus], protocol: str, angle: float, which: int
 ) -> None:
     ticks, back = _goal_round_trip(buses[protocol], which, angle)
-    assert ticks == wire.rad_to_ticks(angle)
+    assert ticks == rad_to_ticks(angle, 4096)
     assert abs(back - angle) <= TICK / 2 + 1e-12
 
 

@@ -15,6 +15,7 @@ from sim_models.network import (
     EmpiricalLatency,
     Latency,
     Link,
+    LinkSnapshot,
     LogNormalLatency,
     Network,
     NormalLatency,
@@ -131,9 +132,9 @@ def test_link_loss_rate_and_counts() -> None:
     results = [link.draw() for _ in range(N)]
     lost = sum(r is None for r in results)
     assert lost / N == pytest.approx(0.3, abs=0.03)
-    assert link.stats.messages == N
-    assert link.stats.drops == lost
-    assert len(link.stats.latencies_s) == N - lost
+    snap = link.snapshot()
+    assert (snap.name, snap.messages, snap.drops) == ("a--b", N, lost)
+    assert len(snap.latencies_s) == N - lost
     assert all(r == 0.001 for r in results if r is not None)
 
 
@@ -149,7 +150,8 @@ def test_lossless_and_total_loss_links() -> None:
     always = Link("a--c", ConstantLatency(rng, 0.001), 1.0, component_rng(1, "l1"))
     assert all(never.draw() == 0.001 for _ in range(1000))
     assert all(always.draw() is None for _ in range(1000))
-    assert never.stats.drops == 0 and always.stats.drops == always.stats.messages == 1000
+    assert never.snapshot().drops == 0
+    assert always.snapshot().drops == always.snapshot().messages == 1000
 
 
 def make_network(seed: int, extra_link_first: bool = False) -> tuple[Network, Link]:
@@ -217,10 +219,11 @@ def test_delivery_arrives_at_the_drawn_time() -> None:
     assert len(arrivals) == 20
     sent_at = {i: 0.001 * i for i in range(20)}
     by_message = {m: t for t, m in arrivals}
-    for i, delay in enumerate(link.stats.latencies_s):
+    delays = link.snapshot().latencies_s
+    for i, delay in enumerate(delays):
         assert by_message[i] == pytest.approx(sent_at[i] + delay, abs=1e-12)
     # datagrams: arrival order follows the draws, not the send order
-    assert [m for _, m in arrivals] == sorted(range(20), key=lambda i: sent_at[i] + link.stats.latencies_s[i])
+    assert [m for _, m in arrivals] == sorted(range(20), key=lambda i: sent_at[i] + delays[i])
 
 
 def test_constant_delivery_time() -> None:
@@ -258,4 +261,113 @@ def test_dropped_message_never_arrives() -> None:
     assert net.deliver("a", "b", got.append, "x") is False
     env.run()
     assert got == []
-    assert link.stats.drops == 1
+    assert link.snapshot().drops == 1
+
+
+# -- faults and snapshots --------------------------------------------------------
+
+
+def _link(loss: float = 0.0, delay_s: float = 0.001) -> Link:
+    return Link("a--b", ConstantLatency(component_rng(0, "c"), delay_s), loss, component_rng(0, "l"))
+
+
+def test_partition_loses_everything_until_undone_without_touching_the_loss_draws() -> None:
+    link, twin_link = _link(loss=0.5), _link(loss=0.5)
+    heal = link.partition()
+    assert link.partitioned
+    assert all(link.draw() is None for _ in range(100))
+    heal()
+    assert not link.partitioned
+    # a partition draws nothing from the loss generator: afterwards the link goes on as if untouched
+    assert [link.draw() for _ in range(200)] == [twin_link.draw() for _ in range(200)]
+    assert link.snapshot().drops >= 100
+
+
+def test_overlapping_partitions_heal_only_when_all_are_undone_and_undo_is_idempotent() -> None:
+    link = _link()
+    first, second = link.partition(), link.partition()
+    first()
+    first()  # a second call does nothing: it must not heal the other partition
+    assert link.partitioned and link.draw() is None
+    second()
+    assert not link.partitioned and link.draw() == 0.001
+
+
+def test_latency_faults_add_up_and_undo_in_any_order() -> None:
+    link = _link(delay_s=0.001)
+    undo_a = link.add_latency(0.01)
+    undo_b = link.add_latency(0.1)
+    assert link.extra_latency_s == pytest.approx(0.11)
+    assert link.draw() == pytest.approx(0.111)
+    undo_a()
+    undo_a()
+    assert link.draw() == pytest.approx(0.101)
+    undo_b()
+    assert link.extra_latency_s == 0.0  # exactly: no rounding residue after the faults are gone
+    assert link.draw() == 0.001
+    assert link.snapshot().latencies_s == pytest.approx((0.111, 0.101, 0.001))
+
+
+@pytest.mark.parametrize("extra_s", [-0.001, math.inf, math.nan])
+def test_bad_extra_latency_is_rejected(extra_s: float) -> None:
+    with pytest.raises(ConfigError, match="latency"):
+        _link().add_latency(extra_s)
+
+
+def test_loss_faults_the_most_recent_in_force_applies() -> None:
+    link = _link(loss=0.1)
+    undo_total = link.set_loss(1.0)
+    undo_none = link.set_loss(0.0)
+    assert (link.loss, link.effective_loss) == (0.1, 0.0)
+    assert all(link.draw() is not None for _ in range(200))
+    undo_none()  # back to the one set before it
+    assert link.effective_loss == 1.0
+    assert all(link.draw() is None for _ in range(200))
+    undo_none()  # idempotent
+    assert link.effective_loss == 1.0
+    undo_total()
+    assert link.effective_loss == 0.1  # the link's own
+
+
+def test_undoing_an_older_loss_fault_keeps_the_newer_one() -> None:
+    link = _link(loss=0.2)
+    undo_old = link.set_loss(0.5)
+    undo_new = link.set_loss(0.5)  # equal values: each undo removes its own
+    undo_old()
+    assert link.effective_loss == 0.5
+    undo_new()
+    assert link.effective_loss == 0.2
+    with pytest.raises(ConfigError, match="loss"):
+        link.set_loss(1.5)
+
+
+def test_fault_state_cannot_be_set_directly() -> None:
+    link = _link()
+    with pytest.raises(AttributeError):
+        link.partitioned = True  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        link.fault_loss = 0.5  # type: ignore[attr-defined]
+
+
+def test_snapshot_is_a_frozen_copy() -> None:
+    link = _link()
+    link.draw()
+    snap = link.snapshot()
+    link.draw()
+    assert (snap.messages, snap.latencies_s) == (1, (0.001,))
+    assert link.snapshot().messages == 2
+    with pytest.raises(AttributeError):
+        snap.messages = 5  # type: ignore[misc]
+
+
+def test_network_snapshot_has_every_link_by_name() -> None:
+    env = simpy.Environment()
+    net = Network(env, 0)
+    net.add_link("z", "y", ConstantLatency(component_rng(0, "c"), 0.001))
+    net.add_link("a", "b", ConstantLatency(component_rng(0, "c"), 0.002), loss=1.0)
+    net.deliver("a", "b", lambda m: None, 1)
+    net.deliver("y", "z", lambda m: None, 1)
+    snaps = net.snapshot()
+    assert list(snaps) == ["a--b", "y--z"]
+    assert snaps["a--b"] == LinkSnapshot("a--b", 1, 1, ())
+    assert snaps["y--z"] == LinkSnapshot("y--z", 1, 0, (0.001,))

@@ -6,11 +6,11 @@ import math
 
 import pytest
 
+from servo_core.catalogue import servo_spec
 from sim_models.bullet import pybullet
 from sim_models.errors import ConfigError
 from sim_models.plant import Mount, Plant
 from sim_models.robots import pendulum_urdf, robot_urdf_text
-from sim_models.servo.catalogue import servo_spec
 from sim_models.servo.device import VirtualServo
 
 CENTRE = 2048

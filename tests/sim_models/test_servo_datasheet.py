@@ -21,9 +21,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from servo_core.catalogue import ServoSpec, catalogue
 from sim_models.plant import Mount, Plant
 from sim_models.robots import pendulum_urdf
-from sim_models.servo.catalogue import ServoSpec, catalogue
 from sim_models.servo.device import VirtualServo
 
 G = 9.81

@@ -11,10 +11,10 @@ from importlib import resources
 import pytest
 import yaml
 
+from servo_core.catalogue import ServoSpec, catalogue, servo_spec
 from sim_models.errors import ConfigError, TwinError
 from sim_models.plant import Mount, Plant
 from sim_models.robots import pendulum_urdf
-from sim_models.servo.catalogue import ServoSpec, catalogue, servo_spec
 from sim_models.servo.device import RegisterError, VirtualServo
 
 G = 9.81
@@ -36,7 +36,7 @@ def ticks(angle_rad: float) -> int:
 
 
 def catalogue_files() -> dict[str, dict[str, object]]:
-    folder = resources.files("sim_models.servo") / "catalogue"
+    folder = resources.files("servo_core") / "catalogue"
     out = {}
     for entry in folder.iterdir():
         if entry.name.endswith(".yaml"):

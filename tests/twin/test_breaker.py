@@ -18,6 +18,7 @@ import twin.patterns.breaker as breaker_module
 from sim_models.errors import ConfigError, TwinError
 from twin.patterns.breaker import (
     BreakerConfig,
+    BreakerSnapshot,
     CallNotPermitted,
     CircuitBreaker,
     State,
@@ -662,3 +663,74 @@ def test_automatic_half_open_on_simpy_time_is_stamped_at_the_due_time():
     env.process(run())
     env.run()
     assert hops(cb) == [(1.25, C, O), (3.75, O, H)]
+
+
+# ---- snapshots ----------------------------------------------------------------------------------
+
+
+def test_snapshot_of_a_fresh_breaker():
+    cb, _ = make()
+    snap = cb.snapshot()
+    assert snap == BreakerSnapshot(
+        name="svc",
+        state=C,
+        times_opened=0,
+        calls_permitted=0,
+        calls_not_permitted=0,
+        successes=0,
+        failures=0,
+        slow_calls=0,
+        transitions=(),
+        seconds_not_closed=0.0,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.state = O  # type: ignore[misc]
+
+
+def test_snapshot_times_the_breaker_out_of_closed_up_to_now():
+    cb, clock = make(
+        window_size=2,
+        minimum_calls=2,
+        wait_in_open_s=4.0,
+        permitted_calls_in_half_open=1,
+        slow_call_duration_s=9,
+    )
+    clock.t = 1.0
+    open_it(cb, 2)  # OPEN at 1
+    clock.t = 2.0
+    assert not call(cb, ok=True)  # refused
+    clock.t = 5.0
+    assert call(cb, ok=True)  # HALF_OPEN at 5 (first call after the wait), then CLOSED at 5
+    clock.t = 7.0
+    open_it(cb, 2)  # OPEN again at 7
+    clock.t = 8.0
+    snap = cb.snapshot()
+    assert snap.state is O and snap.times_opened == 2
+    assert snap.transitions == ((1.0, "OPEN"), (5.0, "HALF_OPEN"), (5.0, "CLOSED"), (7.0, "OPEN"))
+    assert snap.seconds_not_closed == pytest.approx(4.0 + 1.0)  # [1, 5) and [7, 8)
+    assert cb.snapshot(now=10.0).seconds_not_closed == pytest.approx(4.0 + 3.0)
+    assert (snap.calls_permitted, snap.calls_not_permitted) == (5, 1)
+    assert (snap.successes, snap.failures, snap.slow_calls) == (1, 4, 0)
+
+
+def test_snapshot_applies_the_transitions_due_by_now():
+    cb, clock = make(window_size=1, minimum_calls=1, wait_in_open_s=2.0, automatic_half_open=True)
+    call(cb, ok=False)
+    clock.t = 3.0
+    snap = cb.snapshot()
+    assert snap.state is H
+    assert snap.transitions == ((0.0, "OPEN"), (2.0, "HALF_OPEN"))
+    assert snap.seconds_not_closed == 3.0
+
+
+def test_snapshot_counts_forced_open_and_disabled_as_not_closed_but_not_as_opened():
+    cb, clock = make()
+    cb.transition_to_forced_open()
+    clock.t = 1.5
+    cb.transition_to_disabled()
+    clock.t = 2.0
+    cb.transition_to_closed()
+    clock.t = 9.0
+    snap = cb.snapshot()
+    assert snap.times_opened == 0
+    assert snap.seconds_not_closed == 2.0

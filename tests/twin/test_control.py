@@ -12,8 +12,8 @@ from twin.control.joints import Joint
 from twin.control.limits import Calibration, JointLimits, clip_to_limits
 from twin.control.trajectory import MIN_JERK_PEAK_VELOCITY, Anchored, Move, SineSweep, min_jerk, trapezoid
 from twin.scenario.assertions import parse_assertion
-from twin.services.commands import MoveCommand, SineCommand
-from twin.services.planner import Planner, PlanningError
+from twin.control.commands import MoveCommand, SineCommand
+from twin.control.planning import PlanningError, TrajectoryPlanner
 
 
 @pytest.mark.parametrize("shape", [min_jerk, trapezoid])
@@ -61,12 +61,12 @@ def test_calibration_round_trip(q: float, direction: int, offset: float) -> None
     assert cal.to_joint(cal.to_servo(q)) == pytest.approx(q, abs=1e-12)
 
 
-def _planner() -> Planner:
+def _planner() -> TrajectoryPlanner:
     joints = [
         Joint("pan", 1, JointLimits(-2.0, 2.0, 1.0), Calibration()),
         Joint("tilt", 2, JointLimits(-1.0, 1.0, 1.0), Calibration()),
     ]
-    return Planner(bus=None, joints=joints)  # type: ignore[arg-type]
+    return TrajectoryPlanner(joints=joints)
 
 
 def test_planner_refuses_targets_outside_the_limits() -> None:

@@ -7,6 +7,7 @@ by exact steps) so that boundary assertions mean exactly what they say.
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -15,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim_models.errors import ConfigError, TwinError
-from sim_models.network import ConstantLatency
 from twin.patterns.discovery import (
     DiscoveryClient,
     Health,
@@ -27,9 +27,15 @@ from twin.patterns.discovery import (
     Strategy,
     UnknownInstance,
 )
-from twin.services.base import Instance
 
 TINY = 1 / 1024  # exact in binary
+
+
+@dataclass
+class Replica:
+    name: str
+    service: str
+    node: str
 
 
 class Clock:
@@ -181,7 +187,8 @@ def test_an_outage_refuses_every_call_and_changes_nothing() -> None:
     clock = Clock()
     registry, _ = _registry(clock)
     registry.register("a#0", "a", "n")
-    registry.available = False
+    recover = registry.outage()
+    assert not registry.available
     for call in (
         lambda: registry.instances("a"),
         lambda: registry.heartbeat("a#0"),
@@ -193,7 +200,8 @@ def test_an_outage_refuses_every_call_and_changes_nothing() -> None:
         with pytest.raises(RegistryUnavailable):
             call()
     assert issubclass(RegistryUnavailable, TwinError)
-    registry.available = True
+    recover()
+    assert registry.available
     assert _names(registry.instances("a")) == ["a#0"]
     assert registry.instances("b") == []
 
@@ -218,8 +226,9 @@ def test_the_cache_is_refreshed_every_refresh_s_and_routes_on_a_stale_view_betwe
     clock = Clock()
     registry, _ = _registry(clock, ttl_s=1.0)
     _live(registry, ["p#0", "p#1"])
-    # with nothing outstanding, least-outstanding sends everything to p#0 (first by name) while in view
+    # with a call kept outstanding on p#1, least-outstanding sends everything to p#0 while in view
     client = DiscoveryClient(registry.instances, clock, refresh_s=0.5, strategy=Strategy.LEAST_OUTSTANDING)
+    client.started("p#1")
     log = []
     for k in range(0, 33):  # every 1/16 s for 2 s; p#1 heartbeats, p#0 does not after t = 0
         clock.t = k / 16
@@ -241,10 +250,11 @@ def test_failover_happens_by_death_plus_ttl_plus_refresh(death_tick: int, offset
     tick, ttl_ticks, refresh_ticks = 1 / 32, 32, 16
     clock = Clock()
     registry, _ = _registry(clock, ttl_s=ttl_ticks * tick, dereg_s=100.0)
-    _live(registry, ["a#0", "b#0"])  # a#0, first by name, gets every call while in view (no outstanding)
+    _live(registry, ["a#0", "b#0"])
     client = DiscoveryClient(
         registry.instances, clock, refresh_s=refresh_ticks * tick, strategy=Strategy.LEAST_OUTSTANDING
     )
+    client.started("b#0")  # kept outstanding: a#0, the least busy, gets every call while in view
     failover_tick = None
     for k in range(death_tick + ttl_ticks + 3 * refresh_ticks):
         clock.t = k * tick
@@ -287,7 +297,7 @@ def test_round_robin_is_per_service() -> None:
     assert [client.resolve(s) for s in "ppqpq"] == ["p#0", "p#1", "q#0", "p#0", "q#1"]
 
 
-def test_least_outstanding_picks_the_least_busy_ties_by_name() -> None:
+def test_least_outstanding_picks_the_least_busy_and_rotates_among_ties() -> None:
     clock = Clock()
     registry, _ = _registry(clock)
     _live(registry, ["p#0", "p#1", "p#2"])
@@ -305,6 +315,64 @@ def test_least_outstanding_picks_the_least_busy_ties_by_name() -> None:
     assert client.resolve("p") == "p#0"
     with pytest.raises(TwinError):
         client.finished("p#0")
+
+
+def test_least_outstanding_spreads_sequential_calls_evenly() -> None:
+    """Each call finishes before the next: every pick is a three-way tie, which must rotate."""
+    clock = Clock()
+    registry, _ = _registry(clock)
+    _live(registry, ["p#0", "p#1", "p#2"])
+    client = DiscoveryClient(registry.instances, clock, strategy=Strategy.LEAST_OUTSTANDING)
+    n = 100
+    for _ in range(n):
+        name = client.resolve("p")
+        client.started(name)
+        client.finished(name)
+    assert sum(client.calls.values()) == n
+    for name in ("p#0", "p#1", "p#2"):
+        assert abs(client.calls[name] - n / 3) <= 1
+
+
+def test_least_outstanding_rotates_only_among_the_least_busy() -> None:
+    clock = Clock()
+    registry, _ = _registry(clock)
+    _live(registry, ["p#0", "p#1", "p#2"])
+    client = DiscoveryClient(registry.instances, clock, strategy=Strategy.LEAST_OUTSTANDING)
+    client.started("p#1")  # a long call keeps p#1 busy
+    picks = []
+    for _ in range(4):
+        name = client.resolve("p")
+        client.started(name)
+        client.finished(name)
+        picks.append(name)
+    assert picks == ["p#0", "p#2", "p#0", "p#2"]
+    assert client.calls == {"p#1": 1, "p#0": 2, "p#2": 2}
+
+
+def test_calls_count_what_was_started_not_what_was_resolved() -> None:
+    clock = Clock()
+    registry, _ = _registry(clock)
+    _live(registry, ["p#0", "p#1"])
+    client = DiscoveryClient(registry.instances, clock)
+    client.resolve("p")  # resolved, then passed over (an open breaker, say): no call
+    client.started(client.resolve("p"))
+    assert client.calls == {"p#1": 1}
+    assert client.resolutions == 2
+
+
+def test_overlapping_outages_end_when_every_one_is_undone() -> None:
+    clock = Clock()
+    registry, _ = _registry(clock)
+    first, second = registry.outage(), registry.outage()
+    first()
+    first()  # idempotent: does not end the other outage
+    assert not registry.available
+    with pytest.raises(RegistryUnavailable):
+        registry.instances("p")
+    second()
+    assert registry.available and registry.instances("p") == []
+    with pytest.raises(AttributeError):
+        registry.available = False  # type: ignore[misc]
 
 
 def test_random_is_reproducible_with_a_seed_and_covers_the_view() -> None:
@@ -328,7 +396,7 @@ def test_a_stale_view_is_used_during_a_registry_outage_and_counted() -> None:
     _live(registry, ["p#0", "p#1"])
     client = DiscoveryClient(registry.instances, clock, refresh_s=1.0)
     assert client.resolve("p") == "p#0"
-    registry.available = False
+    recover = registry.outage()
     clock.t = 0.5
     assert client.resolve("p") == "p#1"  # cache still fresh: no lookup, not stale
     assert (client.refreshes, client.stale_uses) == (1, 0)
@@ -340,7 +408,7 @@ def test_a_stale_view_is_used_during_a_registry_outage_and_counted() -> None:
     with pytest.raises(NoInstance) as caught:
         client.resolve("q")  # no view at all
     assert isinstance(caught.value.__cause__, RegistryUnavailable)
-    registry.available = True
+    recover()
     registry.deregister("p#0")
     assert client.resolve("p") == "p#1"
     assert (client.refreshes, client.stale_uses) == (2, 4)
@@ -368,13 +436,12 @@ def test_in_simpy_traffic_leaves_a_dead_replica_at_death_plus_ttl_plus_refresh()
     resolves every 0.1 s with a 0.5 s cache. planner#1 is WARNING (routable) at the refresh at 3.0 and
     CRITICAL at the one at 3.5: its last call is at 3.4 and none goes to it from 3.5 on."""
     env = simpy.Environment()
-    rng = np.random.default_rng(0)
     registry = Registry(RegistryConfig(ttl_s=1.0), lambda: env.now)
     client = DiscoveryClient(registry.instances, lambda: env.now, refresh_s=0.5)
-    replicas = [Instance(env, "planner", k, "robot", ConstantLatency(rng, 0.001)) for k in range(3)]
+    replicas = [Replica(f"planner#{k}", "planner", "robot") for k in range(3)]
     log: list[tuple[int, str]] = []  # (tick of 0.1 s, instance)
 
-    def heartbeat(inst: Instance, until: float | None) -> Generator[simpy.Event, None, None]:
+    def heartbeat(inst: Replica, until: float | None) -> Generator[simpy.Event, None, None]:
         registry.register(inst.name, inst.service, inst.node)
         while until is None or env.now < until:
             yield env.timeout(0.25)

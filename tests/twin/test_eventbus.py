@@ -20,8 +20,10 @@ from twin.patterns.eventbus import (
     Overflow,
     QoS,
     SubscriberConfig,
+    SubscriberSnapshot,
     Subscription,
     TopicConfig,
+    TopicSnapshot,
 )
 
 RNG = np.random.default_rng(0)
@@ -93,15 +95,14 @@ def _publish_loop(
 
 def _lossy_during(env: simpy.Environment, link: Link, *windows: tuple[float, float]) -> None:
     """The link loses everything within each [start, end) window, nothing outside."""
-    if windows and windows[0][0] == 0.0:
-        link.loss = 1.0  # already for what is sent before the simulation runs
+    first_undo = link.set_loss(1.0) if windows and windows[0][0] == 0.0 else None  # before the run starts
 
     def proc() -> Generator[simpy.Event, Any, None]:
-        for start, end in windows:
+        for k, (start, end) in enumerate(windows):
             yield env.timeout(start - env.now)
-            link.loss = 1.0
+            undo = first_undo if k == 0 and first_undo is not None else link.set_loss(1.0)
             yield env.timeout(end - env.now)
-            link.loss = 0.0
+            undo()
 
     env.process(proc())
 
@@ -130,11 +131,11 @@ def test_order_is_restored_per_publisher_over_a_reordering_link() -> None:
     assert _seqs(got, "left") == list(range(1, 41))
     assert _seqs(got, "right") == list(range(1, 41))
     assert {e.publisher for _, e in got} == {"left", "right"}  # both streams, interleaved
-    assert sub.stats.reordered_held > 0  # the link did reorder, and the bus held events back
-    assert sub.stats.reordered_held == sum(1 for kind, _ in trace if kind == "held")
-    assert sub.stats.gaps_skipped == 0
-    assert sub.stats.delivered == 80
-    assert bus.topic_stats("pose").published == 80
+    assert sub.snapshot().reordered_held > 0  # the link did reorder, and the bus held events back
+    assert sub.snapshot().reordered_held == sum(1 for kind, _ in trace if kind == "held")
+    assert sub.snapshot().gaps_skipped == 0
+    assert sub.snapshot().delivered == 80
+    assert bus.snapshot()["pose"].published == 80
 
 
 def test_a_subscriber_that_joins_late_does_not_wait_for_earlier_events() -> None:
@@ -172,17 +173,23 @@ def test_qos0_gap_is_skipped_after_the_gap_timeout() -> None:
         ("held", pytest.approx(0.03)),
         ("gap_skipped", pytest.approx(0.13)),  # seq 3 waited 100 ms for seq 2
     ]
-    assert sub.counters == {
-        "delivered": 2,
-        "redelivered": 0,
-        "dropped": 0,
-        "reordered_held": 1,
-        "gaps_skipped": 1,
-        "duplicates": 0,
-        "late": 0,
-        "acked": 0,
-    }
-    stats = bus.topic_stats("t")
+    assert sub.snapshot() == SubscriberSnapshot(
+        delivered=2,
+        redelivered=0,
+        dropped=0,
+        lost=1,
+        reordered_held=1,
+        gaps_skipped=1,
+        duplicates=0,
+        late=0,
+        acked=0,
+        dead_lettered=0,
+        held=0,
+        in_flight=0,
+        queue_len=0,
+        backlog_len=0,
+    )
+    stats = bus.snapshot()["t"]
     assert (stats.published, stats.sent, stats.lost, stats.redeliveries) == (3, 3, 1, 0)
 
 
@@ -198,13 +205,13 @@ def test_qos0_losses_are_counted_and_every_gap_is_skipped() -> None:
     env.run(until=2.0)
 
     seqs = _seqs(got)
-    stats = bus.topic_stats("t")
-    assert stats.lost == link.stats.drops > 0  # the transport's drops, one by one
+    stats = bus.snapshot()["t"]
+    assert stats.lost == link.snapshot().drops > 0  # the transport's drops, one by one
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # in order, once each
     missing = set(range(1, 61)) - set(seqs)
     assert len(missing) == stats.lost  # QoS 0: a lost event stays lost
-    assert sub.stats.gaps_skipped == len([s for s in missing if s < max(seqs)])  # trailing ones: no gap
-    assert sub.stats.delivered + sub.stats.gaps_skipped + (60 - max(seqs)) == 60
+    assert sub.snapshot().gaps_skipped == len([s for s in missing if s < max(seqs)])  # trailing ones: no gap
+    assert sub.snapshot().delivered + sub.snapshot().gaps_skipped + (60 - max(seqs)) == 60
     assert sub.queue_len == 0 and sub.held_len == 0
 
 
@@ -219,7 +226,7 @@ def test_qos0_copy_arriving_after_its_gap_was_skipped_is_discarded() -> None:
     bus.publish("t", "p", "pub", "fast")  # seq 2, arrives at 0.01, held
     env.run(until=1.0)
     assert [(t, e.seq) for t, e in got] == [(pytest.approx(0.11), 2)]
-    assert (sub.stats.gaps_skipped, sub.stats.late) == (1, 1)
+    assert (sub.snapshot().gaps_skipped, sub.snapshot().late) == (1, 1)
 
 
 # --- QoS 1 ---------------------------------------------------------------------
@@ -243,9 +250,9 @@ def test_qos1_redelivers_after_the_ack_timeout_on_a_lossy_link() -> None:
         ("acked", pytest.approx(0.07)),  # the ack's crossing back; no third copy
     ]
     assert [(t, e.seq, e.delivery, e.payload) for t, e in got] == [(pytest.approx(0.06), 1, 2, "go")]
-    stats = bus.topic_stats("cmd")
+    stats = bus.snapshot()["cmd"]
     assert (stats.sent, stats.lost, stats.redeliveries, stats.acked, stats.dead_lettered) == (2, 1, 1, 1, 0)
-    assert (sub.stats.delivered, sub.stats.redelivered, sub.stats.acked) == (1, 1, 1)
+    assert (sub.snapshot().delivered, sub.snapshot().redelivered, sub.snapshot().acked) == (1, 1, 1)
 
 
 def test_qos1_copy_of_an_acked_event_is_not_handed_over_again_and_the_ack_is_resent() -> None:
@@ -263,8 +270,8 @@ def test_qos1_copy_of_an_acked_event_is_not_handed_over_again_and_the_ack_is_res
         ("redelivered", pytest.approx(0.05)),
         ("acked", pytest.approx(0.07)),  # the ack sent again when the copy came at 60 ms
     ]
-    assert (sub.stats.duplicates, sub.stats.acked) == (1, 1)
-    assert bus.topic_stats("cmd").acked == 1
+    assert (sub.snapshot().duplicates, sub.snapshot().acked) == (1, 1)
+    assert bus.snapshot()["cmd"].acked == 1
 
 
 def test_qos1_event_taken_but_not_acked_is_redelivered_to_the_app() -> None:
@@ -287,7 +294,7 @@ def test_qos1_event_taken_but_not_acked_is_redelivered_to_the_app() -> None:
         (pytest.approx(0.01), 1, 1),
         (pytest.approx(0.06), 1, 2),
     ]
-    stats = bus.topic_stats("cmd")
+    stats = bus.snapshot()["cmd"]
     assert (stats.redeliveries, stats.acked, stats.dead_lettered) == (1, 1, 0)
 
 
@@ -314,7 +321,7 @@ def test_qos1_gives_up_after_max_deliveries_and_dead_letters_the_event() -> None
     assert t == pytest.approx(0.15)
     assert (letter.topic, letter.publisher, letter.seq) == ("dead", "p", 1)
     assert letter.payload == DeadLetter(event=original, subscriber="s", deliveries=3)
-    stats = bus.topic_stats("cmd")
+    stats = bus.snapshot()["cmd"]
     assert (stats.sent, stats.lost, stats.redeliveries, stats.dead_lettered) == (3, 3, 2, 1)
 
 
@@ -339,13 +346,13 @@ def test_qos1_events_held_behind_a_given_up_one_still_arrive_in_order_after_the_
 
     # the gap is skipped once seq 1's last retry could have come: 30 ms + 2 x 50 ms + 100 ms
     assert [(t, e.seq) for t, e in got] == [(pytest.approx(0.23), 2)]
-    assert sub.stats.gaps_skipped == 1
+    assert sub.snapshot().gaps_skipped == 1
     # the documented cost of at least once: seq 2, held past its own retries, is dead-lettered too
     assert [(t, e.payload.event.seq) for t, e in letters] == [
         (pytest.approx(0.15), 1),
         (pytest.approx(0.17), 2),
     ]
-    assert bus.topic_stats("cmd").stale_acks == 1
+    assert bus.snapshot()["cmd"].stale_acks == 1
 
 
 @settings(max_examples=15, deadline=None)
@@ -361,8 +368,8 @@ def test_qos1_acking_app_sees_each_event_exactly_once_in_order(seed: int, loss: 
     _publish_loop(env, bus, "cmd", "p", "pub", 30, 0.002, {})
     env.run(until=5.0)
     assert _seqs(got) == list(range(1, 31))
-    stats = bus.topic_stats("cmd")
-    assert (stats.acked, stats.dead_lettered, sub.stats.gaps_skipped) == (30, 0, 0)
+    stats = bus.snapshot()["cmd"]
+    assert (stats.acked, stats.dead_lettered, sub.snapshot().gaps_skipped) == (30, 0, 0)
     assert stats.redeliveries == stats.sent - 30
 
 
@@ -384,14 +391,14 @@ def _slow_subscriber_run(overflow: Overflow) -> tuple[list[int], Subscription, d
 def test_drop_oldest_keeps_the_newest_n_and_never_slows_the_publisher() -> None:
     seqs, sub, log = _slow_subscriber_run(Overflow.DROP_OLDEST)
     assert seqs == [8, 9, 10]
-    assert sub.stats.dropped == 7
+    assert sub.snapshot().dropped == 7
     assert log["done"] == pytest.approx(0.010) and max(log["waits"]) == 0.0
 
 
 def test_drop_newest_keeps_the_first_n_and_never_slows_the_publisher() -> None:
     seqs, sub, log = _slow_subscriber_run(Overflow.DROP_NEWEST)
     assert seqs == [1, 2, 3]
-    assert sub.stats.dropped == 7
+    assert sub.snapshot().dropped == 7
     assert log["done"] == pytest.approx(0.010) and max(log["waits"]) == 0.0
 
 
@@ -412,11 +419,11 @@ def test_block_applies_backpressure_to_the_publisher_and_loses_nothing() -> None
     block_rate, seqs, block_sub, block_log, bus = run(Overflow.BLOCK)
 
     assert free_rate == pytest.approx(1000.0)  # one per ms: the slow subscriber costs nothing
-    assert max(free_log["waits"]) == 0.0 and free_sub.stats.dropped > 0
+    assert max(free_log["waits"]) == 0.0 and free_sub.snapshot().dropped > 0
     assert block_rate < 150.0  # held to about the subscriber's pace (100/s)
     assert max(block_log["waits"]) == pytest.approx(0.01, abs=0.002)  # waits for a take to free room
-    assert seqs == list(range(1, 21)) and block_sub.stats.dropped == 0
-    assert bus.topic_stats("t").blocked > 0
+    assert seqs == list(range(1, 21)) and block_sub.snapshot().dropped == 0
+    assert bus.snapshot()["t"].blocked > 0
     assert block_sub.backlog_len == 0
 
 
@@ -435,9 +442,9 @@ def test_a_fast_subscriber_is_unaffected_by_a_slow_one() -> None:
     env.run(until=2.0)
 
     assert [(t, e.seq) for t, e in fast_got] == [(pytest.approx(0.001 * i + 0.002), i + 1) for i in range(20)]
-    assert fast.stats.dropped == 0
+    assert fast.snapshot().dropped == 0
     assert log["done"] == pytest.approx(0.020)
-    assert slow.stats.dropped > 0 and len(slow_got) + slow.stats.dropped == 20
+    assert slow.snapshot().dropped > 0 and len(slow_got) + slow.snapshot().dropped == 20
 
 
 # --- counters and declarations ---------------------------------------------------
@@ -459,15 +466,16 @@ def test_counters_per_topic_and_per_subscriber() -> None:
     bus.publish("b", "p", "pub", "x")
     env.run(until=1.0)
 
-    counters = bus.counters()
-    assert set(counters) == {"a", "b"}
-    assert counters["a"]["published"] == 4 and counters["a"]["sent"] == 8
-    assert counters["a"]["subscribers"]["one"] == {**a1.counters, "queue_len": 1}
-    assert (a1.stats.delivered, a1.stats.dropped) == (1, 3)
-    assert counters["a"]["subscribers"]["two"]["delivered"] == 4
-    assert counters["a"]["delivered"] == 5 and counters["a"]["dropped"] == 3
-    assert counters["b"]["acked"] == 1 and counters["b"]["subscribers"]["one"]["acked"] == 1
-    assert counters["b"]["delivered"] == 1
+    snap = bus.snapshot()
+    assert list(snap) == ["a", "b"]
+    assert snap["a"].published == 4 and snap["a"].sent == 8
+    assert snap["a"].subscribers["one"] == a1.snapshot()
+    assert (a1.snapshot().delivered, a1.snapshot().dropped, a1.snapshot().queue_len) == (1, 3, 1)
+    assert snap["a"].subscribers["two"].delivered == 4
+    assert snap["a"].delivered == 5 and snap["a"].dropped == 3
+    assert snap["b"].acked == 1 and snap["b"].subscribers["one"].acked == 1
+    assert snap["b"].delivered == 1
+    assert isinstance(snap["a"], TopicSnapshot)
 
 
 def test_declarations_are_checked() -> None:

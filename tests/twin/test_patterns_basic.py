@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from sim_models.errors import ConfigError, TwinError
 from sim_models.rng import component_rng
-from twin.patterns.bulkhead import Bulkhead, BulkheadFull
-from twin.patterns.rate_limiter import RateLimited, RateLimiter
-from twin.patterns.retry import Retry, RetryConfig
+from twin.patterns.bulkhead import Bulkhead, BulkheadFull, BulkheadSnapshot
+from twin.patterns.rate_limiter import RateLimited, RateLimiter, RateLimiterSnapshot
+from twin.patterns.retry import Retry, RetryConfig, RetrySnapshot
 from twin.patterns.timeouts import CallTimeout, PatternEvent, get_with_timeout, with_timeout
 
 Gen = Generator[simpy.Event, Any, Any]
@@ -676,3 +676,39 @@ def test_pattern_event_is_frozen_and_modules_keep_off_the_wall_clock() -> None:
     for module in ("retry", "timeouts", "bulkhead", "rate_limiter"):
         source = (Path(__file__).parents[2] / "twin" / "patterns" / f"{module}.py").read_text()
         assert not re.search(r"^\s*(import|from) time\b|\btime\.", source, re.MULTILINE), module
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def test_retry_snapshot() -> None:
+    env = simpy.Environment()
+    retry = Retry(env, RetryConfig(max_attempts=3, wait_s=0.5), np.random.default_rng(0), name="planner")
+    Run(env, retry.call(Callee(env, [(0.0, TwinError("a")), (0.0, "ok")])))
+    env.run()
+    snap = retry.snapshot()
+    assert snap == RetrySnapshot("planner", 1, 0, 1, 0, 0, 1, (0.5,))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.calls = 2  # type: ignore[misc]
+
+
+def test_bulkhead_snapshot_now_and_after() -> None:
+    env = simpy.Environment()
+    bulkhead = Bulkhead(env, 1, max_wait_s=0.5, name="bh")
+    for _ in range(3):
+        Run(env, bulkhead.call(Callee(env, [(1.0, "x")])))
+    env.run(until=0.25)
+    assert bulkhead.snapshot() == BulkheadSnapshot("bh", 1, 0, 1, 1, 2)
+    env.run()
+    assert bulkhead.snapshot() == BulkheadSnapshot("bh", 1, 2, 1, 0, 0)
+
+
+def test_rate_limiter_snapshot() -> None:
+    env = simpy.Environment()
+    limiter = RateLimiter(env, limit_for_period=2, refresh_period_s=1.0, timeout_s=1.0, name="rl")
+    runs = [Run(env, limiter.acquire()) for _ in range(5)]
+    env.run(until=0.5)
+    assert limiter.snapshot() == RateLimiterSnapshot("rl", 2, 0, 1, 2, -2)
+    env.run()
+    assert limiter.snapshot() == RateLimiterSnapshot("rl", 4, 2, 1, 0, 0)
+    assert sum(isinstance(run.error, RateLimited) for run in runs) == 1

@@ -1,4 +1,4 @@
-"""Service messaging: request/reply over links, timeouts, replicas, topics."""
+"""Service messaging: request/reply over links, timeouts, replicas, and the built-in services."""
 
 from __future__ import annotations
 
@@ -12,41 +12,54 @@ import simpy
 
 import twin
 from sim_models.network import ConstantLatency, Network
-from twin.services.base import Bus, Instance, Message, RequestTimeout, Service
+from twin.patterns.eventbus import EventBus
+from twin.services.api import MachineInfo, Message, RequestTimeout, Service, ServiceParams, handles
+from twin.services.calls import CallPipeline
+from twin.services.hosting import EventHub, Hosting, ReplicaContext, serve
+from twin.services.messaging import MessageBus
+from twin.services.replica import Replica
 
 from .conftest import BASE
 
 RNG = np.random.default_rng(0)
 
 
-class Echo(Service):
+class Echo(Service[ServiceParams]):
     """Answers every request with its own replica name."""
 
-    def handle(self, inst: Instance, message: Message) -> None:
-        self.bus.reply(inst, message, body=inst.name)
+    @handles("ping")
+    def ping(self, request: Message) -> str:
+        return self.ctx.name
 
 
-def _world(latency_s: float = 0.002, loss: float = 0.0, replicas: int = 1, processing_s: float = 0.001):
+def _world(
+    latency_s: float = 0.002, loss: float = 0.0, replicas: int = 1, processing_s: float = 0.001
+) -> tuple[simpy.Environment, MessageBus, ReplicaContext[Any]]:
     env = simpy.Environment()
     network = Network(env, seed=1)
     network.add_link("a", "b", ConstantLatency(RNG, latency_s), loss)
-    bus = Bus(env, network)
-    client = Instance(env, "client", 0, "a", ConstantLatency(RNG, 0.0))
-    bus.add(client)
-    echo = Echo(bus)
+    messages = MessageBus(env, network)
+    hub = EventHub(EventBus(env, network.deliver), {}, {})
+    hosting = Hosting(env, 1, messages, CallPipeline(messages, {}), hub, None, MachineInfo())
+    hosting.service_classes["echo"] = Echo
+    client = Replica(env, "client", 0, "a", ConstantLatency(RNG, 0.0))
+    messages.add(client)
+    client_ctx: ReplicaContext[Any] = ReplicaContext(hosting, client, ServiceParams(), None, 1.0)
     for k in range(replicas):
-        inst = Instance(env, "echo", k, "b", ConstantLatency(RNG, processing_s))
-        bus.add(inst)
-        echo.replicas.append(inst)
-    echo.start()
-    return env, bus, client
+        replica = Replica(env, "echo", k, "b", ConstantLatency(RNG, processing_s))
+        messages.add(replica)
+        ctx: ReplicaContext[Any] = ReplicaContext(hosting, replica, ServiceParams(), None, 1.0)
+        echo = Echo(ctx)
+        env.process(serve(ctx, echo, hosting))
+        echo.start()
+    return env, messages, client_ctx
 
 
 def _call(env: simpy.Environment, gen: Generator, results: list[Any]) -> None:
     def proc():  # type: ignore[no-untyped-def]
         try:
             answer = yield from gen
-            results.append((env.now, answer.body))
+            results.append((env.now, answer))
         except RequestTimeout as exc:
             results.append((env.now, exc))
 
@@ -54,37 +67,39 @@ def _call(env: simpy.Environment, gen: Generator, results: list[Any]) -> None:
 
 
 def test_request_takes_two_link_crossings_and_the_processing_time() -> None:
-    env, bus, client = _world(latency_s=0.002, processing_s=0.001)
+    env, messages, client = _world(latency_s=0.002, processing_s=0.001)
     results: list[Any] = []
-    _call(env, bus.request(client, "echo", Message("ping", None, client.name, 0.0), 1.0), results)
+    _call(env, client.call("echo", "ping"), results)
     env.run()
     assert results == [(pytest.approx(0.005), "echo#0")]
+    assert messages.pending == 0
 
 
 def test_a_lost_request_times_out_and_leaves_nothing_pending() -> None:
-    env, bus, client = _world(loss=1.0)
+    env, messages, client = _world(loss=1.0)
     results: list[Any] = []
-    _call(env, bus.request(client, "echo", Message("ping", None, client.name, 0.0), 0.05), results)
+    _call(env, client.call("echo", "ping", timeout_s=0.05), results)
     env.run()
     ((when, outcome),) = results
     assert when == pytest.approx(0.05) and isinstance(outcome, RequestTimeout)
     assert "no reply within 50 ms" in str(outcome)
-    assert not bus._pending
+    assert messages.pending == 0
 
 
 def test_a_late_reply_is_ignored() -> None:
-    env, bus, client = _world(latency_s=0.03)
+    env, messages, client = _world(latency_s=0.03)
     results: list[Any] = []
-    _call(env, bus.request(client, "echo", Message("ping", None, client.name, 0.0), 0.05), results)
+    _call(env, client.call("echo", "ping", timeout_s=0.05), results)
     env.run()
-    assert isinstance(results[0][1], RequestTimeout)
+    assert len(results) == 1 and isinstance(results[0][1], RequestTimeout)
+    assert messages.pending == 0
 
 
 def test_requests_rotate_over_replicas() -> None:
-    env, bus, client = _world(replicas=3)
+    env, _, client = _world(replicas=3)
     results: list[Any] = []
     for _ in range(6):
-        _call(env, bus.request(client, "echo", Message("ping", None, client.name, 0.0), 1.0), results)
+        _call(env, client.call("echo", "ping"), results)
     env.run()
     assert sorted(body for _, body in results) == ["echo#0", "echo#0", "echo#1", "echo#1", "echo#2", "echo#2"]
 
@@ -185,7 +200,8 @@ class FailingAfter:
 def test_a_failed_servo_triggers_the_scenario_policy(
     write_scenario: Callable[..., Path], policy: str, how: str
 ) -> None:
-    from twin.runtime import build
+    from twin.assembly import build
+    from twin.services.telemetry import merge_telemetry
 
     task = {
         "type": "waypoints",
@@ -198,22 +214,26 @@ def test_a_failed_servo_triggers_the_scenario_policy(
         write_scenario(duration=2.0, task=task, assertions=[]), [f"plant.bus.on_servo_failure={policy}"]
     )
     machine = build(scenario)
-    wrapped = FailingAfter(machine.driver.servo_bus, machine.env, bad=2, at_s=0.8, how=how)
-    machine.driver.servo_bus = wrapped  # type: ignore[assignment]
+    driver = machine.driver
+    assert driver is not None
+    wrapped = FailingAfter(machine.servo_bus, machine.env, bad=2, at_s=0.8, how=how)
+    # The driver reads its bus from its context when its loop starts (on the first step).
+    driver.ctx._servo_bus = wrapped  # type: ignore[attr-defined]
     try:
         machine.env.run(until=2.0)
     finally:
         machine.close()
-    driver = machine.driver
-    assert driver.stats.failed_servos == {2}
-    tel = machine.telemetry.telemetry()
+    assert driver.failed_servos_ids == {2}
+    tel = merge_telemetry([j.name for j in machine.joints], machine.recorders)
     _, goal, _ = tel.arrays()
-    outcomes = [o.ok for o in machine.operator.outcomes]
+    operator = machine.operator
+    assert operator is not None
+    outcomes = (operator.completed.value, operator.failed.value)
     if policy == "hold_others":
-        assert outcomes == [True, True] and not driver.halted
+        assert outcomes == (2, 0) and not driver.halted
         assert np.degrees(goal[-1, 0]) == pytest.approx(-30.0, abs=0.1), "the healthy servo carries on"
     else:
-        assert outcomes == [True, False] and driver.halted == policy
+        assert outcomes == (1, 1) and driver.halted == policy
         assert np.degrees(goal[-1, 0]) == pytest.approx(30.0, abs=0.1), "no motion after the failure"
     if policy == "torque_off":
         assert wrapped.torque_off == [1]

@@ -1,7 +1,7 @@
 """Control tables as data: the register maps of the servos the twin models.
 
 Addresses and sizes follow the vendors' tables (ROBOTIS e-Manual for the
-X series, Feetech's STS memory table); `../shared/servo-facts.md` lists the
+X series, Feetech's STS memory table); `shared/servo-facts.md` lists the
 ones the project relies on. Values are little-endian. Feetech marks the sign
 of some fields with a bit instead of two's complement (`sign_bit`).
 """
@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+from servo_core.units import decode_sign_magnitude
+
+__all__ = ["DYNAMIXEL_X", "FEETECH_STS", "Access", "ControlTable", "Register"]
 
 Access = Literal["R", "RW"]
 
@@ -36,8 +40,7 @@ class Register:
     def decode(self, raw: bytes) -> int:
         value = int.from_bytes(raw, "little")
         if self.sign_bit is not None:
-            magnitude = value & ((1 << self.sign_bit) - 1)
-            return -magnitude if value & (1 << self.sign_bit) else magnitude
+            return decode_sign_magnitude(value, self.sign_bit)
         if self.signed and value >= 1 << (8 * self.size - 1):
             value -= 1 << (8 * self.size)
         return value
@@ -175,5 +178,3 @@ FEETECH_STS = ControlTable(
         _r("present_current", 69, 2, "R", sign_bit=15, unit="6.5 mA"),
     ),
 )
-
-TABLES = {"dynamixel": DYNAMIXEL_X, "feetech": FEETECH_STS}
