@@ -41,14 +41,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import simpy
+from twin.services.base import Bus, Instance, Message, Service
+from twin.services.registry import Discovery
 
 from sim_models.network import ConstantLatency, LogNormalLatency, Network
 from sim_models.rng import component_rng
 from twin.observe.trace import Tracer
 from twin.scenario.models import CallConfig, DiscoveryConfig
-from twin.services.base import Bus, Instance, Message, Service
 from twin.services.calls import build_policies
-from twin.services.registry import Discovery
 
 SEED = 1
 REPLICAS = 3

@@ -13,8 +13,8 @@ import simpy
 from pydantic import ValidationError
 
 from hw_adapters import ConfigError, ServoBus, open_bus
-from servo_core.errors import TwinError
 from hw_adapters.faulty import FaultInjectingBus
+from servo_core.errors import TwinError
 from servo_core.units import servo_range_rad
 from sim_models.network import (
     ConstantLatency,

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from twin.control.commands import MoveCommand, SineCommand
 from twin.control.joints import Joint
 from twin.control.limits import Calibration, JointLimits, clip_to_limits
+from twin.control.planning import PlanningError, TrajectoryPlanner
 from twin.control.trajectory import MIN_JERK_PEAK_VELOCITY, Anchored, Move, SineSweep, min_jerk, trapezoid
 from twin.scenario.assertions import parse_assertion
-from twin.control.commands import MoveCommand, SineCommand
-from twin.control.planning import PlanningError, TrajectoryPlanner
 
 
 @pytest.mark.parametrize("shape", [min_jerk, trapezoid])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -286,7 +285,6 @@ def test_deterministic_bytes_with_messages(tmp_path: Path) -> None:
 
 
 # --- cost and times --------------------------------------------------------------------
-
 
 
 def _exact_micros(t_s: float) -> int:
