@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 from sim_models.rng import component_rng
 
 

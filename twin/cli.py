@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from sim_models.errors import TwinError
+from servo_core.errors import TwinError
 
 EXIT_OK, EXIT_ASSERTION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import simpy
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 from sim_models.network import (
     ConstantLatency,
     EmpiricalLatency,

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from servo_core.catalogue import servo_spec
+from servo_core.errors import ConfigError
 from sim_models.bullet import pybullet
-from sim_models.errors import ConfigError
 from sim_models.plant import Mount, Plant
 from sim_models.robots import pendulum_urdf, robot_urdf_text
 from sim_models.servo.device import VirtualServo

@@ -8,7 +8,7 @@ from pathlib import Path
 import pybullet
 import pytest
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 from sim_models.robots import BUILTIN_ROBOTS, actuated_joints, pendulum_urdf, robot_urdf_text
 
 G = 9.81

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from servo_core.catalogue import ServoSpec, catalogue, servo_spec
-from sim_models.errors import ConfigError, TwinError
+from servo_core.errors import ConfigError, TwinError
 from sim_models.plant import Mount, Plant
 from sim_models.robots import pendulum_urdf
 from sim_models.servo.device import RegisterError, VirtualServo

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import twin.patterns.breaker as breaker_module
-from sim_models.errors import ConfigError, TwinError
+from servo_core.errors import ConfigError, TwinError
 from twin.patterns.breaker import (
     BreakerConfig,
     BreakerSnapshot,

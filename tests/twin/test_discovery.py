@@ -15,7 +15,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim_models.errors import ConfigError, TwinError
+from servo_core.errors import ConfigError, TwinError
 from twin.patterns.discovery import (
     DiscoveryClient,
     Health,

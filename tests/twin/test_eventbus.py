@@ -11,7 +11,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 from sim_models.network import ConstantLatency, Latency, Link, Network, UniformLatency
 from twin.patterns.eventbus import (
     DeadLetter,

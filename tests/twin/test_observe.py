@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sim_models.errors import ConfigError, TwinError
+from servo_core.errors import ConfigError, TwinError
 from twin.observe.plots import plot_latency, plot_tracking, plot_tracking_error
 from twin.observe.report import AssertionOutcome, write_report
 from twin.observe.telemetry import Telemetry

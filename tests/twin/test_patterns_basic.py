@@ -16,7 +16,7 @@ import simpy.rt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim_models.errors import ConfigError, TwinError
+from servo_core.errors import ConfigError, TwinError
 from sim_models.rng import component_rng
 from twin.patterns.bulkhead import Bulkhead, BulkheadFull, BulkheadSnapshot
 from twin.patterns.rate_limiter import RateLimited, RateLimiter, RateLimiterSnapshot

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 from twin.scenario.loader import (
     FieldPath,
     LineMap,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sim_models.errors import ConfigError, TwinError
+from servo_core.errors import ConfigError, TwinError
 
 __all__ = ["GifRecorder"]
 
@@ -136,7 +136,7 @@ class GifRecorder:
         so 15 fps plays at about 14.3 fps. Pillow merges consecutive identical frames into
         one longer frame, so a still scene gives fewer GIF frames than captures (same total
         duration).
-        Raises :class:`~sim_models.errors.TwinError` when nothing was captured.
+        Raises :class:`~servo_core.errors.TwinError` when nothing was captured.
         """
         if not self._frames:
             raise TwinError("GifRecorder.save: no frames captured")

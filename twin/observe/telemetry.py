@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 from twin.observe.files import write_text_atomic
 
 __all__ = ["Telemetry"]
@@ -105,7 +105,7 @@ class Telemetry:
     def from_csv(cls, path: Path) -> Telemetry:
         """Read a file written by :meth:`to_csv`.
 
-        Raises :class:`~sim_models.errors.ConfigError` naming the file and the 1-based
+        Raises :class:`~servo_core.errors.ConfigError` naming the file and the 1-based
         line number when the file is missing, empty or malformed.
         """
         path = Path(path)

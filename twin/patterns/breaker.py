@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sim_models.errors import ConfigError, TwinError
+from servo_core.errors import ConfigError, TwinError
 
 
 class State(enum.Enum):

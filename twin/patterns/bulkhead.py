@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import simpy
 
-from sim_models.errors import ConfigError, TwinError
+from servo_core.errors import ConfigError, TwinError
 from twin.patterns.timeouts import CallFactory, EventSink, emit, require_duration
 
 T = TypeVar("T")

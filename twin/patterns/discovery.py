@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim_models.errors import ConfigError, TwinError
+from servo_core.errors import ConfigError, TwinError
 
 
 class RegistryUnavailable(TwinError):

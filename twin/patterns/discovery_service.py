@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import simpy
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 from sim_models.network import Network
 from sim_models.rng import component_rng
 from twin.patterns.discovery import (

@@ -107,7 +107,7 @@ from typing import Any, Protocol
 
 import simpy
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 
 Transport = Callable[[str, str, Callable[[Any], None], Any], bool]
 

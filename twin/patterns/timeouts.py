@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import simpy
 
-from sim_models.errors import ConfigError, TwinError
+from servo_core.errors import ConfigError, TwinError
 
 T = TypeVar("T")
 

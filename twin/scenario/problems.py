@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 
 FieldPath = tuple[str | int, ...]
 OVERRIDE_FILE = "--set"

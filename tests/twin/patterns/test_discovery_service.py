@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import simpy
 
-from sim_models.errors import ConfigError
+from servo_core.errors import ConfigError
 from sim_models.network import ConstantLatency, Network
 from sim_models.rng import component_rng
 from twin.patterns.discovery import Health, RegistryConfig, Strategy
