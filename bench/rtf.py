@@ -77,7 +77,7 @@ def bare_loop(sim_seconds: float, dt: float) -> float:
 def servo_physics(sim_seconds: float) -> float:
     """Real-time factor of the plant and its virtual servos alone, following the same
     sines as the bare loop (goals written every 10 ms, as a driver would)."""
-    from twin.runtime import build_plant
+    from twin.assembly import build_plant
 
     plant, _ = build_plant(twin.load(SCENARIO))
     for servo in plant.servos:

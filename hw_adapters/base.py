@@ -43,6 +43,8 @@ __all__ = [
     "StatusError",
     "WrongIdError",
     "ConfigError",
+    "OptionType",
+    "OptionValue",
     "PingInfo",
     "PortLostError",
     "ServoBus",
@@ -125,14 +127,21 @@ class ServoBus(ABC):
         self.close()
 
 
-def parse_bus_url(url: str, valid_options: Mapping[str, type]) -> tuple[str, str, dict[str, object]]:
+# The types a bus URL option may take, and the values parse_bus_url gives for them.
+OptionType = type[str] | type[int] | type[float]
+OptionValue = str | int | float
+
+
+def parse_bus_url(
+    url: str, valid_options: Mapping[str, OptionType]
+) -> tuple[str, str, dict[str, OptionValue]]:
     """Split `scheme://path?k=v` and type-check the options against `valid_options`.
 
     Raises ConfigError naming the bad option and listing the valid ones.
     """
     parts = urlsplit(url)
     path = parts.netloc + parts.path
-    options: dict[str, object] = {}
+    options: dict[str, OptionValue] = {}
     for key, raw in parse_qsl(parts.query, keep_blank_values=True):
         if key in options:
             raise ConfigError(f"{url}: option {key!r} is given twice")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from hw_adapters.base import (
     BusError,
     ConfigError,
+    OptionType,
     PingInfo,
     ServoBus,
     ServoFault,
@@ -22,7 +23,7 @@ from hw_adapters.base import (
 )
 from servo_core.catalogue import servo_spec
 
-MOCK_OPTIONS: dict[str, type] = {"ids": str, "model": str}
+MOCK_OPTIONS: dict[str, OptionType] = {"ids": str, "model": str}
 Handler = Callable[[str, list[int]], None]
 
 

@@ -23,6 +23,7 @@ from hw_adapters.base import (
     ChecksumError,
     ConfigError,
     NoReplyError,
+    OptionType,
     PingInfo,
     ServoBus,
     ServoFailedError,
@@ -36,7 +37,7 @@ from servo_core.catalogue import SERVO_MODELS, model_name, servo_spec
 from servo_core.protocol import Protocol
 from servo_core.units import rad_to_ticks
 
-SERIAL_OPTIONS: dict[str, type] = {
+SERIAL_OPTIONS: dict[str, OptionType] = {
     "baud": int,
     "retries": int,
     "fail_after": int,

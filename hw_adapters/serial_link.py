@@ -42,6 +42,8 @@ try:  # termios exists on POSIX only; pyserial lets termios.error escape from re
     _PORT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, termios.error)
 except ImportError:  # pragma: no cover - Windows
     _PORT_ERRORS = (serial.SerialException, OSError)
+# Opening a port can also fail with ValueError (pyserial's answer to a bad baud or timeout).
+_OPEN_ERRORS: tuple[type[BaseException], ...] = (*_PORT_ERRORS, ValueError)
 
 __all__ = ["LinkStats", "SerialLink"]
 
@@ -124,7 +126,7 @@ class SerialLink:
         write_timeout = _WRITE_TIMEOUT_BASE_S + self.expected_time_s(_WRITE_BUFFER_BYTES)
         try:
             self._port = opener(port, baudrate=baud, timeout=first_timeout, write_timeout=write_timeout)
-        except (*_PORT_ERRORS, ValueError) as exc:
+        except _OPEN_ERRORS as exc:
             raise ConfigError(f"cannot open serial port {port}: {_reason(exc)}") from None
         self._timeout: float | None = getattr(self._port, "timeout", None)
 

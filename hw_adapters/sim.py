@@ -19,6 +19,7 @@ from hw_adapters.base import (
     BusSnapshot,
     ConfigError,
     NoReplyError,
+    OptionType,
     PingInfo,
     ServoBus,
     ServoState,
@@ -31,7 +32,7 @@ from servo_core.units import rad_to_ticks
 from sim_models.plant import Mount, Plant
 from sim_models.servo.device import VirtualServo
 
-SIM_OPTIONS: dict[str, type] = {"robot": str, "model": str, "ids": str, "baud": int, "dt": float}
+SIM_OPTIONS: dict[str, OptionType] = {"robot": str, "model": str, "ids": str, "baud": int, "dt": float}
 
 
 class SimBus(ServoBus):
@@ -187,7 +188,7 @@ class SimBus(ServoBus):
 def open_sim_bus(url: str, plant: Plant | None = None, clock: Callable[[], float] | None = None) -> SimBus:
     """`sim://` with the runtime's plant, or a standalone plant from the URL's options."""
     _, _, opts = parse_bus_url(url, SIM_OPTIONS)
-    baud = int(opts.get("baud", 1_000_000))  # type: ignore[arg-type]
+    baud = int(opts.get("baud", 1_000_000))
     if baud <= 0:
         raise ConfigError(f"{url}: baud must be a positive number of bits per second, got {baud}")
     if plant is not None:
@@ -207,7 +208,7 @@ def open_sim_bus(url: str, plant: Plant | None = None, clock: Callable[[], float
     if len(ids) > len(joints):
         raise ConfigError(f"{url}: {len(ids)} ids but the robot has {len(joints)} joints")
     mounts = [Mount(j, VirtualServo(spec, i)) for j, i in zip(joints, ids, strict=False)]
-    sim_plant = Plant(urdf, mounts, dt=float(opts.get("dt", 0.001)))  # type: ignore[arg-type]
+    sim_plant = Plant(urdf, mounts, dt=float(opts.get("dt", 0.001)))
     bus = SimBus(sim_plant, None, baud)
     bus._owns_plant = True
     return bus

@@ -6,10 +6,12 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import simpy
 
 from hw_adapters import ServoFault
 from servo_core.errors import ConfigError
@@ -20,7 +22,6 @@ from twin.observe.files import write_text_atomic
 from twin.observe.metrics import (
     BUS_COUNTERS,
     DISCOVERY_COUNTERS,
-    EVENT_COUNTERS,
     RunData,
     breaker_name,
     build_metrics,
@@ -169,13 +170,17 @@ def _run_clock(machine: Machine, progress: Progress | None) -> None:
 def _start_recorder(machine: Machine, scenario: Scenario) -> Any:
     from twin.observe.render import GifRecorder
 
+    plant = machine.plant
+    assert plant is not None  # run() refuses --render with --bus
     cfg = scenario.outputs.render
-    kw = {"width": cfg.width, "height": cfg.height, "fps": cfg.fps} if cfg else {}
-    recorder = GifRecorder(machine.plant.client, machine.plant.body, **kw)
+    if cfg is not None:
+        recorder = GifRecorder(plant.client, plant.body, width=cfg.width, height=cfg.height, fps=cfg.fps)
+    else:
+        recorder = GifRecorder(plant.client, plant.body)
 
-    def capture():  # type: ignore[no-untyped-def]
+    def capture() -> Generator[simpy.Event, Any, None]:
         while True:
-            machine.plant.advance_to(machine.env.now)
+            plant.advance_to(machine.env.now)
             recorder.capture()
             yield machine.env.timeout(recorder.frame_interval_s)
 
@@ -224,7 +229,7 @@ def _collect(machine: Machine, sc: Scenario, recorder: Any) -> RunResult:
         accepted_latency=accepted,
         physics_steps=machine.plant.steps if machine.plant is not None else 0,
         lateness_s=list(machine.env.lateness_s) if isinstance(machine.env, WallClockEnvironment) else [],
-        bus_counters={name: getattr(bus, name) for name in BUS_COUNTERS},
+        bus_counters={name: value for name, value in asdict(bus).items() if name in BUS_COUNTERS},
         faults_injected=machine.faults_injected,
         updates_completed=machine.updates_completed,
         events=_events(machine),
@@ -241,7 +246,7 @@ def _collect(machine: Machine, sc: Scenario, recorder: Any) -> RunResult:
             for c in machine.calls.snapshot()
         },
         breakers=_breakers(machine),
-        discovery={} if disc is None else {name: getattr(disc, name) for name in DISCOVERY_COUNTERS},
+        discovery={} if disc is None else {k: v for k, v in asdict(disc).items() if k in DISCOVERY_COUNTERS},
         calls_per_replica={} if disc is None else dict(disc.calls_per_replica),
     )
     metrics = build_metrics(data)
@@ -270,8 +275,20 @@ def _collect(machine: Machine, sc: Scenario, recorder: Any) -> RunResult:
         tracer=machine.tracer,
         breaker_timelines=_breaker_timelines(machine),
         topology=_topology(machine, metrics),
-        service_failures=[(f.service, f"{f.replica} at {f.t:.3f} s: {f.error}") for f in machine.failures],
+        service_failures=_failure_summary(machine),
     )
+
+
+def _failure_summary(machine: Machine) -> list[tuple[str, str]]:
+    """One line per service and distinct exception: how often, and when and where first."""
+    first: dict[tuple[str, str], tuple[int, str, float]] = {}
+    for f in machine.failures:
+        count, replica, t = first.get((f.service, f.error), (0, f.replica, f.t))
+        first[(f.service, f.error)] = (count + 1, replica, t)
+    return [
+        (service, f"{error} ({count}×, first on {replica} at {t:.3f} s)")
+        for (service, error), (count, replica, t) in first.items()
+    ]
 
 
 def _histogram_samples(machine: Machine, metric: str) -> list[float]:
@@ -314,7 +331,16 @@ def _breakers(machine: Machine) -> dict[str, tuple[int, int, float]]:
 def _events(machine: Machine) -> dict[str, dict[str, int]]:
     out = {}
     for topic, snap in machine.events.snapshot().items():
-        out[topic] = {name: int(getattr(snap, name)) for name in EVENT_COUNTERS if hasattr(snap, name)}
+        out[topic] = {
+            "published": snap.published,
+            "lost": snap.lost,
+            "redeliveries": snap.redeliveries,
+            "dead_lettered": snap.dead_lettered,
+            "delivered": snap.delivered,
+            "dropped": snap.dropped,
+            "gaps_skipped": snap.gaps_skipped,
+            "held": snap.held,
+        }
     return out
 
 

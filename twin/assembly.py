@@ -86,6 +86,9 @@ __all__ = [
     "servo_range_in_joint",
 ]
 
+DEFAULT_CALL_TIMEOUT_S = 1.0
+"""A call's timeout when neither the caller nor the scenario's calls: says otherwise."""
+
 RELIABLE = TopicConfig(qos=QoS.AT_LEAST_ONCE, ack_timeout_s=0.02, max_deliveries=10)
 """Alarms and the e-stop must arrive: at least once, redelivered until acknowledged."""
 
@@ -377,7 +380,6 @@ def _wire(
                 params = cls.Params.model_validate(svc.params)
             except ValidationError as exc:
                 raise ConfigError(f"service {name}: {exc}") from None
-            default_timeout = float(getattr(params, "request_timeout_ms", 1000.0)) / 1000.0
             group = ServiceGroup(name, cls, [], [])
             for k in range(svc.replicas):
                 replica = Replica(
@@ -385,7 +387,7 @@ def _wire(
                 )
                 messages.add(replica)
                 ctx: ReplicaContext[Any] = ReplicaContext(
-                    hosting, replica, params, servo_bus if name == owner else None, default_timeout
+                    hosting, replica, params, servo_bus if name == owner else None, DEFAULT_CALL_TIMEOUT_S
                 )
                 obj: Service[Any] = cls(ctx)
                 group.replicas.append(replica)

@@ -136,6 +136,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(summary(result.metrics, result.assertions, run_dir))
     for failure in result.failures:
         err.write(f"assertion failed: {failure.expression} (measured {failure.measured:g})\n")
+    for service, what in result.service_failures[:10]:
+        err.write(f"service {service} failed: {what}\n")
     if result.error:
         err.write(f"the run stopped early: {result.error}\n")
         return EXIT_BAD_INPUT
@@ -196,10 +198,15 @@ def summary(metrics: dict, assertions: Sequence, run_dir: Path) -> str:
         f"  command latency  p50 {_n(lat['p50_ms'])} ms  p99 {_n(lat['p99_ms'])} ms"
         f"  max {_n(lat['max_ms'])} ms"
     )
-    c, d = metrics["commands"], metrics["driver"]
-    lines.append(
-        f"  commands {c['completed']}/{c['sent']} completed; driver deadline misses {d['deadline_misses']}"
-    )
+    c = metrics["commands"]
+    line = f"  commands {c['completed']}/{c['sent']} completed"
+    driver = metrics.get("driver")
+    if isinstance(driver, dict) and "deadline_misses" in driver:
+        line += f"; driver deadline misses {driver['deadline_misses']}"
+    lines.append(line)
+    for name, counters in metrics["services"].items():
+        if counters.get("failures"):
+            lines.append(f"  service {name} raised {counters['failures']} exception(s): see the report")
     for a in assertions:
         lines.append(f"  {'PASS' if a.passed else 'FAIL'}  {a.expression}  (measured {a.measured:g})")
     lines.append(f"  report: {run_dir / 'report.md'}")

@@ -28,7 +28,13 @@ _STUFFED = b"\xff\xff\xfd\xfd"
 _PREFIX = 7  # header + ID + LEN
 _MIN_LENGTH = 3  # INST + CRC
 _FACTORY_RESET_MODES = (0x01, 0x02, 0xFF)
-_ERROR_MESSAGES = ("no error", "result fail", "instruction error", "CRC error", "data range error")
+_ERROR_MESSAGES: tuple[str, ...] = (
+    "no error",
+    "result fail",
+    "instruction error",
+    "CRC error",
+    "data range error",
+)
 _ERROR_MESSAGES += ("data length error", "data limit error", "access error")
 
 
@@ -252,7 +258,7 @@ def bulk_write(items: Sequence[tuple[int, int, bytes]]) -> bytes:
 # ----------------------------------------------------------------------------- params (device side)
 
 
-def _le16(params: bytes, at: int) -> int:
+def _le16(params: bytes | bytearray, at: int) -> int:
     return params[at] | params[at + 1] << 8
 
 

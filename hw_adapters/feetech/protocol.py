@@ -62,7 +62,7 @@ class Packet:
     error: int | None = None
 
 
-def checksum(body: bytes) -> int:
+def checksum(body: bytes | bytearray) -> int:
     """Checksum of ID, LEN, INST/ERR and params (everything between the header and CHK)."""
     return ~sum(body) & 0xFF
 
@@ -105,7 +105,7 @@ def _plausible(kind: str, ident: int, length: int) -> bool:
     return id_ok and 2 <= length <= MAX_LENGTH
 
 
-def _packet(kind: str, body: bytes) -> Packet:
+def _packet(kind: str, body: bytes | bytearray) -> Packet:
     """Packet from the bytes between header and CHK (ID, LEN, INST/ERR, params)."""
     ident, code, params = body[0], body[2], bytes(body[3:])
     if kind == "status":
@@ -276,7 +276,8 @@ def decode_sign_magnitude(raw: bytes, sign_bit: int) -> int:
 
 def status_error(error: int) -> list[str]:
     """Names of the set bits of a status ERR byte, lowest bit first."""
-    known = {int(flag): flag.name.lower().replace("_", " ") for flag in StatusBit}
+    # Iterating a flag class yields its named members only, so `name` is never None here.
+    known = {int(flag): flag.name.lower().replace("_", " ") for flag in StatusBit if flag.name is not None}
     return [known.get(1 << bit, f"unknown bit {bit}") for bit in range(8) if error >> bit & 1]
 
 

@@ -130,6 +130,29 @@ class VirtualServo:
         "protocol",
     )
 
+    # Set by _load_settings() (and the firmware's load_drive()) rather than __init__:
+    # declared here so their types are known. Annotations only, so no clash with __slots__.
+    _torque_on: bool
+    _kp: float
+    _ki: float
+    _kd: float
+    _goal: float
+    _temp_limit: float
+    return_delay_s: float
+    _mode: str
+    _pwm_mode: bool
+    _velocity_mode: bool
+    _goal_range: tuple[int, int]
+    _profile_v: float
+    _profile_a: float
+    _profiled: bool
+    _pid_full: bool
+    _open_pwm: float  # open-loop PWM, a fraction of full scale
+    _goal_velocity: float  # rad/s
+    _kv_p: float  # velocity loop gains, PWM units per rad/s (and per rad/s·step)
+    _kv_i: float
+    _pwm_cap: float  # a fraction of full scale
+
     def __init__(self, spec: ServoSpec, servo_id: int, supply_v: float | None = None) -> None:
         self.spec = spec
         self.protocol = spec.bus_protocol

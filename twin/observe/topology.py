@@ -32,7 +32,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from twin.observe.plots import DPI
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
     from matplotlib.text import Text
+    from matplotlib.typing import LineStyleType
 
 __all__ = [
     "Edge",
@@ -61,7 +62,7 @@ _GREEN = (0.10, 0.60, 0.15)
 _AMBER = (0.95, 0.65, 0.00)
 _RED = (0.85, 0.00, 0.00)
 _INK = (0.15, 0.17, 0.22)
-_LINESTYLE = {"call": "-", "event": (0, (5, 3)), "heartbeat": (0, (1, 2))}
+_LINESTYLE: dict[str, LineStyleType] = {"call": "-", "event": (0, (5, 3)), "heartbeat": (0, (1, 2))}
 
 _REPLICA = re.compile(r"^(.+)#\d+$")
 _CHANNEL = re.compile(r"^(call|heartbeat|event:.+)$", re.DOTALL)
@@ -163,6 +164,17 @@ def edge_label(edge: Edge) -> str:
 # --- layout ------------------------------------------------------------------------------
 
 Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+class _ArrowStyle(TypedDict):
+    """The keyword arguments of :class:`~matplotlib.patches.FancyArrowPatch` shared by all arrows."""
+
+    arrowstyle: str
+    mutation_scale: float
+    color: tuple[float, float, float]
+    linewidth: float
+    linestyle: LineStyleType
+    zorder: float
 
 
 @dataclass
@@ -550,7 +562,7 @@ def _topology_figure(nodes: Mapping[str, Sequence[str]], edges: Sequence[Edge], 
         seen[(e.src, e.dst)] = k + 1
         colour = error_colour(e.error_fraction)
         width_pt = 1.0 if e.kind == "heartbeat" else arrow_width(e.messages)
-        style = {
+        style: _ArrowStyle = {
             "arrowstyle": (
                 f"-|>,head_length={0.45 + 0.06 * width_pt:.3f},head_width={0.25 + 0.04 * width_pt:.3f}"
             ),
@@ -585,11 +597,12 @@ def _topology_figure(nodes: Mapping[str, Sequence[str]], edges: Sequence[Edge], 
         ax.add_patch(arrow)
         arrows[e] = arrow
 
-    labels = _place_labels(ax, drawn, curves, hard, [nd.rect for nd in layout], extent)
+    labels = _place_labels(fig, ax, drawn, curves, hard, [nd.rect for nd in layout], extent)
     return _Drawn(fig, arrows, labels, group_patches, node_patches, legend)
 
 
 def _place_labels(
+    fig: Figure,
     ax: Axes,
     edges: list[Edge],
     curves: Mapping[Edge, tuple[tuple[float, float], tuple[float, float], float]],
@@ -597,8 +610,10 @@ def _place_labels(
     node_rects: list[Rect],
     extent: Any,
 ) -> dict[Edge, Text]:
-    """Label every arrow, the busiest first, where its label touches nothing (see the module doc)."""
-    fig = ax.figure
+    """Label every arrow, the busiest first, where its label touches nothing (see the module doc).
+
+    ``fig`` is the figure holding ``ax``; it grows when labels overflow below the legend.
+    """
     width, height = ax.get_xlim()[1], ax.get_ylim()[1]
     taken = list(hard)
 

@@ -176,6 +176,8 @@ def _user_args(args: Any) -> dict[Any, Any] | None:
 _Args = dict[Any, Any] | None
 _RawSpan = tuple[Any, Any, Any, float, float, int, int | None, _Args, str, tuple[Any, Any] | None]
 _RawInstant = tuple[Any, Any, Any, float, _Args]
+# A span as exported: name, service and node as str, start and end in microseconds.
+_Span = tuple[str, str, str, int, int, int, int | None, _Args, str, tuple[Any, Any] | None]
 
 
 class Tracer:
@@ -324,9 +326,9 @@ class Tracer:
 
     def to_chrome(self) -> dict[str, Any]:
         """The trace as a Chrome Trace Event object ``{"traceEvents": [...], "displayTimeUnit": "ms"}``."""
-        spans = {
-            sid: (str(nm), str(svc), str(nd), to_micros(t0), to_micros(t1), *rest)
-            for sid, (nm, svc, nd, t0, t1, *rest) in self._spans.items()
+        spans: dict[int, _Span] = {
+            sid: (str(nm), str(svc), str(nd), to_micros(t0), to_micros(t1), tr, par, a, oc, snd)
+            for sid, (nm, svc, nd, t0, t1, tr, par, a, oc, snd) in self._spans.items()
         }
 
         # Lanes: greedy interval colouring per (node, service), in order of start.
@@ -350,7 +352,8 @@ class Tracer:
             n_lanes[(node, service)] = len(lane_ends)
 
         # Flow starts of parent -> child spans, and where slices start: a send slice keeps off both.
-        flow_from: dict[int, int] = {}  # child span id -> flow start (µs) on its parent's track
+        # child span id -> (parent span id, flow start (µs) on the parent's track)
+        flow_from: dict[int, tuple[int, int]] = {}
         busy: set[tuple[tuple[str, str, int], int]] = {(lane_of[sid], sp[3]) for sid, sp in spans.items()}
         for sid, sp in spans.items():
             parent = sp[6]
@@ -359,8 +362,9 @@ class Tracer:
             p = spans[parent]
             p_dur = max(1, p[4] - p[3])
             # The start must lie inside the parent's slice for Perfetto to bind it there.
-            flow_from[sid] = min(max(sp[3], p[3]), p[3] + p_dur - 1)
-            busy.add((lane_of[parent], flow_from[sid]))
+            s_ts = min(max(sp[3], p[3]), p[3] + p_dur - 1)
+            flow_from[sid] = (parent, s_ts)
+            busy.add((lane_of[parent], s_ts))
 
         # Send slices: one per (sender node, sender service, microsecond), in order of span id.
         sends: dict[tuple[str, str, int], list[int]] = {}
@@ -410,11 +414,11 @@ class Tracer:
             shown = name if outcome == "ok" else f"{name} ({outcome})"
             ev = _event(shown, "X", ts, pid, tid, cat=SPAN_CATEGORY, dur=dur, args=extra)
             timed.append(((ts, 0, pid, tid, -dur, sid), ev))
-        for sid, s_ts in flow_from.items():
+        for sid, (parent_id, s_ts) in flow_from.items():
             child = spans[sid]
-            p_pid, p_tid, _ = placed[child[6]]
+            p_pid, p_tid, _ = placed[parent_id]
             c_pid, c_tid, c_ts = placed[sid]
-            flow = f"{spans[child[6]][1]} -> {child[1]}"
+            flow = f"{spans[parent_id][1]} -> {child[1]}"
             ev = _event(flow, "s", s_ts, p_pid, p_tid, cat=FLOW_CATEGORY, id=sid)
             timed.append(((s_ts, 1, p_pid, p_tid, 0, sid), ev))
             ev = _event(flow, "f", c_ts, c_pid, c_tid, cat=FLOW_CATEGORY, id=sid, bp="e")

@@ -103,7 +103,7 @@ import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import simpy
 
@@ -529,7 +529,8 @@ class Subscription:
     def _taken(self, request: simpy.Event) -> None:
         if not request.ok:
             return
-        event: Event = request.value
+        # simpy types Event.value as Optional[Any]; a granted get's value is the item taken.
+        event = cast(Event, request.value)
         if self._queued:
             self._queued.pop(id(event), None)
         stream = self._streams[event.publisher]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import simpy
+from simpy.resources.store import StoreGet
 
 from servo_core.errors import ConfigError, TwinError
 
@@ -148,6 +149,7 @@ def get_with_timeout(
     of the store rather than being lost.
     """
     timeout_s = require_duration(timeout_s, "timeout_s")
+    get: StoreGet  # a FilterStoreGet with a filter
     if filter is not None:
         if not isinstance(store, simpy.FilterStore):
             raise ConfigError("a filter needs a simpy.FilterStore")

@@ -284,11 +284,11 @@ def _joint_ranges(s: Scenario, joints: list[Joint]) -> Iterator[Problem]:
                 ),
             )
     for name, deg in s.plant.robot.initial_pose_deg.items():
-        joint = by_name.get(name)
-        if joint is not None and not joint.limits.contains(math.radians(deg)):
+        held = by_name.get(name)
+        if held is not None and not held.limits.contains(math.radians(deg)):
             yield (
                 ("plant", "robot", "initial_pose_deg", name),
-                (f"{deg:g}° is outside joint {name}'s limits {_degrees(joint.limits)}"),
+                (f"{deg:g}° is outside joint {name}'s limits {_degrees(held.limits)}"),
             )
 
 

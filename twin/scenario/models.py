@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -129,6 +131,9 @@ class NodeConfig(Model):
     name: Name
 
 
+_SECRET_KEY = re.compile(r"token|secret|password|clients", re.IGNORECASE)
+
+
 class ServiceConfig(Model):
     """One service of the topology: a registered `type` or a `class: "package.module:Name"`.
 
@@ -159,6 +164,10 @@ class ServiceConfig(Model):
         if self.name is None and self.type is None:
             raise ValueError("a service given by class: needs a name:")
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
+        for key, value in super().__repr_args__():
+            yield key, ("**********" if key is not None and _SECRET_KEY.search(key) else value)
 
     @property
     def service_name(self) -> str:

@@ -59,12 +59,13 @@ _MAX_INPUT_REPR = 40
 class _Composer(yaml.SafeLoader):
     """A SafeLoader used only up to the node tree; it notes the tags the user wrote."""
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         """Compose as usual, keeping an explicit tag on the node as ``explicit_tag``."""
         tag = getattr(self.peek_event(), "tag", None)
         node = super().compose_node(parent, index)
-        if tag not in (None, "!"):
-            node.explicit_tag = tag  # type: ignore[attr-defined]
+        if node is not None and tag not in (None, "!"):
+            # Node declares no such attribute: it is set and read (_explicit_tag) dynamically.
+            setattr(node, "explicit_tag", tag)  # noqa: B010
         return node
 
 
@@ -155,7 +156,9 @@ class DataBuilder:
         try:
             if isinstance(node, SequenceNode):
                 return self._sequence(node, path, depth)
-            return self._mapping(node, path, depth)
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path, depth)
+            raise TypeError(f"unexpected YAML node {type(node).__name__}")
         finally:
             self._active.discard(id(node))
 

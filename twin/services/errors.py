@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from servo_core.errors import TwinError
 
-__all__ = ["Refused", "RequestFailed", "RequestTimeout", "ServiceError"]
+__all__ = ["Refused", "RequestFailed", "RequestRefused", "RequestTimeout", "ServiceError"]
 
 
 class RequestTimeout(TwinError):
@@ -13,6 +13,10 @@ class RequestTimeout(TwinError):
 
 class RequestFailed(TwinError):
     """The callee answered with an error."""
+
+
+class RequestRefused(RequestFailed):
+    """The callee refused the request (unknown client, rate limit, invalid body, unknown kind)."""
 
 
 class ServiceError(TwinError):

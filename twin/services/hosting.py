@@ -7,7 +7,6 @@ crashes, hangs and slowdowns applied by the replica's own fault methods.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +18,12 @@ from hw_adapters import ServoBus
 from servo_core.errors import TwinError
 from sim_models.rng import component_rng
 from twin.observe.trace import Tracer
+from twin.patterns.breaker import CallNotPermitted
+from twin.patterns.bulkhead import BulkheadFull
 from twin.patterns.eventbus import Event, EventBus, SubscriberConfig, TopicConfig
 from twin.services.api import MachineInfo, P, Service, ServiceContext, check_body
 from twin.services.calls import CallPipeline
-from twin.services.errors import Refused, ServiceError
+from twin.services.errors import Refused, RequestRefused, RequestTimeout, ServiceError
 from twin.services.messages import Message
 from twin.services.messaging import MessageBus
 from twin.services.replica import Replica
@@ -148,13 +149,41 @@ class ReplicaContext(ServiceContext[P]):
         timeout_s: float | None = None,
         token: str = "",
     ) -> Generator[simpy.Event, Any, Any]:
+        timeout = self._default_timeout_s if timeout_s is None else timeout_s
         if on_behalf_of is not None:
             message = on_behalf_of.follow(kind, body, self.name)
-        else:
-            message = Message(kind, body, self.name, self.now)
-        message.token = token
-        timeout = self._default_timeout_s if timeout_s is None else timeout_s
-        answer = yield from self._hosting.calls.request(self.replica, service, message, timeout)
+            message.token = token
+            answer = yield from self._hosting.calls.request(self.replica, service, message, timeout)
+            return answer.body
+        # A call of the service's own: a root span on its track, the parent of the hops it causes.
+        message = Message(kind, body, self.name, self.now, token=token)
+        tracer = self._hosting.tracer
+        root = tracer.new_id() if tracer is not None else 0
+        message.trace_id = message.span_id = root
+        start, outcome = self.now, "ok"
+        try:
+            answer = yield from self._hosting.calls.request(self.replica, service, message, timeout)
+        except RequestTimeout:
+            outcome = "timeout"
+            raise
+        except (RequestRefused, CallNotPermitted, BulkheadFull):
+            outcome = "refused"
+            raise
+        except TwinError:
+            outcome = "error"
+            raise
+        finally:
+            if tracer is not None:
+                tracer.span(
+                    f"{kind} → {service}",
+                    self.service,
+                    self.node,
+                    start,
+                    self.now,
+                    trace_id=root,
+                    span_id=root,
+                    outcome=outcome,
+                )
         return answer.body
 
     def publish(self, topic: str, payload: Any) -> simpy.Event:
@@ -229,7 +258,7 @@ class ReplicaContext(ServiceContext[P]):
         """Run the service's own code; an exception is the service's failure, not the run's."""
         try:
             result = work(*args)
-            if inspect.isgenerator(result):
+            if isinstance(result, Generator):
                 yield from result
         except (simpy.Interrupt, GeneratorExit):
             raise
@@ -299,7 +328,7 @@ def _dispatch(
     except Exception as exc:  # noqa: BLE001 - the service's failure, answered as an error
         _answer_failure(ctx, messages, message, exc)
         return
-    if inspect.isgenerator(result):
+    if isinstance(result, Generator):
         ctx.env.process(_finish(ctx, messages, message, result))
     else:
         messages.reply(replica, message, body=result)

@@ -15,7 +15,7 @@ import simpy
 from servo_core.errors import TwinError
 from sim_models.network import Network
 from twin.observe.trace import Tracer
-from twin.services.errors import RequestFailed, RequestTimeout
+from twin.services.errors import RequestFailed, RequestRefused, RequestTimeout
 from twin.services.messages import Message
 from twin.services.replica import Replica
 
@@ -97,7 +97,7 @@ class MessageBus:
         sent = env.now
         self.network.deliver(src.node, dst.node, dst.deliver, msg)
         # One event that the reply or the timer settles first (cheaper than `reply | timer`).
-        env.timeout(timeout_s).callbacks.append(lambda _timer: reply.triggered or reply.succeed(None))
+        env.timeout(timeout_s).callbacks.append(lambda _timer: _settle(reply))
         try:
             yield reply
         finally:
@@ -125,7 +125,7 @@ class MessageBus:
         if answer_msg is None:
             raise RequestTimeout(f"{src.name} → {dst.name}: no reply within {timeout_s * 1000:.0f} ms")
         if answer_msg.error is not None:
-            raise RequestFailed(answer_msg.error)
+            raise (RequestRefused if answer_msg.refused else RequestFailed)(answer_msg.error)
         return answer_msg
 
     def reply(
@@ -149,3 +149,9 @@ class MessageBus:
         event = self._pending.get(answer.reply_to)
         if event is not None and not event.triggered:
             event.succeed(answer)
+
+
+def _settle(reply: simpy.Event) -> None:
+    """The timer's end: no reply (None) unless the reply came first."""
+    if not reply.triggered:
+        reply.succeed(None)

@@ -6,7 +6,7 @@ from collections.abc import Generator
 from typing import Any
 
 import simpy
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from servo_core.errors import TwinError
 from twin.control.commands import Command, EStop
@@ -17,7 +17,7 @@ __all__ = ["Operator", "OperatorParams"]
 
 class OperatorParams(ServiceParams):
     request_timeout_ms: float = Field(default=1000.0, gt=0)
-    token: str | None = Field(default=None, description="sent with every command, for the gateway")
+    token: SecretStr | None = Field(default=None, description="sent with every command, for the gateway")
     gateway: str = Field(default="gateway", description="the service the commands go to")
 
 
@@ -47,7 +47,7 @@ class Operator(Service[OperatorParams]):
                 "command",
                 command,
                 timeout_s=self.params.request_timeout_ms / 1000.0,
-                token=self.params.token or "",
+                token=self.params.token.get_secret_value() if self.params.token is not None else "",
             )
         except TwinError:  # a timeout, an error reply, a refusal by a pattern
             self.failed.inc()
