@@ -52,7 +52,7 @@ import simpy
 
 from sim_models.network import ConstantLatency, LogNormalLatency, Network
 from sim_models.rng import component_rng
-from twin.assembly import _heartbeat_tracer, call_settings
+from twin.assembly import call_settings, heartbeat_tracer
 from twin.observe.trace import Tracer
 from twin.patterns.discovery_service import Discovery, DiscoverySettings
 from twin.patterns.eventbus import EventBus
@@ -150,7 +150,7 @@ def build(breaker: bool, discovery: bool, tracer: bool) -> World:
     registry: Discovery | None = None
     if discovery:
         # twin.run traces every heartbeat as a message; count those that reach the registry.
-        traced = _heartbeat_tracer(trace, {"gateway": "A", "planner": "B"}) if trace is not None else None
+        traced = heartbeat_tracer(trace) if trace is not None else None
 
         def on_heartbeat(
             instance: str, node: str, registry_node: str, sent: float, arrived: float | None, outcome: str

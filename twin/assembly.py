@@ -38,8 +38,8 @@ from twin.machine import Machine, ServiceGroup
 from twin.observe.trace import Tracer
 from twin.patterns.breaker import BreakerConfig, Transition, WindowType
 from twin.patterns.discovery import Strategy
-from twin.patterns.discovery_service import Discovery, DiscoverySettings
-from twin.patterns.eventbus import EventBus, Overflow, QoS, SubscriberConfig, TopicConfig
+from twin.patterns.discovery_service import Discovery, DiscoverySettings, HeartbeatHook
+from twin.patterns.eventbus import DeliveryObserver, EventBus, Overflow, QoS, SubscriberConfig, TopicConfig
 from twin.patterns.retry import RetryConfig
 from twin.plugins import add_python_path, service_class
 from twin.scenario.models import (
@@ -78,6 +78,8 @@ from twin.services.replica import Replica
 from twin.tasks import schedule
 
 __all__ = [
+    "delivery_tracer",
+    "heartbeat_tracer",
     "build",
     "build_joints",
     "build_plant",
@@ -347,9 +349,9 @@ def _wire(
             refresh_s=d.refresh_ms / 1000.0,
             strategy=Strategy(d.strategy),
         )
-        discovery = Discovery(env, network, settings, seed, on_heartbeat=_heartbeat_tracer(tracer, node_of))
+        discovery = Discovery(env, network, settings, seed, on_heartbeat=heartbeat_tracer(tracer))
     calls = CallPipeline(messages, policies, None if discovery is None else discovery.client)
-    events = EventBus(env, network.deliver, observer=_delivery_tracer(tracer, messages))
+    events = EventBus(env, network.deliver, observer=delivery_tracer(tracer, messages))
     topics = {"alarms": RELIABLE, "estop": RELIABLE}
     topics.update({name: topic_config(t) for name, t in topo.topics.items()})
     queues = {
@@ -427,7 +429,9 @@ def _wire(
     return machine
 
 
-def _heartbeat_tracer(tracer: Tracer, node_of: dict[str, str]) -> Any:
+def heartbeat_tracer(tracer: Tracer) -> HeartbeatHook:
+    """Heartbeats to the registry drawn in the trace as messages."""
+
     def traced(
         instance: str, node: str, registry_node: str, sent: float, arrived: float | None, outcome: str
     ) -> None:
@@ -441,7 +445,9 @@ _DELIVERY_OUTCOMES = {"ok": "ok", "lost": "lost", "dropped": "dropped", "dead_le
 """Event-bus delivery outcomes drawn in the trace (duplicates and late copies are not traffic to show)."""
 
 
-def _delivery_tracer(tracer: Tracer, messages: MessageBus) -> Any:
+def delivery_tracer(tracer: Tracer, messages: MessageBus) -> DeliveryObserver:
+    """Event-bus deliveries drawn in the trace as messages from publisher to subscriber."""
+
     def node(name: str) -> str:
         try:
             return messages.replica(name.split(":", 1)[0]).node
@@ -449,10 +455,10 @@ def _delivery_tracer(tracer: Tracer, messages: MessageBus) -> Any:
             return ""
 
     def traced(
-        topic: str, publisher: str, subscriber: str, sent: float, arrived: float | None, outcome: str
+        topic: str, publisher: str, subscriber: str, sent_s: float, arrived_s: float | None, outcome: str
     ) -> None:
         shown = _DELIVERY_OUTCOMES.get(outcome)
-        if shown is None:
+        if shown is None or (shown == "ok" and arrived_s is None):
             return
         tracer.message(
             topic,
@@ -460,8 +466,8 @@ def _delivery_tracer(tracer: Tracer, messages: MessageBus) -> Any:
             node(publisher),
             subscriber.split(":", 1)[0].rsplit("#", 1)[0],
             node(subscriber),
-            sent,
-            arrived if shown == "ok" or arrived is not None else None,
+            sent_s,
+            arrived_s,
             outcome=shown,
         )
 
