@@ -12,6 +12,8 @@ from typing import TextIO
 
 from servo_core.errors import TwinError
 
+__all__ = ["main", "summary"]
+
 EXIT_OK, EXIT_ASSERTION, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 

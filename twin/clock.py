@@ -11,6 +11,8 @@ from __future__ import annotations
 from simpy.core import EmptySchedule, Environment, Infinity
 from simpy.rt import RealtimeEnvironment, monotonic, sleep
 
+__all__ = ["WallClockEnvironment"]
+
 
 class WallClockEnvironment(RealtimeEnvironment):
     """A non-strict real-time environment that measures how late events run (s)."""

@@ -7,6 +7,8 @@ import math
 from twin.control.commands import Command, MoveCommand, SineCommand
 from twin.scenario.models import PickAndPlaceTask, Pose, SineSweepTask, Task, WaypointsTask
 
+__all__ = ["schedule"]
+
 
 def _rad(pose: Pose) -> dict[str, float]:
     return {joint: math.radians(deg) for joint, deg in pose.items()}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = ["Alarm", "Command", "EStop", "JointStates", "MoveCommand", "Setpoints", "SineCommand"]
+
 
 @dataclass(frozen=True)
 class MoveCommand:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from twin.control.limits import Calibration, JointLimits
 
+__all__ = ["Joint"]
+
 
 @dataclass(frozen=True)
 class Joint:

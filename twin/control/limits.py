@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+__all__ = ["Calibration", "clip_to_limits", "JointLimits"]
+
 
 @dataclass(frozen=True)
 class JointLimits:

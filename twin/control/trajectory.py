@@ -11,6 +11,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+__all__ = [
+    "Anchored",
+    "min_jerk",
+    "MIN_JERK_PEAK_VELOCITY",
+    "Move",
+    "SineSweep",
+    "trapezoid",
+    "TRAPEZOID_PEAK_VELOCITY",
+]
+
 
 def min_jerk(s: float) -> float:
     """Minimum-jerk shape: 0 → 1 over s in [0, 1], zero velocity and acceleration at both ends."""

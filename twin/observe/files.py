@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+__all__ = ["write_text_atomic"]
+
 
 def _umask() -> int:
     mask = os.umask(0)

@@ -15,6 +15,25 @@ from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "breaker_name",
+    "build_metrics",
+    "BUS_COUNTERS",
+    "call_name",
+    "CALL_PATHS",
+    "DISCOVERY_COUNTERS",
+    "empty_run",
+    "EVENT_COUNTERS",
+    "flatten",
+    "measured",
+    "numeric_paths",
+    "percentiles",
+    "percentiles_ms",
+    "RESERVED_SECTIONS",
+    "RunData",
+    "SERVICE_COUNTERS",
+]
+
 # Counters of a serial bus (zero for the twin's bus, which never loses a byte).
 BUS_COUNTERS = (
     "transactions",

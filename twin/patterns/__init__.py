@@ -1,1 +1,3 @@
 """Resilience patterns that take their clock from the runtime."""
+
+__all__: list[str] = []

@@ -17,6 +17,17 @@ from dataclasses import dataclass
 
 from servo_core.errors import ConfigError, TwinError
 
+__all__ = [
+    "BreakerConfig",
+    "BreakerConfigError",
+    "BreakerSnapshot",
+    "CallNotPermitted",
+    "CircuitBreaker",
+    "State",
+    "Transition",
+    "WindowType",
+]
+
 
 class State(enum.Enum):
     CLOSED = "closed"

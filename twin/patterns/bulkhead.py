@@ -18,6 +18,8 @@ import simpy
 from servo_core.errors import ConfigError, TwinError
 from twin.patterns.timeouts import CallFactory, EventSink, emit, require_duration
 
+__all__ = ["Bulkhead", "BulkheadFull", "BulkheadSnapshot", "T"]
+
 T = TypeVar("T")
 
 

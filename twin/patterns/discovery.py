@@ -35,6 +35,18 @@ import numpy as np
 
 from servo_core.errors import ConfigError, TwinError
 
+__all__ = [
+    "DiscoveryClient",
+    "Health",
+    "InstanceRecord",
+    "NoInstance",
+    "Registry",
+    "RegistryConfig",
+    "RegistryUnavailable",
+    "Strategy",
+    "UnknownInstance",
+]
+
 
 class RegistryUnavailable(TwinError):
     """The registry is down (an injected outage): no lookups, registrations or heartbeats."""

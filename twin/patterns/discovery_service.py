@@ -33,6 +33,8 @@ from twin.patterns.discovery import (
     Strategy,
 )
 
+__all__ = ["Discovery", "DiscoverySettings", "DiscoverySnapshot", "HeartbeatHook", "HeartbeatSource"]
+
 
 @dataclass(frozen=True)
 class DiscoverySettings:

@@ -109,6 +109,21 @@ import simpy
 
 from servo_core.errors import ConfigError
 
+__all__ = [
+    "DeadLetter",
+    "DeliveryObserver",
+    "Event",
+    "EventBus",
+    "Overflow",
+    "QoS",
+    "SubscriberConfig",
+    "SubscriberSnapshot",
+    "Subscription",
+    "TopicConfig",
+    "TopicSnapshot",
+    "Transport",
+]
+
 Transport = Callable[[str, str, Callable[[Any], None], Any], bool]
 
 

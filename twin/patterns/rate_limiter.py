@@ -21,6 +21,8 @@ import simpy
 from servo_core.errors import ConfigError, TwinError
 from twin.patterns.timeouts import CallFactory, EventSink, emit, require_duration
 
+__all__ = ["RateLimited", "RateLimiter", "RateLimiterSnapshot", "T"]
+
 T = TypeVar("T")
 
 # Virtual times reached by adding delays may miss a period boundary by an ulp or so.

@@ -20,6 +20,8 @@ import simpy
 from servo_core.errors import ConfigError, TwinError
 from twin.patterns.timeouts import CallFactory, EventSink, emit, require_duration
 
+__all__ = ["Retry", "RetryConfig", "RetrySnapshot", "T"]
+
 T = TypeVar("T")
 
 # Never retried, whatever retry_on says: an interrupted process must stop.

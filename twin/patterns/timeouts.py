@@ -27,6 +27,18 @@ from simpy.resources.store import StoreGet
 
 from servo_core.errors import ConfigError, TwinError
 
+__all__ = [
+    "CallFactory",
+    "CallTimeout",
+    "emit",
+    "EventSink",
+    "get_with_timeout",
+    "PatternEvent",
+    "require_duration",
+    "T",
+    "with_timeout",
+]
+
 T = TypeVar("T")
 
 CallFactory = Callable[[], Generator[simpy.Event, Any, T]]

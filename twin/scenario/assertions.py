@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
+__all__ = ["Assertion", "parse_assertion"]
+
 _OPS = {
     "<": operator.lt,
     "<=": operator.le,

@@ -9,6 +9,8 @@ from typing import Any
 from twin.scenario.problems import OVERRIDE_FILE, FieldPath, Problem, ScenarioError, dotted
 from twin.scenario.yaml_reader import DataBuilder, compose, short_repr
 
+__all__ = ["apply_overrides", "apply_overrides_tracked"]
+
 
 class _OverrideError(Exception):
     def __init__(self, path: str, message: str) -> None:

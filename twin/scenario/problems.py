@@ -7,6 +7,17 @@ from dataclasses import dataclass
 
 from servo_core.errors import ConfigError
 
+__all__ = [
+    "dotted",
+    "FieldPath",
+    "LineMap",
+    "OVERRIDE_FILE",
+    "Problem",
+    "problem_error",
+    "ScenarioError",
+    "sorted_by_line",
+]
+
 FieldPath = tuple[str | int, ...]
 OVERRIDE_FILE = "--set"
 """The ``file`` of problems that come from command-line overrides."""

@@ -24,6 +24,8 @@ from twin.scenario.problems import (
     sorted_by_line,
 )
 
+__all__ = ["compose", "DataBuilder", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "read_yaml", "short_repr"]
+
 MAX_NODES = 100_000
 """Most values a document may expand to once aliases are followed (guards 'billion laughs')."""
 MAX_DEPTH = 100
