@@ -296,16 +296,12 @@ def build(scenario: Scenario, seed: int | None = None, bus_url: str | None = Non
                     f"faults.{index}: a {fault.type} fault acts on the twin's servos; with --bus the servos "
                     "are real (service and link faults still apply)"
                 )
-    servo_bus: ServoBus | None = None
     try:
-        machine = _wire(scenario, seed, env, plant, urdf_limits, bus_url)
-    except BaseException:
-        if servo_bus is not None:
-            servo_bus.close()
+        return _wire(scenario, seed, env, plant, urdf_limits, bus_url)
+    except BaseException:  # _wire closes the servo bus it opened; the plant is ours
         if plant is not None:
             plant.close()
         raise
-    return machine
 
 
 def _wire(
@@ -376,6 +372,7 @@ def _wire(
     servo_bus = _open_servo_bus(scenario, plant, env, bus_url)
     try:
         groups: dict[str, ServiceGroup] = {}
+        hosted: list[tuple[ReplicaContext[Any], Service[Any]]] = []
         for svc in topo.services:
             name, cls = svc.service_name, classes[svc.service_name]
             try:
@@ -392,16 +389,15 @@ def _wire(
                     hosting, replica, params, servo_bus if name == owner else None, DEFAULT_CALL_TIMEOUT_S
                 )
                 obj: Service[Any] = cls(ctx)
+                hosted.append((ctx, obj))
                 group.replicas.append(replica)
                 group.objects.append(obj)
             groups[name] = group
         if discovery is not None:
             discovery.start([r for g in groups.values() for r in g.replicas])
-        for group in groups.values():
-            for obj in group.objects:
-                ctx = obj.ctx  # type: ignore[assignment]
-                env.process(serve(ctx, obj, hosting))
-                obj.start()
+        for ctx, obj in hosted:
+            env.process(serve(ctx, obj, hosting))
+            obj.start()
     except BaseException:
         servo_bus.close()
         raise

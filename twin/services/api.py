@@ -82,12 +82,16 @@ class ServiceParams(BaseModel):
 P = TypeVar("P", bound=ServiceParams)
 
 
+_HANDLERS: dict[Callable[..., Any], tuple[str, Any]] = {}
+"""Methods marked by @handles: (request kind, body type)."""
+
+
 def handles(kind: str, body: type | Any = object) -> Callable[[Handler], Handler]:
     """Mark a method as the handler of requests of `kind`, whose body must be a `body`
     (a class, a union of classes, or a pydantic model, which a dict body is validated into)."""
 
     def mark(method: Handler) -> Handler:
-        method.__servotwin_handles__ = (kind, body)  # type: ignore[attr-defined]
+        _HANDLERS[method] = (kind, body)
         return method
 
     return mark
@@ -188,7 +192,7 @@ class Service(Generic[P]):
         found: dict[str, tuple[str, Any]] = {}
         for klass in reversed(cls.__mro__):
             for attr, value in vars(klass).items():
-                mark = getattr(value, "__servotwin_handles__", None)
+                mark = _HANDLERS.get(value) if callable(value) else None
                 if mark is not None:
                     found[mark[0]] = (attr, mark[1])
         cls._handlers = found

@@ -23,7 +23,7 @@ from twin.patterns.bulkhead import BulkheadFull
 from twin.patterns.eventbus import Event, EventBus, SubscriberConfig, TopicConfig
 from twin.services.api import MachineInfo, P, Service, ServiceContext, check_body
 from twin.services.calls import CallPipeline
-from twin.services.errors import Refused, RequestRefused, RequestTimeout, ServiceError
+from twin.services.errors import Refused, RequestRefused, RequestTimeout
 from twin.services.messages import Message
 from twin.services.messaging import MessageBus
 from twin.services.replica import Replica
@@ -356,8 +356,7 @@ def _finish(
 def _answer_error(ctx: ReplicaContext[Any], messages: MessageBus, message: Message, exc: TwinError) -> None:
     ctx.replica.errors += 1
     refused = isinstance(exc, Refused)
-    text = str(exc) if isinstance(exc, ServiceError) else str(exc)
-    messages.reply(ctx.replica, message, error=f"{ctx.service}: {text}", refused=refused)
+    messages.reply(ctx.replica, message, error=f"{ctx.service}: {exc}", refused=refused)
 
 
 def _answer_failure(ctx: ReplicaContext[Any], messages: MessageBus, message: Message, exc: Exception) -> None:

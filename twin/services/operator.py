@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from functools import partial
 from typing import Any
 
 import simpy
@@ -35,7 +36,7 @@ class Operator(Service[OperatorParams]):
         if self.ctx.index != 0:
             return  # one operator issues the task, whatever the replicas
         for at_s, command in self.ctx.machine.schedule:
-            self.ctx.at(at_s, lambda c=command: self._issue(c))  # type: ignore[misc]
+            self.ctx.at(at_s, partial(self._issue, command))
 
     def _issue(self, command: Command) -> Generator[simpy.Event, Any, None]:
         ctx = self.ctx
