@@ -325,3 +325,11 @@ def test_registry_check_rejects_a_plugin_that_is_not_a_service(monkeypatch: pyte
     (line,) = info.value.problems
     assert "'nope'" in line and "acme-rig 1.2" in line and "not a twin.service.Service subclass" in line
     assert registry.get("ticker") is Ticker
+
+
+def test_subscriptions_must_name_a_service(write_scenario: Callable[..., Path]) -> None:
+    topology = {**BASE["topology"], "subscriptions": [{"service": "telemetri", "topic": "joint_states"}]}
+    path = write_scenario(topology=topology)
+    with pytest.raises(ScenarioError) as info:
+        twin.load(path)
+    assert "topology.subscriptions.0.service: no service named 'telemetri'" in str(info.value)

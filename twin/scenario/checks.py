@@ -330,6 +330,22 @@ def _topology(s: Scenario) -> Iterator[Problem]:
                 ("topology", "services", k, "node"),
                 f"unknown node {svc.node!r}; nodes: {', '.join(sorted(nodes))}",
             )
+    seen_queues: set[tuple[str, str]] = set()
+    for k, sub in enumerate(topo.subscriptions):
+        if sub.service not in placed:
+            yield (
+                ("topology", "subscriptions", k, "service"),
+                f"no service named {sub.service!r}; services: {', '.join(sorted(placed))}",
+            )
+        if (sub.service, sub.topic) in seen_queues:
+            yield ("topology", "subscriptions", k), f"a second entry for {sub.service} on {sub.topic}"
+        seen_queues.add((sub.service, sub.topic))
+    for topic, settings in topo.topics.items():
+        if settings.dead_letter_topic == topic:
+            yield (
+                ("topology", "topics", topic, "dead_letter_topic"),
+                "a topic cannot be its own dead-letter topic",
+            )
     linked: set[frozenset[str]] = set()
     for k, link in enumerate(topo.links):
         a, b = link.between

@@ -55,6 +55,7 @@ class EventHub:
         self._queues = queues
         self.subscribers: dict[str, set[str]] = {}  # topic -> subscribing services
         self.publishers: dict[str, set[str]] = {}  # topic -> publishing services
+        self._known: set[tuple[str, str]] = set()  # (replica, topic) pairs already declared
 
     def declare(self, topic: str) -> None:
         config = self._topics.get(topic, TopicConfig())
@@ -63,8 +64,11 @@ class EventHub:
             self.bus.topic(config.dead_letter_topic)
 
     def publish(self, replica: Replica, topic: str, payload: Any) -> simpy.Event:
-        self.declare(topic)
-        self.publishers.setdefault(topic, set()).add(replica.service)
+        key = (replica.name, topic)
+        if key not in self._known:  # the first time only: this is the message path
+            self._known.add(key)
+            self.declare(topic)
+            self.publishers.setdefault(topic, set()).add(replica.service)
         return self.bus.publish(topic, replica.name, replica.node, payload)
 
     def subscribe(self, replica: Replica, topic: str) -> Any:
