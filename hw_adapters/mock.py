@@ -23,6 +23,8 @@ from hw_adapters.base import (
 )
 from servo_core.catalogue import servo_spec
 
+__all__ = ["Handler", "MOCK_OPTIONS", "MockBus", "open_mock_bus"]
+
 MOCK_OPTIONS: dict[str, OptionType] = {"ids": str, "model": str}
 Handler = Callable[[str, list[int]], None]
 

@@ -37,6 +37,8 @@ from servo_core.catalogue import SERVO_MODELS, model_name, servo_spec
 from servo_core.protocol import Protocol
 from servo_core.units import rad_to_ticks
 
+__all__ = ["BusStats", "open_link", "SERIAL_OPTIONS", "SerialServoBus"]
+
 SERIAL_OPTIONS: dict[str, OptionType] = {
     "baud": int,
     "retries": int,

@@ -32,6 +32,8 @@ from servo_core.units import rad_to_ticks
 from sim_models.plant import Mount, Plant
 from sim_models.servo.device import VirtualServo
 
+__all__ = ["open_sim_bus", "SIM_OPTIONS", "SimBus"]
+
 SIM_OPTIONS: dict[str, OptionType] = {"robot": str, "model": str, "ids": str, "baud": int, "dt": float}
 
 

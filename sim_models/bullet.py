@@ -14,6 +14,8 @@ import sys
 from collections.abc import Iterator
 from types import ModuleType
 
+__all__ = ["connect_direct", "pybullet", "quiet_output"]
+
 
 def _flush_c_stdout() -> None:
     try:

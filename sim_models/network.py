@@ -20,6 +20,19 @@ import simpy
 from servo_core.errors import ConfigError
 from sim_models.rng import component_rng
 
+__all__ = [
+    "ConstantLatency",
+    "EmpiricalLatency",
+    "Latency",
+    "Link",
+    "LinkSnapshot",
+    "LogNormalLatency",
+    "Network",
+    "NormalLatency",
+    "Undo",
+    "UniformLatency",
+]
+
 
 class Latency:
     """A delay distribution; `sample()` returns seconds."""

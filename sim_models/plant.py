@@ -21,6 +21,8 @@ from typing import Any
 from servo_core.errors import ConfigError
 from sim_models.servo.device import VirtualServo
 
+__all__ = ["check_loadable", "Mount", "Plant", "urdf_file"]
+
 
 def urdf_file(robot: str) -> str | None:
     """The URDF file a robot name points at (its meshes live beside it); None for a built-in."""

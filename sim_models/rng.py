@@ -8,6 +8,8 @@ import hashlib
 
 import numpy as np
 
+__all__ = ["component_rng"]
+
 
 def component_rng(seed: int, name: str) -> np.random.Generator:
     """A generator that depends only on `seed` and `name` (stable across runs)."""

@@ -17,6 +17,15 @@ from hw_adapters.dynamixel import protocol as dxl
 from hw_adapters.serial_bus import SerialServoBus, open_link
 from servo_core.protocol import DYNAMIXEL
 
+__all__ = [
+    "DynamixelBus",
+    "GOAL_POSITION",
+    "HARDWARE_ERROR",
+    "open_dynamixel_bus",
+    "RETURN_DELAY",
+    "TORQUE_ENABLE",
+]
+
 _TABLE = DYNAMIXEL.table
 STATE_ADDR, STATE_LEN = DYNAMIXEL.state_address, DYNAMIXEL.state_length
 GOAL_POSITION = DYNAMIXEL.goal.address

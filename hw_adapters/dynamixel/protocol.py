@@ -17,6 +17,44 @@ from dataclasses import dataclass
 
 from hw_adapters.base import ChecksumError, MalformedPacketError, ProtocolError, StatusError
 
+__all__ = [
+    "action",
+    "BROADCAST_ID",
+    "broadcast_ping",
+    "bulk_read",
+    "bulk_write",
+    "crc16",
+    "decode_packet",
+    "encode_instruction",
+    "encode_status",
+    "factory_reset",
+    "fast_sync_read",
+    "HEADER",
+    "Instruction",
+    "MAX_ID",
+    "MAX_LENGTH",
+    "Packet",
+    "PacketParser",
+    "parse_bulk_read",
+    "parse_bulk_write",
+    "parse_read",
+    "parse_sync_read",
+    "parse_sync_write",
+    "parse_write",
+    "PARSER_MAX_LENGTH",
+    "ping",
+    "raise_for_status",
+    "read",
+    "reboot",
+    "reg_write",
+    "status_error",
+    "stuff",
+    "sync_read",
+    "sync_write",
+    "unstuff",
+    "write",
+]
+
 HEADER = b"\xff\xff\xfd\x00"
 BROADCAST_ID = 0xFE
 MAX_ID = 252  # 0xFD and 0xFF are reserved, 0xFE is broadcast

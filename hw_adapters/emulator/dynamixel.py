@@ -12,6 +12,8 @@ from hw_adapters.dynamixel import protocol as dxl
 from hw_adapters.emulator.responder import BusDevices, ProtocolResponder, Reply
 from sim_models.servo.device import RegisterError, VirtualServo
 
+__all__ = ["DynamixelResponder", "Inst"]
+
 Inst = dxl.Instruction
 _ERROR_CODE = {"range": 4, "access": 7, "limit": 6}  # data range, access, data limit
 INSTRUCTION_ERROR, RESULT_FAIL, LENGTH_ERROR = 2, 1, 5

@@ -14,6 +14,8 @@ from hw_adapters.emulator.responder import BusDevices, ProtocolResponder, Reply
 from hw_adapters.feetech import protocol as sts
 from sim_models.servo.device import RegisterError, VirtualServo
 
+__all__ = ["FeetechResponder", "Inst", "REFUSED"]
+
 Inst = sts.Instruction
 REFUSED = 0x40
 

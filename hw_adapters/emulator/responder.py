@@ -9,6 +9,8 @@ from typing import Any
 from hw_adapters.base import ProtocolError
 from sim_models.servo.device import RegisterError, VirtualServo
 
+__all__ = ["BusDevices", "ProtocolResponder", "Reply", "ResponderStats"]
+
 
 @dataclass(frozen=True)
 class Reply:

@@ -26,6 +26,8 @@ from servo_core.plugins import import_object
 from servo_core.protocol import BITS_PER_BYTE, PROTOCOLS, Protocol, protocol_named
 from sim_models.plant import Plant
 
+__all__ = ["EmulatorServer", "RESPONDERS", "ServerStats"]
+
 # The device side of each protocol, imported when a server speaks it.
 RESPONDERS: dict[str, str] = {
     "dynamixel": "hw_adapters.emulator.dynamixel:DynamixelResponder",

@@ -14,6 +14,16 @@ from hw_adapters.feetech import protocol as sts
 from hw_adapters.serial_bus import SerialServoBus, open_link
 from servo_core.protocol import FEETECH
 
+__all__ = [
+    "FeetechBus",
+    "FIRMWARE",
+    "GOAL_POSITION",
+    "MODEL_NUMBER",
+    "open_feetech_bus",
+    "RETURN_DELAY",
+    "TORQUE_ENABLE",
+]
+
 _TABLE = FEETECH.table
 STATE_ADDR, STATE_LEN = FEETECH.state_address, FEETECH.state_length
 GOAL_POSITION = FEETECH.goal.address

@@ -24,6 +24,38 @@ from typing import Literal
 
 from hw_adapters.base import ChecksumError, MalformedPacketError, StatusError
 
+__all__ = [
+    "action",
+    "BROADCAST_ID",
+    "checksum",
+    "decode_instruction",
+    "decode_sign_magnitude",
+    "decode_status",
+    "encode_instruction",
+    "encode_sign_magnitude",
+    "encode_status",
+    "HEADER",
+    "Instruction",
+    "MAX_ID",
+    "MAX_LENGTH",
+    "MAX_PARAMS",
+    "Packet",
+    "PacketParser",
+    "parse_read",
+    "parse_sync_read",
+    "parse_sync_write",
+    "parse_write",
+    "ping",
+    "raise_for_status",
+    "read",
+    "reg_write",
+    "status_error",
+    "StatusBit",
+    "sync_read",
+    "sync_write",
+    "write",
+]
+
 HEADER = b"\xff\xff"
 BROADCAST_ID = 0xFE
 MAX_ID = 253

@@ -17,6 +17,8 @@ import math
 
 from servo_core.errors import ConfigError
 
+__all__ = ["BASE_MASS_KG", "BOB_RADIUS_M", "MAX_LENGTH_M", "MAX_MASS_KG", "pendulum_urdf", "ROD_RADIUS_M"]
+
 BOB_RADIUS_M = 0.01
 """Radius of the sphere standing in for the point mass, m."""
 
