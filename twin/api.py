@@ -31,6 +31,7 @@ from twin.observe.metrics import (
 )
 from twin.observe.report import AssertionOutcome, write_report
 from twin.observe.telemetry import Telemetry
+from twin.patterns.breaker import BreakerSnapshot
 from twin.scenario import load_scenario
 from twin.scenario.models import Scenario
 from twin.services.metrics import declared_metrics, export_metrics
@@ -214,7 +215,7 @@ def _collect(machine: Machine, sc: Scenario, recorder: Any) -> RunResult:
         joints=joint_names,
         goal=goal,
         actual=actual,
-        links={name: (ln.messages, ln.drops, list(ln.latencies_s)) for name, ln in links.items()},
+        links=dict(links),
         servos={
             j.servo_id: (
                 driver.max_temperature_c.get(j.servo_id, math.nan) if driver is not None else math.nan,
@@ -233,18 +234,7 @@ def _collect(machine: Machine, sc: Scenario, recorder: Any) -> RunResult:
         faults_injected=machine.faults_injected,
         updates_completed=machine.updates_completed,
         events=_events(machine),
-        calls={
-            call_name(c.caller, c.callee): (
-                c.calls,
-                c.errors,
-                c.attempts,
-                c.retries,
-                c.rejected,
-                c.timeouts,
-                list(c.latency_s),
-            )
-            for c in machine.calls.snapshot()
-        },
+        calls={call_name(c.caller, c.callee): c for c in machine.calls.snapshot()},
         breakers=_breakers(machine),
         discovery={} if disc is None else {k: v for k, v in asdict(disc).items() if k in DISCOVERY_COUNTERS},
         calls_per_replica={} if disc is None else dict(disc.calls_per_replica),
@@ -310,7 +300,7 @@ def _service_counters(group: ServiceGroup) -> dict[str, int]:
     }
 
 
-def _breakers(machine: Machine) -> dict[str, tuple[int, int, float]]:
+def _breakers(machine: Machine) -> dict[str, BreakerSnapshot]:
     out = {}
     end = machine.env.now
     for (caller, callee), policy in machine.policies.items():
@@ -319,12 +309,7 @@ def _breakers(machine: Machine) -> dict[str, tuple[int, int, float]]:
         for replica in machine.messages.replicas.get(callee, ()):
             breaker = policy.breaker(replica.name)
             assert breaker is not None
-            snap = breaker.snapshot(end)
-            out[breaker_name(caller, replica.name)] = (
-                snap.times_opened,
-                snap.calls_not_permitted,
-                snap.seconds_not_closed,
-            )
+            out[breaker_name(caller, replica.name)] = breaker.snapshot(end)
     return out
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+
+from sim_models.network import LinkSnapshot
 
 __all__ = [
     "breaker_name",
@@ -91,6 +93,55 @@ def _r(x: float) -> float:
     return round(float(x), 6)
 
 
+class CallCounts(Protocol):
+    """What one caller service saw of one callee (twin.services.calls.CallSnapshot has it)."""
+
+    @property
+    def calls(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
+    @property
+    def timeouts(self) -> int: ...
+    @property
+    def latency_s(self) -> Sequence[float]: ...
+
+
+class BreakerCounts(Protocol):
+    """One breaker's figures (twin.patterns.breaker.BreakerSnapshot has them)."""
+
+    @property
+    def times_opened(self) -> int: ...
+    @property
+    def calls_not_permitted(self) -> int: ...
+    @property
+    def seconds_not_closed(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class _Unused:
+    """A call path or a breaker with nothing measured."""
+
+    calls: int = 0
+    errors: int = 0
+    attempts: int = 0
+    retries: int = 0
+    rejected: int = 0
+    timeouts: int = 0
+    latency_s: tuple[float, ...] = ()
+    times_opened: int = 0
+    calls_not_permitted: int = 0
+    seconds_not_closed: float = 0.0
+
+
+UNUSED = _Unused()
+
+
 @dataclass
 class RunData:
     """Everything measured in a run that the metrics summarise (SI units, or already exported)."""
@@ -102,7 +153,7 @@ class RunData:
     joints: list[str]
     goal: np.ndarray  # (n, J) rad
     actual: np.ndarray  # (n, J) rad
-    links: dict[str, tuple[int, int, list[float]]] = field(default_factory=dict)  # messages, drops, latencies
+    links: dict[str, LinkSnapshot] = field(default_factory=dict)
     servos: dict[int, tuple[float, list[str]]] = field(default_factory=dict)  # max temp, faults
     services: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> SERVICE_COUNTERS
     own: dict[str, dict[str, Any]] = field(default_factory=dict)  # service name -> its own metrics
@@ -115,10 +166,8 @@ class RunData:
     faults_injected: int = 0
     updates_completed: int = 0
     events: dict[str, dict[str, int]] = field(default_factory=dict)  # topic -> counters
-    # caller_to_callee -> calls, errors, attempts, retries, rejected, timeouts, latencies (s)
-    calls: dict[str, tuple[int, int, int, int, int, int, list[float]]] = field(default_factory=dict)
-    # caller_to_replica -> times opened, calls not permitted, seconds spent not CLOSED
-    breakers: dict[str, tuple[int, int, float]] = field(default_factory=dict)
+    calls: Mapping[str, CallCounts] = field(default_factory=dict)  # caller_to_callee -> what the caller saw
+    breakers: Mapping[str, BreakerCounts] = field(default_factory=dict)  # caller_to_replica -> its breaker
     discovery: dict[str, int] = field(default_factory=dict)
     calls_per_replica: dict[str, int] = field(default_factory=dict)
 
@@ -180,8 +229,8 @@ def build_metrics(d: RunData) -> dict[str, Any]:
             "pending": sent - completed - failed,
         },
         "links": {
-            name: {"messages": m, "drops": dr, "latency": percentiles_ms(lat)}
-            for name, (m, dr, lat) in sorted(d.links.items())
+            name: {"messages": ln.messages, "drops": ln.drops, "latency": percentiles_ms(ln.latencies_s)}
+            for name, ln in sorted(d.links.items())
         },
         "servos": {
             str(i): {
@@ -200,19 +249,23 @@ def build_metrics(d: RunData) -> dict[str, Any]:
         "faults": {"injected": d.faults_injected, "updates_completed": d.updates_completed},
         "calls": {
             name: {
-                "calls": c,
-                "errors": e,
-                "attempts": a,
-                "retries": r,
-                "rejected": rj,
-                "timeouts": t,
-                "latency": percentiles_ms(lat),
+                "calls": c.calls,
+                "errors": c.errors,
+                "attempts": c.attempts,
+                "retries": c.retries,
+                "rejected": c.rejected,
+                "timeouts": c.timeouts,
+                "latency": percentiles_ms(c.latency_s),
             }
-            for name, (c, e, a, r, rj, t, lat) in sorted(d.calls.items())
+            for name, c in sorted(d.calls.items())
         },
         "breakers": {
-            name: {"opened": o, "not_permitted": n, "seconds_not_closed": _r(s)}
-            for name, (o, n, s) in sorted(d.breakers.items())
+            name: {
+                "opened": b.times_opened,
+                "not_permitted": b.calls_not_permitted,
+                "seconds_not_closed": _r(b.seconds_not_closed),
+            }
+            for name, b in sorted(d.breakers.items())
         },
         "discovery": {
             **{name: d.discovery.get(name, 0) for name in DISCOVERY_COUNTERS},
@@ -267,12 +320,12 @@ def empty_run(
         joints=joints,
         goal=np.zeros((0, len(joints))),
         actual=np.zeros((0, len(joints))),
-        links={n: (0, 0, []) for n in links},
+        links={n: LinkSnapshot(n, 0, 0, ()) for n in links},
         servos={i: (0.0, []) for i in servo_ids},
         services={s: {} for s in services},
         own=dict(own or {}),
-        calls={call_name(a, b): (0, 0, 0, 0, 0, 0, []) for a, b in (*CALL_PATHS, *calls)},
-        breakers={b: (0, 0, 0.0) for b in breakers},
+        calls={call_name(a, b): UNUSED for a, b in (*CALL_PATHS, *calls)},
+        breakers=dict.fromkeys(breakers, UNUSED),
     )
 
 
