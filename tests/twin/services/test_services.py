@@ -19,7 +19,7 @@ from twin.services.hosting import EventHub, Hosting, ReplicaContext, serve
 from twin.services.messaging import MessageBus
 from twin.services.replica import Replica
 
-from .conftest import BASE
+from ..conftest import BASE
 
 RNG = np.random.default_rng(0)
 

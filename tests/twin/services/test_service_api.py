@@ -16,9 +16,9 @@ from servo_core import plugins
 from servo_core.plugins import PluginError, Registry
 from twin.scenario.problems import ScenarioError
 
-from .conftest import BASE
+from ..conftest import BASE
 
-FIX = "tests.twin.fixtures_services"
+FIX = "tests.twin.services.fixtures_services"
 QUIET_TASK = {"type": "waypoints", "steps": [{"at_s": 0.1, "pose": {"pan": 5}, "duration_s": 0.2}]}
 
 
@@ -311,7 +311,7 @@ def test_registry_reports_duplicate_claims_and_broken_plugins(monkeypatch: pytes
 
 
 def test_registry_check_rejects_a_plugin_that_is_not_a_service(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.twin.fixtures_services import NotAService, Ticker
+    from tests.twin.services.fixtures_services import NotAService, Ticker
     from twin.services.api import is_service_class
 
     points = [

@@ -674,7 +674,7 @@ def test_pattern_event_is_frozen_and_modules_keep_off_the_wall_clock() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.t = 2.0  # type: ignore[misc]
     for module in ("retry", "timeouts", "bulkhead", "rate_limiter"):
-        source = (Path(__file__).parents[2] / "twin" / "patterns" / f"{module}.py").read_text()
+        source = (Path(__file__).parents[3] / "twin" / "patterns" / f"{module}.py").read_text()
         assert not re.search(r"^\s*(import|from) time\b|\btime\.", source, re.MULTILINE), module
 
 

@@ -1,5 +1,5 @@
 """User services that the service tests name by class path, e.g.
-`class: "tests.twin.fixtures_services:Ticker"`."""
+`class: "tests.twin.services.fixtures_services:Ticker"`."""
 
 from __future__ import annotations
 
