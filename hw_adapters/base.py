@@ -87,9 +87,16 @@ class ServoBus(ABC):
     def ping(self, servo_id: int) -> PingInfo | None:
         """The servo's identity, or None when nothing answers at that id."""
 
-    @abstractmethod
     def scan(self, ids: Iterable[int] = range(0, 253)) -> list[PingInfo]:
-        """Every servo that answers among `ids`."""
+        """Every servo that answers among `ids`: one ping each; `last_duration_s` is their total."""
+        found, total = [], 0.0
+        for i in ids:
+            info = self.ping(i)
+            total += self.last_duration_s
+            if info is not None:
+                found.append(info)
+        self.last_duration_s = total
+        return found
 
     @abstractmethod
     def read_states(self, ids: Iterable[int]) -> dict[int, ServoState]:

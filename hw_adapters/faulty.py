@@ -99,16 +99,6 @@ class FaultInjectingBus(ServoBus):
         self.last_duration_s = self.inner.last_duration_s
         return info
 
-    def scan(self, ids: Iterable[int] = range(0, 253)) -> list[PingInfo]:
-        found, total = [], 0.0
-        for i in ids:
-            info = self.ping(i)
-            total += self.last_duration_s
-            if info is not None:
-                found.append(info)
-        self.last_duration_s = total
-        return found
-
     def read_states(self, ids: Iterable[int]) -> dict[int, ServoState]:
         ids = list(ids)
         failed = self._failed.intersection(ids)

@@ -55,9 +55,6 @@ class MockBus(ServoBus):
         self._begin("ping", [servo_id])
         return PingInfo(servo_id, self.spec.model_number, self.spec.name, 1)
 
-    def scan(self, ids: Iterable[int] = range(0, 253)) -> list[PingInfo]:
-        return [p for p in (self.ping(i) for i in ids) if p is not None]
-
     def read_states(self, ids: Iterable[int]) -> dict[int, ServoState]:
         ids = list(ids)
         self._begin("read", ids)

@@ -92,16 +92,6 @@ class SimBus(ServoBus):
         firmware = servo.read_register(proto.firmware_register)
         return PingInfo(servo_id, number, model_name(proto, number), firmware)
 
-    def scan(self, ids: Iterable[int] = range(0, 253)) -> list[PingInfo]:
-        found, total = [], 0.0
-        for i in ids:
-            info = self.ping(i)
-            total += self.last_duration_s
-            if info is not None:
-                found.append(info)
-        self.last_duration_s = total
-        return found
-
     def read_states(self, ids: Iterable[int]) -> dict[int, ServoState]:
         self._sync()
         ids = list(ids)
