@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check scenario files")
     v.add_argument("scenarios", type=Path, nargs="+")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    sv = sub.add_parser("services", help="list the registered service types: parameters, requests, metrics")
+    sv.add_argument("names", nargs="*", help="only these types")
     return p
 
 
@@ -75,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _emulate(args, sys.stdout)
         if args.command == "scan":
             return _scan(args.url, args.ids, sys.stdout)
+        if args.command == "services":
+            return _services(args.names, sys.stdout)
         from twin.scenario import scenario_schema
 
         sys.stdout.write(json.dumps(scenario_schema(), indent=2) + "\n")
@@ -91,6 +95,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("twin: internal error (please report it with the lines below)\n")
         traceback.print_exc()
         return EXIT_INTERNAL
+
+
+def _services(names: Sequence[str], out: TextIO) -> int:
+    from twin.plugins import SERVICES
+    from twin.services.metrics import declared_metrics
+
+    for name in names or SERVICES.names():
+        cls = SERVICES.get(name)
+        out.write(f"{name}: {cls.__module__}.{cls.__qualname__}  ({SERVICES.origin(name)})\n")
+        if cls.description:
+            out.write(f"  {cls.description}\n")
+        if cls.wants_servo_bus:
+            out.write("  owns the servo bus unless the scenario says servo_bus: false\n")
+        for field, info in cls.Params.model_fields.items():
+            default = (
+                "required"
+                if info.is_required()
+                else f"default {info.get_default(call_default_factory=True)!r}"
+            )
+            if "token" in field or "clients" in field:
+                default = "required" if info.is_required() else "default: none"
+            text = f" — {info.description}" if info.description else ""
+            out.write(f"  param   {field}: {_type_name(info.annotation)} ({default}){text}\n")
+        for kind, body in sorted(cls.request_kinds().items()):
+            out.write(f"  handles {kind!r}: body {_type_name(body)}\n")
+        for metric_name, metric in declared_metrics(cls).items():
+            text = f" — {metric.description}" if metric.description else ""
+            out.write(f"  metric  {name}.{metric_name} ({metric.kind}){text}\n")
+    return EXIT_OK
+
+
+def _type_name(annotation: object) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
 def _validate(files: Sequence[Path], out: TextIO, err: TextIO) -> int:

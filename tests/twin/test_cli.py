@@ -117,3 +117,21 @@ def test_render_writes_an_animation(write_scenario: Callable[..., Path], tmp_pat
     with Image.open(out / "robot.gif") as gif:
         assert gif.size == (96, 72) and gif.n_frames >= 2
     assert "robot.gif" in (out / "report.md").read_text()
+
+
+def test_services_lists_types_with_their_parameters_requests_and_metrics(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["services", "planner", "gateway"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "param   profile: " in out and "handles 'plan'" in out and "metric  planner.refused (counter)" in out
+    )
+    assert "param   clients: dict (default: none)" in out
+
+
+def test_services_names_an_unknown_type_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["services", "vision"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown service type 'vision'; registered: driver, gateway, operator, planner, telemetry" in err
+    assert "Traceback" not in err

@@ -200,7 +200,7 @@ class ServiceConfig(Model):
     """One service of the topology: a registered `type` or a `class: "package.module:Name"`.
 
     The service's own parameters sit beside these keys; they are validated against the
-    service's parameter model (see `twin services` for each type's parameters).
+    service's parameter model (`twin services` lists each type's parameters).
     """
 
     model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False, populate_by_name=True)

@@ -52,7 +52,7 @@ class DriverParams(ServiceParams):
 class Driver(Service[DriverParams]):
     Params = DriverParams
     wants_servo_bus = True
-    description = "owns the servo bus: a fixed-rate read, follow, write loop"
+    description = "a fixed-rate loop: read every servo, follow the trajectory, write the goals"
     period_ms = Gauge("the control period")
     cycles = Counter("control cycles run")
     deadline_misses = Counter("cycles that overran their period")
