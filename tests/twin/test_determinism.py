@@ -45,3 +45,15 @@ def test_result_api(write_scenario: Callable[..., Path]) -> None:
     assert image.size[0] > 100
     t, goal, actual = result.telemetry.arrays()
     assert len(t) == result.metrics["tracking"]["samples"] == result.metrics["driver"]["cycles"]
+
+
+def test_a_users_own_services_run_byte_identical(tmp_path: Path) -> None:
+    """The camera's noise and processing times come from its seeded rng: every file repeats."""
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "camera_tracking.yaml"
+    scenario = twin.load(path, ["duration=2"])
+    files = ("metrics.json", "telemetry.csv", "trace.json", "report.md", "topology.png")
+    runs = []
+    for name in ("a", "b"):
+        twin.run(scenario).write(tmp_path / name)
+        runs.append([(tmp_path / name / f).read_bytes() for f in files])
+    assert runs[0] == runs[1]
