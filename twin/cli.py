@@ -233,13 +233,20 @@ def summary(metrics: dict, assertions: Sequence, run_dir: Path) -> str:
         lines.append(
             f"  {joint:<16} tracking error rms {_n(m['rms_error_deg'])}°  max {_n(m['max_error_deg'])}°"
         )
+    accepted = metrics["latency"]["command_accepted"]
+    driver = metrics.get("driver")
+    period = driver.get("period_ms") if isinstance(driver, dict) else None
     lines.append(
-        f"  command latency  p50 {_n(lat['p50_ms'])} ms  p99 {_n(lat['p99_ms'])} ms"
+        f"  command accepted p50 {_n(accepted['p50_ms'])} ms  p99 {_n(accepted['p99_ms'])} ms"
+        f"  max {_n(accepted['max_ms'])} ms"
+    )
+    lines.append(
+        f"  reached servo    p50 {_n(lat['p50_ms'])} ms  p99 {_n(lat['p99_ms'])} ms"
         f"  max {_n(lat['max_ms'])} ms"
+        + (f"  (on the driver's {period:g} ms cycle)" if isinstance(period, int | float) else "")
     )
     c = metrics["commands"]
     line = f"  commands {c['completed']}/{c['sent']} completed"
-    driver = metrics.get("driver")
     if isinstance(driver, dict) and "deadline_misses" in driver:
         line += f"; driver deadline misses {driver['deadline_misses']}"
     lines.append(line)
