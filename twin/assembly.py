@@ -7,6 +7,7 @@ patterns take plain settings in SI units from here, through their constructors.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import simpy
@@ -78,6 +79,7 @@ from twin.services.replica import Replica
 from twin.tasks import schedule
 
 __all__ = [
+    "BusWrapper",
     "delivery_tracer",
     "heartbeat_tracer",
     "build",
@@ -278,9 +280,20 @@ def _open_servo_bus(
     return bus
 
 
-def build(scenario: Scenario, seed: int | None = None, bus_url: str | None = None) -> Machine:
+BusWrapper = Callable[[ServoBus, simpy.Environment], ServoBus]
+
+
+def build(
+    scenario: Scenario,
+    seed: int | None = None,
+    bus_url: str | None = None,
+    *,
+    wrap_bus: BusWrapper | None = None,
+) -> Machine:
     """Wire the scenario up. With `bus_url`, the bus owner talks to that bus on the wall clock
-    (real servos or an emulator) instead of the twin's plant on virtual time."""
+    (real servos or an emulator) instead of the twin's plant on virtual time. `wrap_bus`
+    puts a layer of your own between the bus owner and the bus (a recorder, a shadow, a
+    test double); faults and metrics still act on the bus below it."""
     seed = scenario.seed if seed is None else seed
     plant: Plant | None
     if bus_url is None:
@@ -297,7 +310,7 @@ def build(scenario: Scenario, seed: int | None = None, bus_url: str | None = Non
                     "are real (service and link faults still apply)"
                 )
     try:
-        return _wire(scenario, seed, env, plant, urdf_limits, bus_url)
+        return _wire(scenario, seed, env, plant, urdf_limits, bus_url, wrap_bus)
     except BaseException:  # _wire closes the servo bus it opened; the plant is ours
         if plant is not None:
             plant.close()
@@ -311,6 +324,7 @@ def _wire(
     plant: Plant | None,
     urdf_limits: dict[str, tuple[float, float]],
     bus_url: str | None,
+    wrap_bus: BusWrapper | None,
 ) -> Machine:
     topo = scenario.topology
     joints = build_joints(scenario, urdf_limits)
@@ -371,6 +385,7 @@ def _wire(
     )
     servo_bus = _open_servo_bus(scenario, plant, env, bus_url)
     try:
+        owners_bus = servo_bus if wrap_bus is None else wrap_bus(servo_bus, env)
         groups: dict[str, ServiceGroup] = {}
         hosted: list[tuple[ReplicaContext[Any], Service[Any]]] = []
         for svc in topo.services:
@@ -386,7 +401,7 @@ def _wire(
                 )
                 messages.add(replica)
                 ctx: ReplicaContext[Any] = ReplicaContext(
-                    hosting, replica, params, servo_bus if name == owner else None, DEFAULT_CALL_TIMEOUT_S
+                    hosting, replica, params, owners_bus if name == owner else None, DEFAULT_CALL_TIMEOUT_S
                 )
                 obj: Service[Any] = cls(ctx)
                 hosted.append((ctx, obj))

@@ -213,12 +213,16 @@ def test_a_failed_servo_triggers_the_scenario_policy(
     scenario = twin.load(
         write_scenario(duration=2.0, task=task, assertions=[]), [f"plant.bus.on_servo_failure={policy}"]
     )
-    machine = build(scenario)
+    wrappers: list[FailingAfter] = []
+
+    def wrap(bus: Any, env: simpy.Environment) -> Any:
+        wrappers.append(FailingAfter(bus, env, bad=2, at_s=0.8, how=how))
+        return wrappers[-1]
+
+    machine = build(scenario, wrap_bus=wrap)
     driver = machine.driver
     assert driver is not None
-    wrapped = FailingAfter(machine.servo_bus, machine.env, bad=2, at_s=0.8, how=how)
-    # The driver reads its bus from its context when its loop starts (on the first step).
-    driver.ctx._servo_bus = wrapped  # type: ignore[attr-defined]
+    (wrapped,) = wrappers
     try:
         machine.env.run(until=2.0)
     finally:
