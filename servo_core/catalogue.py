@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -30,7 +30,9 @@ __all__ = [
     "load_spec",
     "model_name",
     "parse_spec",
+    "read_params",
     "servo_spec",
+    "spec_with",
 ]
 
 
@@ -61,6 +63,11 @@ class ServoSpec:
     position_d_gain: int
     pwm_limit: int
     return_delay_us: float
+    # Model extensions identified from recordings (the defaults leave the model as it was).
+    p_gain_scale: float = 1.0  # the firmware's position gain, relative to the vendor formula
+    static_friction_nm: float = 0.0  # dry friction that holds the shaft (solved implicitly)
+    stribeck_velocity_rad_s: float = 0.05  # how fast the static part fades with speed
+    load_friction_ratio: float = 0.0  # dry friction that grows with the motor's torque (gearbox)
 
     @property
     def bus_protocol(self) -> Protocol:
@@ -80,7 +87,16 @@ class ServoSpec:
         return self.nominal_voltage_v / self.stall_current_a
 
 
-_NUMERIC = {f.name for f in fields(ServoSpec)} - {"name", "protocol"}
+OPTIONAL = {
+    "p_gain_scale": 1.0,
+    "static_friction_nm": 0.0,
+    "stribeck_velocity_rad_s": 0.05,
+    "load_friction_ratio": 0.0,
+}
+"""Model fields a catalogue file may leave out, with what they default to."""
+_NUMERIC = {f.name for f in fields(ServoSpec)} - {"name", "protocol"} - set(OPTIONAL)
+TUNABLE = (_NUMERIC | set(OPTIONAL)) - {"model_number", "resolution_ticks", "min_voltage_v", "max_voltage_v"}
+"""Fields a parameters file may override."""
 
 # What a servo-model entry point may name.
 ModelSource = str | os.PathLike[str] | Traversable | ServoSpec | Callable[[], object]
@@ -95,11 +111,11 @@ def parse_spec(text: str, origin: str) -> ServoSpec:
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: expected a mapping of fields")
     missing = ({"name", "protocol"} | _NUMERIC) - raw.keys()
-    unknown = raw.keys() - ({"name", "protocol"} | _NUMERIC)
+    unknown = raw.keys() - ({"name", "protocol"} | _NUMERIC | set(OPTIONAL))
     if missing or unknown:
         raise ConfigError(f"{origin}: missing fields {sorted(missing)}, unknown fields {sorted(unknown)}")
     values: dict[str, object] = {"name": raw["name"], "protocol": raw["protocol"]}
-    for key in _NUMERIC:
+    for key in sorted(_NUMERIC | (set(OPTIONAL) & raw.keys())):
         entry = raw[key]
         if not (isinstance(entry, dict) and set(entry) == {"value", "source"}):
             raise ConfigError(f"{origin}: {key}: expected {{value: ..., source: ...}}")
@@ -175,3 +191,45 @@ def model_name(protocol: str | Protocol, model_number: int) -> str:
         if spec.protocol == wanted and spec.model_number == model_number:
             return spec.name
     return f"unknown-{model_number}"
+
+
+def spec_with(spec: ServoSpec, overrides: Mapping[str, float], origin: str = "parameters") -> ServoSpec:
+    """`spec` with some model parameters replaced. ConfigError naming an unknown or bad one."""
+    unknown = sorted(set(overrides) - TUNABLE)
+    if unknown:
+        raise ConfigError(
+            f"{origin}: unknown parameter(s) {', '.join(unknown)}; tunable: {', '.join(sorted(TUNABLE))}"
+        )
+    values: dict[str, float] = {}
+    for key, value in overrides.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise ConfigError(f"{origin}: {key}: expected a non-negative number, got {value!r}")
+        values[key] = value
+    return replace(spec, **values)  # type: ignore[arg-type]
+
+
+def read_params(path: str | os.PathLike[str]) -> ServoSpec:
+    """The servo model a parameters file describes: `model:` (a catalogue name) refined by
+    `params:` (see `twin identify`). ConfigError naming the file and the field."""
+    origin = os.fspath(path)
+    try:
+        raw = yaml.safe_load(Path(origin).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{origin}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("model"), str)
+        or not isinstance(raw.get("params"), dict)
+    ):
+        raise ConfigError(f"{origin}: expected 'model: NAME' and 'params: {{field: value}}'")
+    base = servo_spec(raw["model"])
+    spec = spec_with(base, raw["params"], origin)
+    name = raw.get("name")
+    return replace(spec, name=name) if isinstance(name, str) and name else spec

@@ -1,0 +1,148 @@
+"""Recordings of real servos, as data: the pendulum-bench JSON format, read and checked.
+
+A recording is one servo swinging a point mass on an arm (position 0: hanging
+down), sampled irregularly: the goal sent, the position and speed measured,
+torque on or off, the supply voltage. Everything is SI (s, rad, rad/s, V, kg, m).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from servo_core.catalogue import catalogue
+from servo_core.errors import ConfigError
+
+__all__ = ["MOTORS", "Recording", "RecordingError", "read_recording"]
+
+MOTORS = {"xl330": "xl330-m288", "sts3250": "sts3250", "sts3215": "sts3215", "xl430": "xl430-w250"}
+"""Motor names the recordings use -> catalogue models (a catalogue name is taken as it is)."""
+
+_TOP = {"motor": str, "kp": (int, float), "vin": (int, float), "mass": (int, float), "length": (int, float)}
+_ENTRY = ("timestamp", "goal_position", "position", "torque_enable")
+_MAX_PROBLEMS = 10
+
+
+class RecordingError(ConfigError):
+    """A malformed recording; `problems` holds one line per thing wrong (file: field: what)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: str
+    model: str  # catalogue model
+    kp: int  # the servo's own position P gain, raw control-table value
+    supply_v: float
+    mass_kg: float
+    length_m: float
+    trajectory: str
+    t: np.ndarray  # s, from the first sample
+    goal: np.ndarray  # rad
+    position: np.ndarray  # rad
+    speed: np.ndarray  # rad/s (zeros when not recorded)
+    torque_on: np.ndarray  # bool
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.t[-1])
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def read_recording(path: str | os.PathLike[str]) -> Recording:
+    """Read and check one recording. RecordingError listing what is wrong (file, field)."""
+    name = os.fspath(path)
+    try:
+        data = json.loads(Path(name).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RecordingError([f"{name}: cannot read: {exc.strerror or exc}"]) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordingError([f"{name}: not a JSON recording: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise RecordingError([f"{name}: a recording is a JSON object with 'motor', 'kp', ..., 'entries'"])
+    problems: list[str] = []
+    for key, kind in _TOP.items():
+        value = data.get(key)
+        if value is None:
+            problems.append(f"{name}: {key}: missing")
+        elif not isinstance(value, kind) or isinstance(value, bool):
+            problems.append(f"{name}: {key}: expected {'text' if kind is str else 'a number'}, got {value!r}")
+        elif kind is not str and (_number(value) is None or float(value) <= 0):  # type: ignore[arg-type]
+            problems.append(f"{name}: {key}: must be a positive finite number, got {value!r}")
+    motor = data.get("motor")
+    model = MOTORS.get(motor, motor) if isinstance(motor, str) else None
+    if isinstance(motor, str) and model not in catalogue():
+        known = ", ".join(sorted(set(MOTORS) | set(catalogue())))
+        problems.append(f"{name}: motor: unknown motor {motor!r}; known: {known}")
+    entries = data.get("entries")
+    if not isinstance(entries, list) or not entries:
+        problems.append(f"{name}: entries: missing or empty (a list of samples)")
+        raise RecordingError(problems)
+    rows: list[tuple[float, float, float, float, bool]] = []
+    last_t = -math.inf
+    for k, entry in enumerate(entries):
+        if len(problems) >= _MAX_PROBLEMS:
+            problems.append(f"{name}: entries: more problems not shown")
+            break
+        if not isinstance(entry, dict):
+            problems.append(f"{name}: entries.{k}: expected an object")
+            continue
+        missing = [f for f in _ENTRY if f not in entry]
+        if missing:
+            problems.append(f"{name}: entries.{k}: missing {', '.join(missing)}")
+            continue
+        values = [_number(entry[f]) for f in ("timestamp", "goal_position", "position")]
+        bad = [f for f, v in zip(("timestamp", "goal_position", "position"), values, strict=True) if v is None]
+        speed = _number(entry.get("speed", 0.0))
+        if speed is None:
+            bad.append("speed")
+        if bad:
+            problems.append(f"{name}: entries.{k}: {', '.join(bad)} must be finite numbers")
+            continue
+        t, goal, position = (v for v in values if v is not None)
+        if t <= last_t:
+            problems.append(f"{name}: entries.{k}.timestamp: {t:g} s does not come after {last_t:g} s")
+            continue
+        last_t = t
+        torque = entry["torque_enable"]
+        if not isinstance(torque, bool | int):
+            problems.append(f"{name}: entries.{k}.torque_enable: expected true or false, got {torque!r}")
+            continue
+        rows.append((t, goal, position, speed or 0.0, bool(torque)))
+    if len(rows) < 2 and not problems:
+        problems.append(f"{name}: entries: at least two samples are needed")
+    if problems:
+        raise RecordingError(problems)
+    array = np.array([r[:4] for r in rows], dtype=float)
+    assert model is not None
+    return Recording(
+        path=name,
+        model=model,
+        kp=int(data["kp"]),
+        supply_v=float(data["vin"]),
+        mass_kg=float(data["mass"]),
+        length_m=float(data["length"]),
+        trajectory=str(data.get("trajectory", "")),
+        t=array[:, 0] - array[0, 0],
+        goal=array[:, 1],
+        position=array[:, 2],
+        speed=array[:, 3],
+        torque_on=np.array([r[4] for r in rows], dtype=bool),
+    )
