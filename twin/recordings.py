@@ -23,7 +23,7 @@ __all__ = ["MOTORS", "Recording", "RecordingError", "read_recording"]
 MOTORS = {"xl330": "xl330-m288", "sts3250": "sts3250", "sts3215": "sts3215", "xl430": "xl430-w250"}
 """Motor names the recordings use -> catalogue models (a catalogue name is taken as it is)."""
 
-_TOP = {"motor": str, "kp": (int, float), "vin": (int, float), "mass": (int, float), "length": (int, float)}
+_NUMBERS = ("kp", "vin", "mass", "length")
 _ENTRY = ("timestamp", "goal_position", "position", "torque_enable")
 _MAX_PROBLEMS = 10
 
@@ -78,14 +78,17 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
     if not isinstance(data, dict):
         raise RecordingError([f"{name}: a recording is a JSON object with 'motor', 'kp', ..., 'entries'"])
     problems: list[str] = []
-    for key, kind in _TOP.items():
-        value = data.get(key)
-        if value is None:
+    if "motor" not in data:
+        problems.append(f"{name}: motor: missing")
+    elif not isinstance(data["motor"], str):
+        problems.append(f"{name}: motor: expected text, got {data['motor']!r}")
+    for key in _NUMBERS:
+        if key not in data:
             problems.append(f"{name}: {key}: missing")
-        elif not isinstance(value, kind) or isinstance(value, bool):
-            problems.append(f"{name}: {key}: expected {'text' if kind is str else 'a number'}, got {value!r}")
-        elif kind is not str and (_number(value) is None or float(value) <= 0):  # type: ignore[arg-type]
-            problems.append(f"{name}: {key}: must be a positive finite number, got {value!r}")
+            continue
+        value = _number(data[key])
+        if value is None or value <= 0:
+            problems.append(f"{name}: {key}: must be a positive finite number, got {data[key]!r}")
     motor = data.get("motor")
     model = MOTORS.get(motor, motor) if isinstance(motor, str) else None
     if isinstance(motor, str) and model not in catalogue():
