@@ -112,7 +112,9 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
             problems.append(f"{name}: entries.{k}: missing {', '.join(missing)}")
             continue
         values = [_number(entry[f]) for f in ("timestamp", "goal_position", "position")]
-        bad = [f for f, v in zip(("timestamp", "goal_position", "position"), values, strict=True) if v is None]
+        bad = [
+            f for f, v in zip(("timestamp", "goal_position", "position"), values, strict=True) if v is None
+        ]
         speed = _number(entry.get("speed", 0.0))
         if speed is None:
             bad.append("speed")
