@@ -26,7 +26,7 @@ from hw_adapters.base import (
     parse_bus_url,
     parse_ids,
 )
-from servo_core.catalogue import model_name, servo_spec
+from servo_core.catalogue import model_name, read_params, servo_spec
 from servo_core.protocol import DYNAMIXEL, bytes_time
 from servo_core.units import rad_to_ticks
 from sim_models.plant import Mount, Plant
@@ -34,7 +34,14 @@ from sim_models.servo.device import VirtualServo
 
 __all__ = ["open_sim_bus", "SIM_OPTIONS", "SimBus"]
 
-SIM_OPTIONS: dict[str, OptionType] = {"robot": str, "model": str, "ids": str, "baud": int, "dt": float}
+SIM_OPTIONS: dict[str, OptionType] = {
+    "robot": str,
+    "model": str,
+    "params": str,
+    "ids": str,
+    "baud": int,
+    "dt": float,
+}
 
 
 class SimBus(ServoBus):
@@ -184,8 +191,8 @@ def open_sim_bus(url: str, plant: Plant | None = None, clock: Callable[[], float
     if baud <= 0:
         raise ConfigError(f"{url}: baud must be a positive number of bits per second, got {baud}")
     if plant is not None:
-        if {"robot", "model", "ids", "dt"} & opts.keys():
-            raise ConfigError(f"{url}: robot, model, ids and dt come from the scenario in a run")
+        if {"robot", "model", "params", "ids", "dt"} & opts.keys():
+            raise ConfigError(f"{url}: robot, model, params, ids and dt come from the scenario in a run")
         return SimBus(plant, clock, baud)
     from sim_models.robots import actuated_joints, robot_urdf_text
 
@@ -195,7 +202,12 @@ def open_sim_bus(url: str, plant: Plant | None = None, clock: Callable[[], float
         )
     urdf = robot_urdf_text(str(opts["robot"]))
     joints = list(actuated_joints(urdf))
-    spec = servo_spec(str(opts.get("model", "xl430-w250")))
+    if "model" in opts and "params" in opts:
+        raise ConfigError(f"{url}: give model= or params= (a parameters file names its model), not both")
+    if "params" in opts:
+        spec = read_params(str(opts["params"]))
+    else:
+        spec = servo_spec(str(opts.get("model", "xl430-w250")))
     ids = parse_ids(str(opts["ids"])) if "ids" in opts else list(range(1, len(joints) + 1))
     if len(ids) > len(joints):
         raise ConfigError(f"{url}: {len(ids)} ids but the robot has {len(joints)} joints")

@@ -189,6 +189,10 @@ class Plant:
         set_array = pb.setJointMotorControlArray
         step = pb.stepSimulation
         torque_mode = pb.TORQUE_CONTROL
+        velocity_mode = pb.VELOCITY_CONTROL
+        servos = self._servos
+        dry = any(s.implicit_friction for s in servos)
+        still = [0.0] * len(indices)
         for _ in range(n):
             states = get_states(body, indices, physicsClientId=client)
             forces = [
@@ -196,6 +200,11 @@ class Plant:
                 for (servo, sign, off), st in zip(pairs, states, strict=True)
             ]
             set_array(body, indices, torque_mode, forces=forces, physicsClientId=client)
+            if dry:  # friction that can hold the shaft: a velocity motor capped at the friction
+                holds = [s.dry_friction_nm for s in servos]
+                set_array(
+                    body, indices, velocity_mode, targetVelocities=still, forces=holds, physicsClientId=client
+                )
             step(physicsClientId=client)
         self.steps += n
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from hw_adapters import ConfigError, ServoBus, open_bus
 from hw_adapters.faulty import FaultInjectingBus
+from servo_core.catalogue import ServoSpec, read_params, servo_spec
 from servo_core.errors import TwinError
 from servo_core.units import servo_range_rad
 from sim_models.network import (
@@ -29,7 +30,6 @@ from sim_models.network import (
 from sim_models.plant import Mount, Plant, urdf_file
 from sim_models.rng import component_rng
 from sim_models.robots import actuated_joints, robot_urdf_text
-from sim_models.servo.catalogue import servo_spec
 from sim_models.servo.device import VirtualServo
 from twin import faults as F
 from twin.clock import WallClockEnvironment
@@ -87,6 +87,7 @@ __all__ = [
     "build_plant",
     "check_servos_present",
     "latency_from",
+    "servo_model",
     "servo_range_in_joint",
 ]
 
@@ -114,6 +115,17 @@ def latency_from(config: Distribution, seed: int, name: str) -> Latency:
     raise TypeError(config)
 
 
+def servo_model(servo: ServoConfig) -> ServoSpec:
+    """The servo's model: its catalogue entry, refined by its parameters file when it has one."""
+    if servo.params is None:
+        return servo_spec(servo.model)
+    spec = read_params(servo.params)
+    base = servo_spec(servo.model)
+    if spec.protocol != base.protocol or spec.model_number != base.model_number:
+        raise ConfigError(f"{servo.params}: refines {spec.name}, not the servo's model {servo.model}")
+    return spec
+
+
 def servo_range_in_joint(servo: ServoConfig) -> tuple[float, float]:
     """The servo's whole range of travel, in the joint frame (after offset and direction)."""
     cal = Calibration(servo.direction, math.radians(servo.offset_deg))
@@ -125,7 +137,7 @@ def build_joints(scenario: Scenario, urdf_limits: dict[str, tuple[float, float]]
     joints = []
     for sc in scenario.plant.servos:
         cal = Calibration(sc.direction, math.radians(sc.offset_deg))
-        spec = servo_spec(sc.model)
+        spec = servo_model(sc)
         if sc.limits_deg is not None:
             lo, hi = (math.radians(x) for x in sc.limits_deg)
         else:
@@ -147,7 +159,7 @@ def build_plant(scenario: Scenario) -> tuple[Plant, dict[str, tuple[float, float
     limits = actuated_joints(urdf)
 
     def mount(sc: ServoConfig) -> Mount:
-        servo = VirtualServo(servo_spec(sc.model), sc.id, sc.supply_v)
+        servo = VirtualServo(servo_model(sc), sc.id, sc.supply_v)
         return Mount(sc.joint, servo, float(sc.direction), math.radians(sc.offset_deg))
 
     plant = Plant(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import traceback
 from collections.abc import Sequence
@@ -61,6 +62,19 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check scenario files")
     v.add_argument("scenarios", type=Path, nargs="+")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    rp = sub.add_parser("replay", help="replay a real servo recording on the twin and compare")
+    rp.add_argument("recording", type=Path, help="a recording, e.g. data/servo-logs/xl330_kp400_sin_sin.json")
+    rp.add_argument("--model", help="servo model from the catalogue (default: the recorded one)")
+    rp.add_argument("--params", type=Path, help="a parameters file (model: NAME, params: {field: value})")
+    rp.add_argument("--out", type=Path, help="write DIR/<recording>.png and DIR/<recording>.csv")
+    rp.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    idp = sub.add_parser("identify", help="fit a servo model's parameters to recordings")
+    idp.add_argument("recordings", type=Path, nargs="+", help="recordings to fit on")
+    idp.add_argument("--model", help="catalogue model to refine (default: the recorded one)")
+    idp.add_argument("--out", type=Path, required=True, help="the parameters file to write (YAML)")
+    idp.add_argument("--holdout", type=Path, nargs="*", default=[], help="recordings to judge the fit on")
+    idp.add_argument("--evaluations", type=int, default=300, help="replays of the training set (default 300)")
+    idp.add_argument("--workers", type=int, default=2, help="processes for the replays (default 2)")
     sv = sub.add_parser("services", help="list the registered service types: parameters, requests, metrics")
     sv.add_argument("names", nargs="*", help="only these types")
     return p
@@ -79,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _scan(args.url, args.ids, sys.stdout)
         if args.command == "services":
             return _services(args.names, sys.stdout)
+        if args.command == "replay":
+            return _replay(args, sys.stdout, sys.stderr)
+        if args.command == "identify":
+            return _identify(args, sys.stdout, sys.stderr)
         from twin.scenario import scenario_schema
 
         sys.stdout.write(json.dumps(scenario_schema(), indent=2) + "\n")
@@ -181,6 +199,90 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"the run stopped early: {result.error}\n")
         return EXIT_BAD_INPUT
     return EXIT_OK if result.passed else EXIT_ASSERTION
+
+
+def _identify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from servo_core.catalogue import servo_spec
+    from twin.identify import identify, params_yaml
+    from twin.observe.files import write_text_atomic
+    from twin.recordings import read_recording
+    from twin.replay import replay
+
+    if args.evaluations < 1 or args.workers < 1:
+        err.write("--evaluations and --workers must be at least 1\n")
+        return EXIT_BAD_INPUT
+    train = [read_recording(p) for p in args.recordings]
+    held = [read_recording(p) for p in args.holdout]
+    if args.out.exists() and args.out.is_dir():
+        err.write(f"--out {args.out}: is a directory; give a file name such as params.yaml\n")
+        return EXIT_BAD_INPUT
+    show = err.isatty()
+
+    start, end = ("\r", "") if show else ("", "\n")
+
+    def progress(n: int, now: float, best: float) -> None:
+        if show or n % 50 == 0:
+            err.write(f"{start}replay {n}/{args.evaluations}: MAE {now:.4f} rad, best {best:.4f}{end}")
+            err.flush()
+
+    result = identify(
+        train, args.model, max_evaluations=args.evaluations, workers=args.workers, progress=progress
+    )
+    if show:
+        err.write("\n")
+    model = args.model or train[0].model
+    default = servo_spec(model)
+    holdout = {r.name: replay(r, spec=result.spec).mae_rad for r in held}
+    out.write(f"{'recording':<32} {'default':>9} {'identified':>11}\n")
+    rows = [(r, result.train_mae_rad[r.name], "fitted") for r in train]
+    rows += [(r, holdout[r.name], "held out") for r in held]
+    for r, fitted, role in rows:
+        out.write(f"{r.name:<32} {replay(r, spec=default).mae_rad:>9.4f} {fitted:>11.4f}  ({role})\n")
+    write_text_atomic(args.out, params_yaml(result, model, holdout))
+    out.write(f"wrote {args.out} ({result.evaluations} replays of the training set)\n")
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from servo_core.catalogue import read_params
+    from twin.recordings import read_recording
+    from twin.replay import replay
+
+    if args.model is not None and args.params is not None:
+        err.write("give either --model or --params, not both (a parameters file names its model)\n")
+        return EXIT_BAD_INPUT
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        err.write(f"--out {args.out}: exists and is not a directory\n")
+        return EXIT_BAD_INPUT
+    spec = read_params(args.params) if args.params is not None else None
+    recording = read_recording(args.recording)
+    result = replay(recording, model=args.model, spec=spec)
+    written: tuple[Path, ...] = ()
+    if args.out is not None:
+        from twin.observe.replay_plot import write_replay
+
+        try:
+            written = write_replay(result, args.out)
+        except OSError as exc:
+            err.write(f"cannot write to {args.out}: {exc.strerror or exc}\n")
+            return EXIT_BAD_INPUT
+    if args.json:
+        out.write(json.dumps(result.summary(), sort_keys=True) + "\n")
+        return EXIT_OK
+    deg = math.degrees
+    out.write(
+        f"{recording.name} replayed on the twin: model {result.model}, kp {recording.kp}, "
+        f"{recording.supply_v:g} V, {len(recording.t)} samples over {recording.duration_s:.2f} s\n"
+        f"  error twin − recorded  mean {result.mae_rad:.4f} rad ({deg(result.mae_rad):.2f}°)"
+        f"  max {result.max_error_rad:.4f} rad ({deg(result.max_error_rad):.2f}°)\n"
+        f"  lag behind the goal    recorded {result.recorded_lag_s * 1000:.0f} ms"
+        f"  twin {result.twin_lag_s * 1000:.0f} ms\n"
+        f"  for scale, an ideal servo (position = goal) is off by {result.ideal_mae_rad:.4f} rad"
+        f" ({deg(result.ideal_mae_rad):.2f}°) on average\n"
+    )
+    for path in written:
+        out.write(f"  wrote {path}\n")
+    return EXIT_OK
 
 
 def _scan(url: str, ids: str, out: TextIO) -> int:

@@ -75,6 +75,11 @@ class VirtualServo:
         "_fw",
         "_full_pwm",
         "_gain_scale",
+        "_static",
+        "_inv_stribeck",
+        "_load_ratio",
+        "implicit_friction",
+        "dry_friction_nm",
         "_goal",
         "_goal_range",
         "_goal_reg",
@@ -173,6 +178,13 @@ class VirtualServo:
         self._w0 = w0
         self._coulomb = spec.coulomb_friction_nm
         self._viscous = spec.viscous_friction_nm_s_per_rad
+        self._static = spec.static_friction_nm
+        self._inv_stribeck = 1.0 / spec.stribeck_velocity_rad_s if spec.stribeck_velocity_rad_s > 0 else 0.0
+        self._load_ratio = spec.load_friction_ratio
+        # Dry friction that must hold the shaft still is solved by the physics engine (a
+        # velocity motor with this much force), not applied as a torque: see Plant.
+        self.implicit_friction = self._static > 0.0 or self._load_ratio > 0.0
+        self.dry_friction_nm = 0.0
         self._heat_acc = 0.0
         self._heat_steps = 0
         self._external_torque_nm = 0.0  # fault injection: a load against the output shaft (N·m)
@@ -368,7 +380,7 @@ class VirtualServo:
         if not self._torque_on and g("torque_enable"):
             self._set("torque_enable", 0)
         kp, ki, kd = self._gain_scale
-        self._kp = g("position_p_gain") * kp
+        self._kp = g("position_p_gain") * kp * self.spec.p_gain_scale
         self._ki = g("position_i_gain") * ki
         self._kd = g("position_d_gain") * kd
         self._goal = (g("goal_position") - self._centre) / self._ticks_per_rad
@@ -460,6 +472,9 @@ class VirtualServo:
         else:
             u = tau_m = tau = 0.0
         self.pwm = u
+        if self.implicit_friction:
+            x = velocity * self._inv_stribeck
+            self.dry_friction_nm = self._static * math.exp(-x * x) + self._load_ratio * abs(tau_m)
         s = velocity * _INV_SMOOTH
         s = 1.0 if s > 1.0 else (-1.0 if s < -1.0 else s)
         tau -= self._coulomb * s + self._viscous * velocity + self._external_torque_nm

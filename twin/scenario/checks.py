@@ -18,7 +18,7 @@ from servo_core.plugins import PluginError
 from sim_models.plant import check_loadable, urdf_file
 from sim_models.robots import actuated_joints, robot_urdf_text
 from sim_models.servo.catalogue import catalogue
-from twin.assembly import build_joints, servo_range_in_joint
+from twin.assembly import build_joints, servo_model, servo_range_in_joint
 from twin.control.joints import Joint
 from twin.control.limits import JointLimits
 from twin.observe.metrics import (
@@ -231,6 +231,11 @@ def _plant(s: Scenario) -> Iterator[Problem]:
         else:
             spec = known[servo.model]
             protocols.add(spec.protocol)
+            if servo.params is not None:
+                try:
+                    servo_model(servo)
+                except ConfigError as exc:
+                    yield at + ("params",), str(exc)
             if servo.supply_v is not None and not spec.min_voltage_v <= servo.supply_v <= spec.max_voltage_v:
                 yield (
                     at + ("supply_v",),

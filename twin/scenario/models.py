@@ -164,6 +164,18 @@ class ServoConfig(Model):
     offset_deg: float = Field(default=0.0, description="servo angle = direction * joint + offset")
     direction: Literal[1, -1] = 1
     supply_v: Annotated[float, Field(gt=0, le=30)] | None = None
+    params: str | None = Field(
+        default=None,
+        description="a `twin identify` parameters file refining the model (relative to the scenario file)",
+    )
+
+    @field_validator("params")
+    @classmethod
+    def _params_relative_to_the_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        base = (info.context or {}).get("base_dir")
+        if value is not None and base and not os.path.isabs(value):
+            return os.path.normpath(os.path.join(base, value))
+        return value
 
     @field_validator("limits_deg")
     @classmethod
