@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from servo_core.errors import TwinError
+
+if TYPE_CHECKING:
+    from twin.scenario.models import Scenario
 
 __all__ = ["main", "summary"]
 
@@ -107,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader went away (`twin services | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception:
         # A bug, not bad input: say so, with the traceback a bug report needs, and never
         # exit 1, which would read as "an assertion failed".
@@ -148,13 +155,28 @@ def _type_name(annotation: object) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
+def _load(path: Path, sets: Sequence[str], err: TextIO) -> Scenario:
+    """Load a scenario, printing its warnings (one line each) on `err`."""
+    import warnings
+
+    from twin.scenario import ScenarioWarning, load_scenario
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ScenarioWarning)
+        scenario = load_scenario(path, sets)
+    for warning in caught:
+        if issubclass(warning.category, ScenarioWarning):
+            err.write(f"warning: {warning.message}\n")
+    return scenario
+
+
 def _validate(files: Sequence[Path], out: TextIO, err: TextIO) -> int:
-    from twin.scenario import ScenarioError, load_scenario
+    from twin.scenario import ScenarioError
 
     status = EXIT_OK
     for path in files:
         try:
-            load_scenario(path)
+            _load(path, (), err)
         except ScenarioError as exc:
             err.write(f"{exc}\n")
             status = EXIT_BAD_INPUT
@@ -165,12 +187,11 @@ def _validate(files: Sequence[Path], out: TextIO, err: TextIO) -> int:
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from twin.api import run
-    from twin.scenario import load_scenario
 
     if args.seed is not None and not 0 <= args.seed < 2**32:
         err.write(f"--seed must be within 0..{2**32 - 1}, got {args.seed}\n")
         return EXIT_BAD_INPUT
-    scenario = load_scenario(args.scenario, args.sets)
+    scenario = _load(args.scenario, args.sets, err)
     run_dir = args.out or Path(scenario.outputs.dir or Path("runs") / scenario.name)
     if run_dir.exists() and not run_dir.is_dir():
         err.write(f"--out {run_dir}: exists and is not a directory\n")

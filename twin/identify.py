@@ -21,10 +21,11 @@ import numpy as np
 
 from servo_core.catalogue import ServoSpec, servo_spec, spec_with
 from servo_core.errors import ConfigError
+from sim_models.servo.firmware import firmware_for
 from twin.recordings import Recording
 from twin.replay import replay
 
-__all__ = ["FITTED", "IdentifyResult", "identify", "mean_mae", "params_yaml"]
+__all__ = ["FITTED", "IdentifyResult", "identify", "mean_mae", "measured_gain_scale", "params_yaml"]
 
 FITTED: dict[str, tuple[float, float]] = {
     "p_gain_scale": (0.05, 4.0),
@@ -34,6 +35,9 @@ FITTED: dict[str, tuple[float, float]] = {
     "static_friction_nm": (1e-4, 0.8),
     "stribeck_velocity_rad_s": (0.005, 2.0),
     "load_friction_ratio": (1e-4, 1.0),
+    "stall_torque_nm": (0.05, 20.0),
+    "no_load_speed_rpm": (10.0, 600.0),
+    "off_brake_ratio": (1e-3, 1.0),
 }
 """The parameters fitted, with their bounds (SI units). Searched on a log scale."""
 
@@ -61,6 +65,24 @@ def mean_mae(recordings: Sequence[Recording], spec: ServoSpec, pool: Executor | 
     return list(pool.map(_replay_mae, jobs))
 
 
+def measured_gain_scale(recordings: Sequence[Recording], spec: ServoSpec) -> float | None:
+    """The firmware's P gain relative to the model's formula, measured where the recordings
+    hold the servo's present PWM (`load`): PWM = scale x formula x kp x error (ticks), fitted
+    by least squares over the unsaturated torque-on samples. None without such data."""
+    if spec.protocol != "dynamixel":
+        return None  # Feetech's load field is not the PWM the position loop asks for
+    base = firmware_for(spec.bus_protocol).gain_scale[0] * spec.p_gain_scale
+    ticks = spec.resolution_ticks / (2 * math.pi)
+    num = den = 0.0
+    for r in recordings:
+        predicted = base * r.kp * (r.goal - r.position) * ticks
+        use = r.torque_on & (np.abs(r.load) > 0) & (np.abs(r.load) < 0.95 * spec.pwm_limit)
+        use &= np.abs(predicted) > 3 * base * r.kp  # a few ticks of error at least
+        num += float(np.sum(predicted[use] * r.load[use]))
+        den += float(np.sum(predicted[use] ** 2))
+    return spec.p_gain_scale * num / den if den > 0 else None
+
+
 def _start(spec: ServoSpec, name: str) -> float:
     lo, hi = FITTED[name]
     value = float(getattr(spec, name))
@@ -86,6 +108,10 @@ def identify(
         raise ConfigError(f"the recordings are of several models ({', '.join(sorted(models))}): give --model")
     base = servo_spec(name)
     names = list(FITTED)
+    gain = measured_gain_scale(recordings, base)
+    if gain is not None:  # measured, not searched
+        base = spec_with(base, {"p_gain_scale": gain})
+        names.remove("p_gain_scale")
     lows = np.log([FITTED[n][0] for n in names])
     highs = np.log([FITTED[n][1] for n in names])
     x0 = (np.log([_start(base, n) for n in names]) - lows) / (highs - lows)
@@ -120,7 +146,7 @@ def identify(
     finally:
         if pool is not None:
             pool.shutdown()
-    params = {n: float(getattr(spec, n)) for n in names}
+    params = {n: float(getattr(spec, n)) for n in [*names, "p_gain_scale"]}
     return IdentifyResult(
         spec=dataclasses.replace(spec, name=f"{base.name}-identified"),
         params=params,

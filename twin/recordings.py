@@ -50,6 +50,7 @@ class Recording:
     position: np.ndarray  # rad
     speed: np.ndarray  # rad/s (zeros when not recorded)
     torque_on: np.ndarray  # bool
+    load: np.ndarray  # the servo's raw load/PWM reading as a signed number (zeros when not recorded)
 
     @property
     def name(self) -> str:
@@ -98,7 +99,7 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
     if not isinstance(entries, list) or not entries:
         problems.append(f"{name}: entries: missing or empty (a list of samples)")
         raise RecordingError(problems)
-    rows: list[tuple[float, float, float, float, bool]] = []
+    rows: list[tuple[float, float, float, float, float, bool]] = []
     last_t = -math.inf
     for k, entry in enumerate(entries):
         if len(problems) >= _MAX_PROBLEMS:
@@ -130,12 +131,15 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
         if not isinstance(torque, bool | int):
             problems.append(f"{name}: entries.{k}.torque_enable: expected true or false, got {torque!r}")
             continue
-        rows.append((t, goal, position, speed or 0.0, bool(torque)))
+        load = _number(entry.get("load", 0)) or 0.0
+        if load >= 32768:  # a 16-bit register read as unsigned: two's complement
+            load -= 65536
+        rows.append((t, goal, position, speed or 0.0, load, bool(torque)))
     if len(rows) < 2 and not problems:
         problems.append(f"{name}: entries: at least two samples are needed")
     if problems:
         raise RecordingError(problems)
-    array = np.array([r[:4] for r in rows], dtype=float)
+    array = np.array([r[:5] for r in rows], dtype=float)
     assert model is not None
     return Recording(
         path=name,
@@ -149,5 +153,6 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
         goal=array[:, 1],
         position=array[:, 2],
         speed=array[:, 3],
-        torque_on=np.array([r[4] for r in rows], dtype=bool),
+        torque_on=np.array([r[5] for r in rows], dtype=bool),
+        load=array[:, 4],
     )

@@ -78,6 +78,7 @@ class VirtualServo:
         "_static",
         "_inv_stribeck",
         "_load_ratio",
+        "_off_brake",
         "implicit_friction",
         "dry_friction_nm",
         "_goal",
@@ -181,6 +182,7 @@ class VirtualServo:
         self._static = spec.static_friction_nm
         self._inv_stribeck = 1.0 / spec.stribeck_velocity_rad_s if spec.stribeck_velocity_rad_s > 0 else 0.0
         self._load_ratio = spec.load_friction_ratio
+        self._off_brake = spec.off_brake_ratio * self._kw
         # Dry friction that must hold the shaft still is solved by the physics engine (a
         # velocity motor with this much force), not applied as a torque: see Plant.
         self.implicit_friction = self._static > 0.0 or self._load_ratio > 0.0
@@ -470,7 +472,9 @@ class VirtualServo:
                     if gap > -half:
                         tau = 0.0
         else:
-            u = tau_m = tau = 0.0
+            # Torque off: the driver coasts (ratio 0) or brakes the winding (1, back-EMF damping).
+            u = 0.0
+            tau_m = tau = -self._off_brake * velocity
         self.pwm = u
         if self.implicit_friction:
             x = velocity * self._inv_stribeck

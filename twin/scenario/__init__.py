@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from twin.scenario.models import Scenario
-from twin.scenario.problems import Problem, ScenarioError
+from twin.scenario.problems import Problem, ScenarioError, ScenarioWarning
 
-__all__ = ["Problem", "Scenario", "ScenarioError", "load_scenario", "scenario_schema"]
+__all__ = ["Problem", "Scenario", "ScenarioError", "ScenarioWarning", "load_scenario", "scenario_schema"]
 
 
 def load_scenario(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Scenario:
@@ -22,10 +22,10 @@ def load_scenario(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -
 
     Raises ScenarioError with one Problem per thing wrong (file, line, field).
     """
-    from twin.scenario.checks import check_scenario
+    from twin.scenario.checks import check_scenario, scenario_notes
     from twin.scenario.loader import load_model
 
-    return load_model(Scenario, path, overrides, checks=check_scenario)  # type: ignore[arg-type]
+    return load_model(Scenario, path, overrides, checks=check_scenario, notes=scenario_notes)  # type: ignore[arg-type]
 
 
 def scenario_schema() -> dict[str, Any]:

@@ -236,14 +236,6 @@ def _plant(s: Scenario) -> Iterator[Problem]:
                     servo_model(servo)
                 except ConfigError as exc:
                     yield at + ("params",), str(exc)
-            if servo.supply_v is not None and not spec.min_voltage_v <= servo.supply_v <= spec.max_voltage_v:
-                yield (
-                    at + ("supply_v",),
-                    (
-                        f"{servo.supply_v:g} V is outside the {servo.model} operating range "
-                        f"{spec.min_voltage_v:g}-{spec.max_voltage_v:g} V"
-                    ),
-                )
         if servo.limits_deg is not None and servo.joint in urdf_joints and servo.model in known:
             yield from _limits(servo.limits_deg, urdf_joints[servo.joint], servo, at)
     if len(protocols) > 1:
@@ -556,9 +548,30 @@ def _error_text(error: Any) -> str:
     return text
 
 
+def scenario_notes(s: Scenario) -> list[Problem]:
+    """What runs but deserves a warning: servos supplied outside their rated voltage (the
+    servo raises its input-voltage alarm and keeps going, as the real one does)."""
+    known = catalogue()
+    notes: list[Problem] = []
+    for k, servo in enumerate(s.plant.servos):
+        spec = known.get(servo.model)
+        if spec is None or servo.supply_v is None:
+            continue
+        if not spec.min_voltage_v <= servo.supply_v <= spec.max_voltage_v:
+            notes.append(
+                (
+                    ("plant", "servos", k, "supply_v"),
+                    f"{servo.supply_v:g} V is outside the {servo.model} operating range "
+                    f"{spec.min_voltage_v:g}-{spec.max_voltage_v:g} V: the servo raises its input-voltage "
+                    "alarm and runs on",
+                )
+            )
+    return notes
+
+
 def _did_you_mean(word: str, options: object) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)  # type: ignore[call-overload]
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-__all__ = ["check_scenario", "metric_paths"]
+__all__ = ["check_scenario", "metric_paths", "scenario_notes"]

@@ -18,6 +18,7 @@ import difflib
 import os
 import re
 import types
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -30,6 +31,7 @@ from twin.scenario.problems import (
     LineMap,
     Problem,
     ScenarioError,
+    ScenarioWarning,
     dotted,
     sorted_by_line,
 )
@@ -247,6 +249,7 @@ def validate(
     file: str,
     checks: Check | None = None,
     context: Mapping[str, Any] | None = None,
+    notes: Check | None = None,
 ) -> M:
     """Validate ``data`` with ``model_cls``; every failure becomes a :class:`Problem`.
 
@@ -271,6 +274,11 @@ def validate(
         problems = [_locate(lines, file, tuple(path), message) for path, message in checks(model)]
         if problems:
             raise ScenarioError(sorted_by_line(problems))
+    if notes is not None:  # it runs, but a person should know: a warning per note
+        for note in sorted_by_line(
+            [_locate(lines, file, tuple(path), message) for path, message in notes(model)]
+        ):
+            warnings.warn(ScenarioWarning(str(note)), stacklevel=3)
     return model
 
 
@@ -279,6 +287,7 @@ def load_model(
     file: str | os.PathLike[str],
     sets: Sequence[str] = (),
     checks: Check | None = None,
+    notes: Check | None = None,
 ) -> M:
     """Read ``file``, apply the ``--set`` overrides and validate with ``model_cls``.
 
@@ -290,4 +299,4 @@ def load_model(
     data, lines = read_yaml(name)
     data, applied = apply_overrides_tracked(data, sets, name)
     context = {"base_dir": os.path.dirname(os.path.abspath(name))}
-    return validate(model_cls, data, lines.with_overrides(applied), name, checks, context)
+    return validate(model_cls, data, lines.with_overrides(applied), name, checks, context, notes)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from servo_core.errors import ConfigError
 
 __all__ = [
+    "ScenarioWarning",
     "dotted",
     "FieldPath",
     "LineMap",
@@ -106,3 +107,8 @@ class LineMap:
 
 
 # --------------------------------------------------------------------------- reading YAML
+
+
+class ScenarioWarning(UserWarning):
+    """Something in a scenario that runs but deserves a look (e.g. a servo over its rated
+    voltage); the text is one line naming file, line and field, like a Problem."""
