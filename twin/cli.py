@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     idp.add_argument("--holdout", type=Path, nargs="*", default=[], help="recordings to judge the fit on")
     idp.add_argument("--evaluations", type=int, default=300, help="replays of the training set (default 300)")
     idp.add_argument("--workers", type=int, default=2, help="processes for the replays (default 2)")
+    idp.add_argument(
+        "--catalogue",
+        metavar="NAME",
+        help="write a whole catalogue file for a model variant NAME instead of a parameters file",
+    )
     sv = sub.add_parser("services", help="list the registered service types: parameters, requests, metrics")
     sv.add_argument("names", nargs="*", help="only these types")
     return p
@@ -224,7 +229,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _identify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from servo_core.catalogue import servo_spec
-    from twin.identify import identify, params_yaml
+    from twin.identify import catalogue_yaml, identify, params_yaml
     from twin.observe.files import write_text_atomic
     from twin.recordings import read_recording
     from twin.replay import replay
@@ -259,7 +264,12 @@ def _identify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     rows += [(r, holdout[r.name], "held out") for r in held]
     for r, fitted, role in rows:
         out.write(f"{r.name:<32} {replay(r, spec=default).mae_rad:>9.4f} {fitted:>11.4f}  ({role})\n")
-    write_text_atomic(args.out, params_yaml(result, model, holdout))
+    if args.catalogue:
+        how = f"twin identify on {', '.join(r.name for r in train)}, {result.evaluations} replays"
+        text = catalogue_yaml(result, model, args.catalogue, how)
+    else:
+        text = params_yaml(result, model, holdout)
+    write_text_atomic(args.out, text)
     out.write(f"wrote {args.out} ({result.evaluations} replays of the training set)\n")
     return EXIT_OK
 

@@ -25,7 +25,15 @@ from sim_models.servo.firmware import firmware_for
 from twin.recordings import Recording
 from twin.replay import replay
 
-__all__ = ["FITTED", "IdentifyResult", "identify", "mean_mae", "measured_gain_scale", "params_yaml"]
+__all__ = [
+    "FITTED",
+    "IdentifyResult",
+    "catalogue_yaml",
+    "identify",
+    "mean_mae",
+    "measured_gain_scale",
+    "params_yaml",
+]
 
 FITTED: dict[str, tuple[float, float]] = {
     "p_gain_scale": (0.05, 4.0),
@@ -40,6 +48,9 @@ FITTED: dict[str, tuple[float, float]] = {
     "off_brake_ratio": (1e-3, 1.0),
 }
 """The parameters fitted, with their bounds (SI units). Searched on a log scale."""
+
+PRIOR_WEIGHT_RAD = 0.005
+"""How much a parameter's drift from the catalogue costs: a factor e costs this many rad of MAE."""
 
 Progress = Callable[[int, float, float], None]  # (evaluations, this MAE, best MAE so far)
 
@@ -96,8 +107,14 @@ def identify(
     max_evaluations: int = 400,
     workers: int = 2,
     progress: Progress | None = None,
+    prior_weight_rad: float = PRIOR_WEIGHT_RAD,
 ) -> IdentifyResult:
-    """Fit FITTED to `recordings` (all of one model), starting from the catalogue's values."""
+    """Fit FITTED to `recordings` (all of one model), starting from the catalogue's values.
+
+    The objective is the mean replay MAE plus a prior that holds each parameter near the
+    catalogue's value: `prior_weight_rad` x the sum of squared log-ratios. Parameters the
+    recordings say little about (a torque-off brake in recordings that never turn torque
+    off) then stay where the datasheet put them instead of wandering off."""
     from scipy.optimize import minimize
 
     if not recordings:
@@ -115,6 +132,7 @@ def identify(
     lows = np.log([FITTED[n][0] for n in names])
     highs = np.log([FITTED[n][1] for n in names])
     x0 = (np.log([_start(base, n) for n in names]) - lows) / (highs - lows)
+    span = highs - lows
     evaluations = 0
     best = math.inf
 
@@ -124,7 +142,9 @@ def identify(
 
     def objective(x: np.ndarray, pool: Executor | None) -> float:
         nonlocal evaluations, best
+        drift = (np.clip(x, 0.0, 1.0) - x0) * span  # log-ratios to the catalogue's values
         error = float(np.mean(mean_mae(recordings, spec_at(x), pool)))
+        error += prior_weight_rad * float(np.sum(drift * drift))
         evaluations += 1
         best = min(best, error)
         if progress is not None:
@@ -172,3 +192,21 @@ def params_yaml(result: IdentifyResult, model: str, holdout: dict[str, float]) -
         },
     }
     return "# Servo model parameters identified from recordings.\n" + yaml.safe_dump(doc, sort_keys=False)
+
+
+def catalogue_yaml(result: IdentifyResult, model: str, name: str, how: str) -> str:
+    """A whole catalogue file for the identified model, registered as `name`: the base
+    model's values and sources, with each fitted value's source saying how it was found."""
+    import yaml
+
+    from servo_core.catalogue import SERVO_MODELS
+
+    source = SERVO_MODELS.get(model)
+    if not hasattr(source, "read_text"):
+        raise ConfigError(f"{model} is not a catalogue file: cannot derive a variant from it")
+    raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    raw["name"] = name
+    for key, value in sorted(result.params.items()):
+        raw[key] = {"value": float(f"{value:.6g}"), "source": f"identified: {how}"}
+    header = f"# {name}: {model} identified from recordings ({how}).\n"
+    return header + yaml.safe_dump(raw, sort_keys=False, width=200)
