@@ -114,7 +114,8 @@ def identify(
     The objective is the mean replay MAE plus a prior that holds each parameter near the
     catalogue's value: `prior_weight_rad` x the sum of squared log-ratios. Parameters the
     recordings say little about (a torque-off brake in recordings that never turn torque
-    off) then stay where the datasheet put them instead of wandering off."""
+    off) then stay where the datasheet put them instead of wandering off. Terms the catalogue
+    leaves out (0: no static friction, say) have no prior."""
     from scipy.optimize import minimize
 
     if not recordings:
@@ -133,6 +134,8 @@ def identify(
     highs = np.log([FITTED[n][1] for n in names])
     x0 = (np.log([_start(base, n) for n in names]) - lows) / (highs - lows)
     span = highs - lows
+    # The prior holds values the catalogue states; a term it leaves out (0) is free.
+    stated = np.array([FITTED[n][0] < float(getattr(base, n)) for n in names], dtype=float)
     evaluations = 0
     best = math.inf
 
@@ -142,7 +145,7 @@ def identify(
 
     def objective(x: np.ndarray, pool: Executor | None) -> float:
         nonlocal evaluations, best
-        drift = (np.clip(x, 0.0, 1.0) - x0) * span  # log-ratios to the catalogue's values
+        drift = (np.clip(x, 0.0, 1.0) - x0) * span * stated  # log-ratios to the catalogue's values
         error = float(np.mean(mean_mae(recordings, spec_at(x), pool)))
         error += prior_weight_rad * float(np.sum(drift * drift))
         evaluations += 1
