@@ -28,6 +28,7 @@ from twin.replay import replay
 __all__ = [
     "FITTED",
     "IdentifyResult",
+    "UNSTATED",
     "catalogue_yaml",
     "identify",
     "mean_mae",
@@ -49,7 +50,14 @@ FITTED: dict[str, tuple[float, float]] = {
 }
 """The parameters fitted, with their bounds (SI units). Searched on a log scale."""
 
-PRIOR_WEIGHT_RAD = 0.005
+UNSTATED: dict[str, float] = {
+    "static_friction_nm": 1.0,  # x the Coulomb friction: a Stribeck peak as high again
+    "load_friction_ratio": 0.1,  # a gearbox that loses 10 % of the torque it carries
+    "off_brake_ratio": 0.1,  # a driver that mostly coasts with torque off
+}
+"""Where the search starts, and the prior sits, for terms the catalogue leaves at 0."""
+
+PRIOR_WEIGHT_RAD = 0.002
 """How much a parameter's drift from the catalogue costs: a factor e costs this many rad of MAE."""
 
 Progress = Callable[[int, float, float], None]  # (evaluations, this MAE, best MAE so far)
@@ -97,6 +105,8 @@ def measured_gain_scale(recordings: Sequence[Recording], spec: ServoSpec) -> flo
 def _start(spec: ServoSpec, name: str) -> float:
     lo, hi = FITTED[name]
     value = float(getattr(spec, name))
+    if value == 0.0 and name in UNSTATED:
+        value = UNSTATED[name] * (spec.coulomb_friction_nm if name == "static_friction_nm" else 1.0)
     return min(max(value, lo), hi)
 
 
@@ -115,7 +125,7 @@ def identify(
     catalogue's value: `prior_weight_rad` x the sum of squared log-ratios. Parameters the
     recordings say little about (a torque-off brake in recordings that never turn torque
     off) then stay where the datasheet put them instead of wandering off. Terms the catalogue
-    leaves out (0: no static friction, say) have no prior."""
+    leaves out (0: no static friction, say) start, and are held, at UNSTATED's typical values."""
     from scipy.optimize import minimize
 
     if not recordings:
@@ -134,8 +144,6 @@ def identify(
     highs = np.log([FITTED[n][1] for n in names])
     x0 = (np.log([_start(base, n) for n in names]) - lows) / (highs - lows)
     span = highs - lows
-    # The prior holds values the catalogue states; a term it leaves out (0) is free.
-    stated = np.array([FITTED[n][0] < float(getattr(base, n)) for n in names], dtype=float)
     evaluations = 0
     best = math.inf
 
@@ -145,7 +153,7 @@ def identify(
 
     def objective(x: np.ndarray, pool: Executor | None) -> float:
         nonlocal evaluations, best
-        drift = (np.clip(x, 0.0, 1.0) - x0) * span * stated  # log-ratios to the catalogue's values
+        drift = (np.clip(x, 0.0, 1.0) - x0) * span  # log-ratios to the starting values
         error = float(np.mean(mean_mae(recordings, spec_at(x), pool)))
         error += prior_weight_rad * float(np.sum(drift * drift))
         evaluations += 1
