@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from servo_core.errors import TwinError
 
 if TYPE_CHECKING:
+    from twin.recordings import Recording
     from twin.scenario.models import Scenario
 
 __all__ = ["main", "summary"]
@@ -67,13 +68,19 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("scenarios", type=Path, nargs="+")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
     rp = sub.add_parser("replay", help="replay a real servo recording on the twin and compare")
-    rp.add_argument("recording", type=Path, help="a recording, e.g. data/servo-logs/xl330_kp400_sin_sin.json")
+    rp.add_argument(
+        "recording",
+        type=Path,
+        help="a recording (data/servo-logs/*.json) or a run directory (with --scenario)",
+    )
+    rp.add_argument("--scenario", type=Path, help="for a run directory: the scenario that describes its rig")
     rp.add_argument("--model", help="servo model from the catalogue (default: the recorded one)")
     rp.add_argument("--params", type=Path, help="a parameters file (model: NAME, params: {field: value})")
     rp.add_argument("--out", type=Path, help="write DIR/<recording>.png and DIR/<recording>.csv")
     rp.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     idp = sub.add_parser("identify", help="fit a servo model's parameters to recordings")
-    idp.add_argument("recordings", type=Path, nargs="+", help="recordings to fit on")
+    idp.add_argument("recordings", type=Path, nargs="+", help="recordings (or run directories) to fit on")
+    idp.add_argument("--scenario", type=Path, help="for run directories: the scenario that describes the rig")
     idp.add_argument("--model", help="catalogue model to refine (default: the recorded one)")
     idp.add_argument("--out", type=Path, required=True, help="the parameters file to write (YAML)")
     idp.add_argument("--holdout", type=Path, nargs="*", default=[], help="recordings to judge the fit on")
@@ -227,18 +234,30 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK if result.passed else EXIT_ASSERTION
 
 
+def _recording(path: Path, scenario: Path | None, err: TextIO) -> Recording:
+    """A recording file, or a run directory of ours read with the scenario of its rig."""
+    from twin.recordings import RecordingError, read_recording, read_run
+
+    if not path.is_dir():
+        return read_recording(path)
+    if scenario is None:
+        raise RecordingError(
+            [f"{path}: a run directory; give --scenario, the scenario that describes its rig"]
+        )
+    return read_run(path, _load(scenario, (), err))
+
+
 def _identify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from servo_core.catalogue import servo_spec
     from twin.identify import catalogue_yaml, identify, params_yaml
     from twin.observe.files import write_text_atomic
-    from twin.recordings import read_recording
     from twin.replay import replay
 
     if args.evaluations < 1 or args.workers < 1:
         err.write("--evaluations and --workers must be at least 1\n")
         return EXIT_BAD_INPUT
-    train = [read_recording(p) for p in args.recordings]
-    held = [read_recording(p) for p in args.holdout]
+    train = [_recording(p, args.scenario, err) for p in args.recordings]
+    held = [_recording(p, args.scenario, err) for p in args.holdout]
     if args.out.exists() and args.out.is_dir():
         err.write(f"--out {args.out}: is a directory; give a file name such as params.yaml\n")
         return EXIT_BAD_INPUT
@@ -276,7 +295,6 @@ def _identify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from servo_core.catalogue import read_params
-    from twin.recordings import read_recording
     from twin.replay import replay
 
     if args.model is not None and args.params is not None:
@@ -286,7 +304,7 @@ def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"--out {args.out}: exists and is not a directory\n")
         return EXIT_BAD_INPUT
     spec = read_params(args.params) if args.params is not None else None
-    recording = read_recording(args.recording)
+    recording = _recording(args.recording, args.scenario, err)
     result = replay(recording, model=args.model, spec=spec)
     written: tuple[Path, ...] = ()
     if args.out is not None:

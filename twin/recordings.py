@@ -12,13 +12,18 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from servo_core.catalogue import catalogue
+from servo_core.catalogue import servo_spec as servo_model_spec
 from servo_core.errors import ConfigError
 
-__all__ = ["MOTORS", "Recording", "RecordingError", "read_recording"]
+if TYPE_CHECKING:
+    from twin.scenario.models import Scenario
+
+__all__ = ["MOTORS", "Recording", "RecordingError", "read_recording", "read_run"]
 
 MOTORS = {"xl330": "xl330-m288", "sts3250": "sts3250", "sts3215": "sts3215", "xl430": "xl430-w250"}
 """Motor names the recordings use -> catalogue models (a catalogue name is taken as it is)."""
@@ -155,4 +160,44 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
         speed=array[:, 3],
         torque_on=np.array([r[5] for r in rows], dtype=bool),
         load=array[:, 4],
+    )
+
+
+def read_run(run_dir: str | os.PathLike[str], scenario: Scenario) -> Recording:
+    """A run directory of the project's own (e.g. a `--bus` run on a pendulum bench) as a
+    recording: its telemetry.csv with the rig its scenario describes. ConfigError when the
+    scenario is not a one-servo pendulum or the telemetry does not fit it."""
+    from twin.observe.telemetry import Telemetry
+
+    folder = Path(run_dir)
+    robot = scenario.plant.robot
+    if robot.urdf != "pendulum" or len(scenario.plant.servos) != 1:
+        raise RecordingError(
+            [f"{folder}: replay and identify take one-servo pendulum rigs; {scenario.name} has {robot.urdf}"]
+        )
+    servo = scenario.plant.servos[0]
+    tel = Telemetry.from_csv(folder / "telemetry.csv")
+    if tel.joints != [servo.joint]:
+        raise RecordingError(
+            [f"{folder}/telemetry.csv: joints {tel.joints}, the scenario drives {servo.joint!r}"]
+        )
+    t, goal, actual = tel.arrays()
+    if len(t) < 2:
+        raise RecordingError([f"{folder}/telemetry.csv: at least two samples are needed"])
+    spec = servo_model_spec(servo.model)
+    params = robot.params
+    return Recording(
+        path=str(folder),
+        model=servo.model,
+        kp=spec.position_p_gain,  # the driver leaves the servo's gains at their defaults
+        supply_v=servo.supply_v or spec.nominal_voltage_v,
+        mass_kg=float(params.get("mass_kg", 0.5)),
+        length_m=float(params.get("length_m", 0.1)),
+        trajectory=scenario.name,
+        t=t - t[0],
+        goal=goal[:, 0],
+        position=actual[:, 0],
+        speed=np.zeros(len(t)),
+        torque_on=np.ones(len(t), dtype=bool),  # the driver turns torque on before its first cycle
+        load=np.zeros(len(t)),
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import twin
 from servo_core.catalogue import ServoSpec, servo_spec
 from twin.cli import main
 from twin.observe.replay_plot import CSV_COLUMNS, replay_csv, write_replay
@@ -215,3 +216,20 @@ def test_bad_input_exits_2_without_traceback(
     captured = capsys.readouterr()
     assert captured.err and "Traceback" not in captured.err
     assert captured.out == ""
+
+
+def test_a_run_directory_of_our_own_replays_with_its_scenario(tmp_path: Path) -> None:
+    """A bench recorded with `twin run --bus` reads like any recording; here the bench is the
+    twin itself, so its replay must agree with it closely."""
+    from twin.cli import main as cli
+
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "pendulum_sine.yaml"
+    run_dir = tmp_path / "bench"
+    assert cli(["run", str(scenario), "--out", str(run_dir), "--set", "duration=2", "--quiet"]) == 0
+    from twin.recordings import read_run
+
+    recording = read_run(run_dir, twin.load(scenario))
+    assert recording.model == "xl330-m288" and recording.mass_kg == pytest.approx(0.49)
+    result = replay(recording)
+    assert result.mae_rad < 0.01 < result.ideal_mae_rad
+    assert cli(["replay", str(run_dir)]) == 2, "a run directory needs the scenario of its rig"
