@@ -34,7 +34,9 @@ RAD_PER_TICK = 2.0 * math.pi / TICKS_PER_REV
 DXL_RAD_S_PER_UNIT = 0.229 * 2.0 * math.pi / 60.0  # Present Velocity: 0.229 rpm per unit
 STS_RAD_S_PER_UNIT = RAD_PER_TICK  # Present Speed: ticks per second
 
-MODELS = sorted(catalogue())
+# The datasheet models; the `-identified` variants describe one bench's servos, fitted to its
+# recordings (tests/twin/test_identify.py judges those), not the datasheet's figures.
+MODELS = sorted(name for name in catalogue() if not name.endswith("-identified"))
 
 
 def present_angle_rad(servo: VirtualServo) -> float:
