@@ -284,10 +284,10 @@ def _identify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for r, fitted, role in rows:
         out.write(f"{r.name:<32} {replay(r, spec=default).mae_rad:>9.4f} {fitted:>11.4f}  ({role})\n")
     if args.catalogue:
-        fitted = sum(result.train_mae_rad.values()) / len(result.train_mae_rad)
+        mean_fit = sum(result.train_mae_rad.values()) / len(result.train_mae_rad)
         how = (
             f"twin identify on {', '.join(r.name for r in train)}, {result.evaluations} replays, "
-            f"mean MAE {fitted:.3f} rad on those recordings"
+            f"mean MAE {mean_fit:.3f} rad on those recordings"
         )
         text = catalogue_yaml(result, model, args.catalogue, how)
     else:
