@@ -69,6 +69,7 @@ class ServoSpec:
     stribeck_velocity_rad_s: float = 0.05  # how fast the static part fades with speed
     load_friction_ratio: float = 0.0  # dry friction that grows with the motor's torque (gearbox)
     off_brake_ratio: float = 0.0  # torque off: 0 the driver coasts, 1 it shorts the winding (brakes)
+    command_latency_s: float = 0.0  # from a goal written to the position loop acting on it
 
     @property
     def bus_protocol(self) -> Protocol:
@@ -94,6 +95,7 @@ OPTIONAL = {
     "stribeck_velocity_rad_s": 0.05,
     "load_friction_ratio": 0.0,
     "off_brake_ratio": 0.0,
+    "command_latency_s": 0.0,
 }
 """Model fields a catalogue file may leave out, with what they default to."""
 _NUMERIC = {f.name for f in fields(ServoSpec)} - {"name", "protocol"} - set(OPTIONAL)

@@ -25,6 +25,7 @@ mode) are refused when written, rather than silently run as something else.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 
 from servo_core.catalogue import ServoSpec
@@ -79,6 +80,8 @@ class VirtualServo:
         "_inv_stribeck",
         "_load_ratio",
         "_off_brake",
+        "_latency",
+        "_delayed",
         "implicit_friction",
         "dry_friction_nm",
         "_goal",
@@ -183,6 +186,8 @@ class VirtualServo:
         self._inv_stribeck = 1.0 / spec.stribeck_velocity_rad_s if spec.stribeck_velocity_rad_s > 0 else 0.0
         self._load_ratio = spec.load_friction_ratio
         self._off_brake = spec.off_brake_ratio * self._kw
+        self._latency = spec.command_latency_s
+        self._delayed: deque[tuple[float, float]] = deque()
         # Dry friction that must hold the shaft still is solved by the physics engine (a
         # velocity motor with this much force), not applied as a torque: see Plant.
         self.implicit_friction = self._static > 0.0 or self._load_ratio > 0.0
@@ -263,7 +268,11 @@ class VirtualServo:
                 ticks = lo if ticks < lo else hi  # Feetech clamps to its angle limits
                 data = goal.encode(ticks)
             self.regs[address : address + goal.size] = data
-            self._goal = (ticks - self._centre) / self._ticks_per_rad
+            angle = (ticks - self._centre) / self._ticks_per_rad
+            if self._latency > 0.0:  # the firmware acts on a new goal this much later
+                self._delayed.append((self.time_s + self._latency, angle))
+            else:
+                self._goal = angle
             return
         end = address + len(data)
         if address < 0 or end > self.table.size:
@@ -405,6 +414,7 @@ class VirtualServo:
         ticks = int(math.floor(self.position * self._ticks_per_rad + 0.5))
         self._set("goal_position", ticks + self.spec.resolution_ticks // 2)
         self._goal = ticks / self._ticks_per_rad
+        self._delayed.clear()
         self._setpoint = self.position
         self._sp_velocity = 0.0
         self._integral = 0.0
@@ -433,6 +443,9 @@ class VirtualServo:
         self.position = position
         self.velocity = velocity
         self.time_s += dt
+        delayed = self._delayed
+        while delayed and delayed[0][0] <= self.time_s:
+            self._goal = delayed.popleft()[1]
         if self._torque_on:
             if self._pwm_mode:
                 u = self._open_pwm

@@ -470,3 +470,18 @@ def test_supply_outside_the_voltage_limits_raises_an_alarm_but_keeps_torque() ->
 def test_dynamixel_present_voltage_is_not_capped_at_one_byte() -> None:
     servo = VirtualServo(servo_spec("xm430-w350"), 1, supply_v=30.0)
     assert servo.read_register("present_input_voltage") == 300
+
+
+def test_a_command_latency_delays_when_the_position_loop_acts_on_a_goal() -> None:
+    import dataclasses
+
+    spec = dataclasses.replace(servo_spec("xl330-m288"), command_latency_s=0.02)
+    servo = VirtualServo(spec, 1)
+    servo.write_register("torque_enable", 1)
+    servo.write_register("goal_position", 2048 + 200)
+    for _ in range(15):
+        servo.step(0.0, 0.0, 0.001)
+    assert servo.pwm == 0.0, "15 ms after the write the loop still holds the old goal"
+    for _ in range(10):
+        servo.step(0.0, 0.0, 0.001)
+    assert servo.pwm > 0.0, "after 20 ms it drives toward the new one"
