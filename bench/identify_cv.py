@@ -53,7 +53,7 @@ def main() -> None:
             print(f"| {name} | {ideal:.3f} | {default:.3f} | {fitted:.3f} |", flush=True)
         n = len(rows)
         means = [sum(row[k] for row in rows) / n for k in (1, 2, 3)]
-        ideal, default, fitted = (f"**{m:.3f}**" for m in means)
+        ideal, default, fitted = (f"**{m:.4f}**" for m in means)
         print(f"| **{model} mean ({n})** | {ideal} | {default} | {fitted} |", flush=True)
 
 
