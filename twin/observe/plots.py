@@ -21,7 +21,15 @@ from twin.observe.telemetry import Telemetry
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_tracking", "plot_tracking_error", "plot_latency", "DPI"]
+__all__ = [
+    "DPI",
+    "new_figure",
+    "plot_breakers",
+    "plot_latency",
+    "plot_tracking",
+    "plot_tracking_error",
+    "save_figure",
+]
 
 DPI = 100
 """Resolution of every PNG written here (dots per inch)."""
@@ -31,7 +39,7 @@ _HEIGHT_PER_JOINT_IN = 2.2
 _MIN_HEIGHT_IN = 3.0
 
 
-def _new_figure(height_in: float) -> Figure:
+def new_figure(height_in: float) -> Figure:
     """A fresh Agg-backed figure ``8 in`` wide and ``height_in`` tall."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -41,7 +49,7 @@ def _new_figure(height_in: float) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as PNG at :data:`DPI` without the software tag; return ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +71,7 @@ def plot_tracking(tel: Telemetry, path: Path, title: str = "") -> Path:
     """
     t, goal, actual = tel.arrays()
     n_joints = len(tel.joints)
-    fig = _new_figure(_HEIGHT_PER_JOINT_IN * n_joints)
+    fig = new_figure(_HEIGHT_PER_JOINT_IN * n_joints)
     if len(t) == 0:
         _no_data(fig, "no samples")
     else:
@@ -88,7 +96,7 @@ def plot_tracking(tel: Telemetry, path: Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_tracking_error(tel: Telemetry, path: Path, title: str = "") -> Path:
@@ -97,7 +105,7 @@ def plot_tracking_error(tel: Telemetry, path: Path, title: str = "") -> Path:
     Returns ``path``.
     """
     t, goal, actual = tel.arrays()
-    fig = _new_figure(_HEIGHT_PER_JOINT_IN * 2)
+    fig = new_figure(_HEIGHT_PER_JOINT_IN * 2)
     if len(t) == 0:
         _no_data(fig, "no samples")
     else:
@@ -113,7 +121,7 @@ def plot_tracking_error(tel: Telemetry, path: Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_latency(samples_ms: Mapping[str, Sequence[float]], path: Path, title: str = "") -> Path:
@@ -127,7 +135,7 @@ def plot_latency(samples_ms: Mapping[str, Sequence[float]], path: Path, title: s
     for name, samples in samples_ms.items():
         arr = np.asarray(list(samples), dtype=np.float64).reshape(-1)
         series[str(name)] = np.sort(arr[np.isfinite(arr)])
-    fig = _new_figure(_HEIGHT_PER_JOINT_IN * 2)
+    fig = new_figure(_HEIGHT_PER_JOINT_IN * 2)
     if not any(len(a) for a in series.values()):
         _no_data(fig, "no samples")
     else:
@@ -164,7 +172,7 @@ def plot_latency(samples_ms: Mapping[str, Sequence[float]], path: Path, title: s
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 _STATE_LEVEL = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2, "FORCED_OPEN": 2, "DISABLED": 0}
@@ -175,10 +183,10 @@ def plot_breakers(
 ) -> Path:
     """Each circuit breaker's state over time (s): CLOSED, HALF_OPEN or OPEN, one row per breaker."""
     rows = max(1, len(timelines))
-    fig = _new_figure(1.2 * rows + 1.0)
+    fig = new_figure(1.2 * rows + 1.0)
     if not timelines:
         _no_data(fig, "no circuit breakers")
-        return _save(fig, path)
+        return save_figure(fig, path)
     axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     for ax, (name, changes) in zip(axes, sorted(timelines.items()), strict=True):
         times = [0.0] + [t for t, _ in changes] + [end_s]
@@ -193,4 +201,4 @@ def plot_breakers(
     axes[-1].set_xlabel("time (s)")
     if title:
         fig.suptitle(f"{title}: circuit breakers")
-    return _save(fig, path)
+    return save_figure(fig, path)

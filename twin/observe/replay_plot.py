@@ -4,26 +4,19 @@
 time in one panel and the error twin − recorded in a second, with the stretches
 where torque was off shaded. ``DIR/<recording>.csv`` holds the same samples.
 Both are deterministic (the same result gives the same bytes) and written
-atomically: through a temporary file in the same folder and ``os.replace``.
+atomically (``twin.observe.files.atomic_file``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from twin.observe.files import _umask, write_text_atomic
-from twin.observe.plots import _new_figure, _save
+from twin.observe.files import atomic_file, write_text_atomic
+from twin.observe.plots import new_figure, save_figure
 from twin.replay import ReplayResult
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 __all__ = ["CSV_COLUMNS", "plot_replay", "replay_csv", "write_replay"]
 
@@ -65,7 +58,7 @@ def _torque_off_spans(t: np.ndarray, on: np.ndarray) -> list[tuple[float, float]
 def plot_replay(result: ReplayResult, path: Path) -> Path:
     """Write the overlay plot of `result` to `path` (PNG, atomically); return `path`."""
     rec = result.recording
-    fig = _new_figure(_HEIGHT_IN)
+    fig = new_figure(_HEIGHT_IN)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     top.plot(rec.t, np.degrees(rec.goal), "--", linewidth=1.0, color="tab:blue", label="goal")
     top.plot(rec.t, np.degrees(rec.position), linewidth=1.2, color="tab:orange", label="recorded")
@@ -88,22 +81,10 @@ def plot_replay(result: ReplayResult, path: Path) -> Path:
         f"({math.degrees(result.mae_rad):.2f}°)"
     )
     fig.tight_layout()
-    return _save_atomic(fig, Path(path))
-
-
-def _save_atomic(fig: Figure, path: Path) -> Path:
-    """plots._save into a temporary file next to `path`, then os.replace (0666 less the umask)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _save(fig, Path(tmp_name))
-        os.chmod(tmp_name, 0o666 & ~_umask())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
+    with atomic_file(path) as tmp:
+        save_figure(fig, tmp)
     return path
 
 
