@@ -1,8 +1,7 @@
 """Control tables as data: the register maps of the servos the twin models.
 
 Addresses and sizes follow the vendors' tables (ROBOTIS e-Manual for the
-X series, Feetech's STS memory table); `shared/servo-facts.md` lists the
-ones the project relies on. Values are little-endian. Feetech marks the sign
+X series, Feetech's STS memory table). Values are little-endian. Feetech marks the sign
 of some fields with a bit instead of two's complement (`sign_bit`).
 """
 

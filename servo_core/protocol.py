@@ -8,7 +8,8 @@ one from a catalogue entry. Packet codecs stay with the adapters
 (`hw_adapters.dynamixel.protocol`, `hw_adapters.feetech.protocol`).
 
 Wire time is 10 bits per byte (8N1) at the baud rate, plus each answering
-servo's return delay. Sizes follow shared/servo-facts.md.
+servo's return delay. Sizes follow the vendors' protocol documents (ROBOTIS
+Protocol 2.0 e-Manual, Feetech SCS/STS communication protocol).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def _imports() -> dict[str, set[str]]:
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             mod = _module(path)
-            graph[mod] = {m for m in _runtime_imports(ast.parse(path.read_text(), str(path)))}
+            graph[mod] = {m for m in _all_imports(ast.parse(path.read_text(), str(path)))}
     modules = set(graph)
     out = {}
     for mod, found in graph.items():
@@ -37,15 +37,12 @@ def _imports() -> dict[str, set[str]]:
     return out
 
 
-def _runtime_imports(tree: ast.AST) -> set[tuple[str, tuple[str, ...]]]:
-    """(module, names) of every import that runs (imports under `if TYPE_CHECKING:` do not)."""
+def _all_imports(tree: ast.AST) -> set[tuple[str, tuple[str, ...]]]:
+    """(module, names) of every import: at module level, inside functions, and for type
+    checking only, since a cycle of type-only imports is a tangle all the same."""
     found: set[tuple[str, tuple[str, ...]]] = set()
 
     def walk(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
-            for child in node.orelse:
-                walk(child)
-            return
         if isinstance(node, ast.Import):
             found.update((alias.name, ()) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

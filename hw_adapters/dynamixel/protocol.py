@@ -6,7 +6,7 @@ addresses and lengths count control-table bytes. Stuffing covers INST, ERR and p
 as `FF FF FD FD`); the CRC covers the stuffed packet from the header to the last param byte.
 Serves the host (instructions out, status in) and the device emulator (the reverse). Encoders raise
 ValueError on arguments no caller should pass; decoders raise ChecksumError / MalformedPacketError.
-Source: shared/servo-facts.md, "Dynamixel Protocol 2.0".
+Source: the ROBOTIS e-Manual, "Dynamixel Protocol 2.0".
 """
 
 from __future__ import annotations

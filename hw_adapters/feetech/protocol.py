@@ -1,6 +1,6 @@
 """Feetech SCS/STS packet codec: pure functions on bytes, no I/O.
 
-Wire format (see shared/servo-facts.md, "Feetech STS"):
+Wire format (Feetech's SCS/STS communication protocol):
 
     instruction  FF FF | ID | LEN | INST | params... | CHK
     status       FF FF | ID | LEN | ERR  | params... | CHK

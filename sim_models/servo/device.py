@@ -139,7 +139,7 @@ class VirtualServo:
         "protocol",
     )
 
-    # Set by _load_settings() (and the firmware's load_drive()) rather than __init__:
+    # Set by _load_settings() (from the firmware's load_drive()) rather than __init__:
     # declared here so their types are known. Annotations only, so no clash with __slots__.
     _torque_on: bool
     _kp: float
@@ -402,7 +402,10 @@ class VirtualServo:
         self._velocity_mode = self._mode == "velocity"
         lo, hi = g("min_position_limit"), g("max_position_limit")
         self._goal_range = (lo, hi) if self._mode == "position" and hi > lo else (-(2**31), 2**31 - 1)
-        vel, acc = self._fw.load_drive(self)
+        drive = self._fw.load_drive(self)
+        self._open_pwm, self._goal_velocity = drive.open_pwm, drive.goal_velocity
+        self._kv_p, self._kv_i, self._pwm_cap = drive.kv_p, drive.kv_i, drive.pwm_cap
+        vel, acc = drive.profile_velocity, drive.profile_acceleration
         self._profile_v = vel if vel > 0 else math.inf
         self._profile_a = acc if acc > 0 else math.inf
         self._profiled = vel > 0 or acc > 0

@@ -1,6 +1,6 @@
 """What each vendor's firmware does differently, one object per protocol.
 
-The VirtualServo holds the state and runs the loop; the firmware object of its
+The virtual servo (sim_models.servo.device) holds the state and runs the loop; the firmware object of its
 protocol writes the factory defaults, reads the drive settings (velocity and
 PWM units, profile registers) and encodes the present values a read returns.
 """
@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import NamedTuple
+from typing import Protocol as Structural
 
+from servo_core.catalogue import ServoSpec
+from servo_core.control_table import ControlTable
 from servo_core.errors import ConfigError
 from servo_core.protocol import DXL_STATE_BLOCK, DYNAMIXEL, FEETECH, STS_STATE_BLOCK, Protocol
 from servo_core.units import encode_sign_magnitude
 
-if TYPE_CHECKING:
-    from sim_models.servo.device import VirtualServo
-
-__all__ = ["DXL_PROFILE_ACC_UNIT", "DXL_VELOCITY_UNIT", "FIRMWARE", "Firmware", "firmware_for"]
+__all__ = [
+    "DXL_PROFILE_ACC_UNIT",
+    "DXL_VELOCITY_UNIT",
+    "FIRMWARE",
+    "Drive",
+    "Firmware",
+    "Servo",
+    "firmware_for",
+]
 
 DXL_VELOCITY_UNIT = 0.229 * 2.0 * math.pi / 60.0  # rad/s per unit
 DXL_PROFILE_ACC_UNIT = 214.577 * 2.0 * math.pi / 3600.0  # rad/s² per unit
@@ -29,6 +37,38 @@ FAULT_ELECTRICAL_SHOCK = 16
 FAULT_OVERLOAD = 32
 # The servo keeps its alarms in Dynamixel's bit layout; Feetech reports these of them.
 _STS_REPORTED = FAULT_INPUT_VOLTAGE | FAULT_OVERHEAT | FAULT_OVERLOAD
+
+
+class Servo(Structural):
+    """What a firmware model reads and writes of the virtual servo it runs on."""
+
+    spec: ServoSpec
+    table: ControlTable
+    regs: bytearray
+    pwm: float
+    velocity: float
+    current_a: float
+    supply_v: float
+    faults: int
+    time_s: float
+    _full_pwm: float
+    _ticks_per_rad: float
+    _w0: float
+
+    def _set(self, name: str, value: int) -> None: ...
+    def _get(self, name: str) -> int: ...
+
+
+class Drive(NamedTuple):
+    """What the drive registers say, in the units the motor loop uses."""
+
+    open_pwm: float  # PWM mode: a fraction of full scale
+    goal_velocity: float  # velocity mode: rad/s
+    kv_p: float  # velocity loop gains: PWM units per rad/s (and per rad/s·step)
+    kv_i: float
+    pwm_cap: float  # a fraction of full scale
+    profile_velocity: float  # rad/s; 0: none
+    profile_acceleration: float  # rad/s²; 0: none
 
 
 def _clamp(value: int, limit: int) -> int:
@@ -42,14 +82,14 @@ class Firmware:
     # Position PID gains: register units -> PWM units per tick (and per tick·step, tick/step).
     gain_scale: tuple[float, float, float]
 
-    def factory_defaults(self, servo: VirtualServo) -> None:
+    def factory_defaults(self, servo: Servo) -> None:
         raise NotImplementedError
 
-    def load_drive(self, servo: VirtualServo) -> tuple[float, float]:
-        """Set the servo's open-loop PWM, velocity loop and PWM cap; return the profile (v, a)."""
+    def load_drive(self, servo: Servo) -> Drive:
+        """The drive settings (open-loop PWM, velocity loop, PWM cap, profile) the registers hold."""
         raise NotImplementedError
 
-    def refresh_present(self, servo: VirtualServo, ticks: int, moving: int, temperature: int) -> None:
+    def refresh_present(self, servo: Servo, ticks: int, moving: int, temperature: int) -> None:
         raise NotImplementedError
 
 
@@ -59,7 +99,7 @@ class DynamixelFirmware(Firmware):
     # KP = P/128, KI = I/65536, KD = D/16, output in PWM units (885 = 100 %).
     gain_scale = (1.0 / 128.0, 1.0 / 65536.0, 1.0 / 16.0)
 
-    def factory_defaults(self, servo: VirtualServo) -> None:
+    def factory_defaults(self, servo: Servo) -> None:
         s, put = servo.spec, servo._set
         put("firmware_version", 52)
         put("baud_rate", 1)
@@ -74,16 +114,19 @@ class DynamixelFirmware(Firmware):
         put("velocity_p_gain", 100)  # e-Manual defaults (X series)
         put("velocity_i_gain", 1920)
 
-    def load_drive(self, servo: VirtualServo) -> tuple[float, float]:
+    def load_drive(self, servo: Servo) -> Drive:
         g, full = servo._get, servo._full_pwm
-        servo._open_pwm = g("goal_pwm") / full
-        servo._goal_velocity = g("goal_velocity") * DXL_VELOCITY_UNIT
-        servo._kv_p = g("velocity_p_gain") / 128.0 * DXL_VELOCITY_UNIT**-1
-        servo._kv_i = g("velocity_i_gain") / 65536.0 * DXL_VELOCITY_UNIT**-1
-        servo._pwm_cap = min(g("pwm_limit"), self.protocol.full_pwm) / full
-        return g("profile_velocity") * DXL_VELOCITY_UNIT, g("profile_acceleration") * DXL_PROFILE_ACC_UNIT
+        return Drive(
+            open_pwm=g("goal_pwm") / full,
+            goal_velocity=g("goal_velocity") * DXL_VELOCITY_UNIT,
+            kv_p=g("velocity_p_gain") / 128.0 * DXL_VELOCITY_UNIT**-1,
+            kv_i=g("velocity_i_gain") / 65536.0 * DXL_VELOCITY_UNIT**-1,
+            pwm_cap=min(g("pwm_limit"), self.protocol.full_pwm) / full,
+            profile_velocity=g("profile_velocity") * DXL_VELOCITY_UNIT,
+            profile_acceleration=g("profile_acceleration") * DXL_PROFILE_ACC_UNIT,
+        )
 
-    def refresh_present(self, servo: VirtualServo, ticks: int, moving: int, temperature: int) -> None:
+    def refresh_present(self, servo: Servo, ticks: int, moving: int, temperature: int) -> None:
         regs = servo.regs
         DXL_STATE_BLOCK.pack_into(
             regs,
@@ -100,7 +143,7 @@ class DynamixelFirmware(Firmware):
         regs[70] = servo.faults
 
     @staticmethod
-    def _current_units(servo: VirtualServo) -> int:
+    def _current_units(servo: Servo) -> int:
         name = servo.spec.name
         if name.startswith("xl430"):
             return int(round(1000.0 * servo.pwm))  # Present Load, 0.1 % units
@@ -115,7 +158,7 @@ class FeetechFirmware(Firmware):
     # i.e. about 20 PWM units (of 1000) per tick.
     gain_scale = (0.625, 1.0 / 256.0, 0.25)
 
-    def factory_defaults(self, servo: VirtualServo) -> None:
+    def factory_defaults(self, servo: Servo) -> None:
         s, put = servo.spec, servo._set
         put("firmware_major", 3)
         put("firmware_minor", 10)
@@ -127,20 +170,23 @@ class FeetechFirmware(Firmware):
         put("max_voltage_limit", int(round(s.max_voltage_v * 10)))  # 0.1 V units
         put("min_voltage_limit", int(round(s.min_voltage_v * 10)))
 
-    def load_drive(self, servo: VirtualServo) -> tuple[float, float]:
+    def load_drive(self, servo: Servo) -> Drive:
         g, full, per_rad = servo._get, servo._full_pwm, servo._ticks_per_rad
-        servo._goal_velocity = g("goal_speed") / per_rad
-        # Feetech publishes no speed-loop gains: a PI loop that settles in ~0.1 s.
-        servo._kv_p = 0.3 * full / servo._w0
-        servo._kv_i = 0.01 * full / servo._w0
         # In PWM mode Goal Time holds the PWM: 10 bits and a sign bit (bit 10).
         pwm_reg = servo.table["goal_time"]
         raw = int.from_bytes(servo.regs[pwm_reg.address : pwm_reg.address + 2], "little")
-        servo._open_pwm = (-(raw & 0x3FF) if raw & 0x400 else (raw & 0x3FF)) / full
-        servo._pwm_cap = min(g("torque_limit"), self.protocol.full_pwm) / full
-        return abs(g("goal_speed")) / per_rad, g("acceleration") * 100.0 / per_rad
+        return Drive(
+            open_pwm=(-(raw & 0x3FF) if raw & 0x400 else (raw & 0x3FF)) / full,
+            goal_velocity=g("goal_speed") / per_rad,
+            # Feetech publishes no speed-loop gains: a PI loop that settles in ~0.1 s.
+            kv_p=0.3 * full / servo._w0,
+            kv_i=0.01 * full / servo._w0,
+            pwm_cap=min(g("torque_limit"), self.protocol.full_pwm) / full,
+            profile_velocity=abs(g("goal_speed")) / per_rad,
+            profile_acceleration=g("acceleration") * 100.0 / per_rad,
+        )
 
-    def refresh_present(self, servo: VirtualServo, ticks: int, moving: int, temperature: int) -> None:
+    def refresh_present(self, servo: Servo, ticks: int, moving: int, temperature: int) -> None:
         STS_STATE_BLOCK.pack_into(
             servo.regs,
             self.protocol.state_address,

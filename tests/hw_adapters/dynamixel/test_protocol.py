@@ -1,6 +1,6 @@
 """Dynamixel Protocol 2.0 codec: byte-exact vectors, stuffing, decoding and the streaming parser.
 
-Expected bytes are built by hand from the packet layout in shared/servo-facts.md, with a bit-by-bit
+Expected bytes are built by hand from the packet layout of the e-Manual's Protocol 2.0 page, with a bit-by-bit
 CRC written here independently of the table-driven one under test.
 """
 

@@ -1,6 +1,6 @@
 """Byte-exact tests of the Feetech SCS/STS codec (hw_adapters/feetech/protocol.py).
 
-The expected packets are written out by hand from the spec in shared/servo-facts.md:
+The expected packets are written out by hand from Feetech's SCS/STS protocol:
 FF FF | ID | LEN | INST/ERR | params | CHK, LEN = len(params) + 2,
 CHK = ~(ID + LEN + INST/ERR + params) & 0xFF. `_chk` below recomputes each hand-written
 checksum without the module, so a typo in a vector fails loudly.
