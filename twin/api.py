@@ -345,48 +345,16 @@ def _topology(machine: Machine, metrics: dict[str, Any]) -> Any:
         for replica in group.replicas:
             nodes.setdefault(replica.node, []).append(replica.name)
     edges = []
-    for name, m in metrics["calls"].items():
-        caller, callee = name.split("_to_", 1)
+    for c in machine.calls.snapshot():  # service names may hold "_to_": never split metric keys
+        latency = metrics["calls"][call_name(c.caller, c.callee)]["latency"]
         edges.append(
-            Edge(
-                caller,
-                callee,
-                "call",
-                m["calls"],
-                m["errors"],
-                m["latency"]["p50_ms"],
-                m["latency"]["p99_ms"],
-            )
+            Edge(c.caller, c.callee, "call", c.calls, c.errors, latency["p50_ms"], latency["p99_ms"])
         )
-    hub = machine.hub
-    delivered = machine.events.snapshot()
-    for topic, publishers in sorted(hub.publishers.items()):
-        snap = delivered.get(topic)
-        per_service = _per_subscriber_service(snap)
-        for pub in sorted(publishers):
-            for sub in sorted(hub.subscribers.get(topic, ())):
-                count, lost = per_service.get(sub, (0, 0))
-                edges.append(Edge(pub, sub, f"event:{topic}", count, lost, None, None))
+    for (src, dst, channel), (count, failed) in sorted(machine.traffic.edges.items()):
+        edges.append(Edge(src, dst, channel, count, failed, None, None))
     if machine.discovery_service is not None:
-        disc = machine.discovery_service
-        nodes.setdefault(disc.settings.node, []).append("registry")
-        sent = disc.snapshot()
-        per = max(1, sum(len(g.replicas) for g in machine.services.values()))
-        for name, group in machine.services.items():
-            share = sent.heartbeats_sent * len(group.replicas) // per
-            edges.append(Edge(name, "registry", "heartbeat", share, 0, None, None))
+        nodes.setdefault(machine.discovery_service.settings.node, []).append("registry")
     return (nodes, edges)
-
-
-def _per_subscriber_service(snap: Any) -> dict[str, tuple[int, int]]:
-    out: dict[str, tuple[int, int]] = {}
-    if snap is None:
-        return out
-    for subscriber, counters in snap.subscribers.items():
-        service = subscriber.split(":", 1)[0].rsplit("#", 1)[0]
-        delivered, dropped = out.get(service, (0, 0))
-        out[service] = (delivered + counters.delivered, dropped + counters.dropped)
-    return out
 
 
 def _fault_names(bits: int) -> list[str]:

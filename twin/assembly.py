@@ -35,7 +35,7 @@ from twin import faults as F
 from twin.clock import WallClockEnvironment
 from twin.control.joints import Joint
 from twin.control.limits import Calibration, JointLimits
-from twin.machine import Machine, ServiceGroup
+from twin.machine import Machine, ServiceGroup, Traffic
 from twin.observe.trace import Tracer
 from twin.patterns.breaker import BreakerConfig, Transition, WindowType
 from twin.patterns.discovery import Strategy
@@ -345,6 +345,7 @@ def _wire(
         a, b = link.between
         network.add_link(a, b, latency_from(link.latency, seed, f"link:{link.name}"), link.loss)
     tracer = Tracer()
+    traffic = Traffic()
     messages = MessageBus(env, network, tracer)
     node_of = {svc.service_name: svc.node for svc in topo.services}
 
@@ -371,9 +372,9 @@ def _wire(
             refresh_s=d.refresh_ms / 1000.0,
             strategy=Strategy(d.strategy),
         )
-        discovery = Discovery(env, network, settings, seed, on_heartbeat=heartbeat_tracer(tracer))
+        discovery = Discovery(env, network, settings, seed, on_heartbeat=heartbeat_tracer(tracer, traffic))
     calls = CallPipeline(messages, policies, None if discovery is None else discovery.client)
-    events = EventBus(env, network.deliver, observer=delivery_tracer(tracer, messages))
+    events = EventBus(env, network.deliver, observer=delivery_tracer(tracer, messages, traffic))
     topics = {"alarms": RELIABLE, "estop": RELIABLE}
     topics.update({name: topic_config(t) for name, t in topo.topics.items()})
     queues = {
@@ -441,25 +442,27 @@ def _wire(
         calls=calls,
         policies=policies,
         events=events,
-        hub=hub,
         hosting=hosting,
         services=groups,
         servo_bus=servo_bus,
         bus_owner=owner,
         discovery_service=discovery,
+        traffic=traffic,
     )
     F.schedule_faults(machine, [timed_fault(f, k, seed) for k, f in enumerate(scenario.faults)])
     return machine
 
 
-def heartbeat_tracer(tracer: Tracer) -> HeartbeatHook:
-    """Heartbeats to the registry drawn in the trace as messages."""
+def heartbeat_tracer(tracer: Tracer, traffic: Traffic | None = None) -> HeartbeatHook:
+    """Heartbeats to the registry drawn in the trace as messages (and counted in `traffic`)."""
 
     def traced(
         instance: str, node: str, registry_node: str, sent: float, arrived: float | None, outcome: str
     ) -> None:
         service = instance.rsplit("#", 1)[0]
         tracer.message("heartbeat", service, node, "registry", registry_node, sent, arrived, outcome=outcome)
+        if traffic is not None:
+            traffic.count(service, "registry", "heartbeat", failed=outcome != "ok")
 
     return traced
 
@@ -468,8 +471,9 @@ _DELIVERY_OUTCOMES = {"ok": "ok", "lost": "lost", "dropped": "dropped", "dead_le
 """Event-bus delivery outcomes drawn in the trace (duplicates and late copies are not traffic to show)."""
 
 
-def delivery_tracer(tracer: Tracer, messages: MessageBus) -> DeliveryObserver:
-    """Event-bus deliveries drawn in the trace as messages from publisher to subscriber."""
+def delivery_tracer(tracer: Tracer, messages: MessageBus, traffic: Traffic | None = None) -> DeliveryObserver:
+    """Event-bus deliveries drawn in the trace as messages from publisher to subscriber (and
+    counted in `traffic`)."""
 
     def node(name: str) -> str:
         try:
@@ -483,15 +487,9 @@ def delivery_tracer(tracer: Tracer, messages: MessageBus) -> DeliveryObserver:
         shown = _DELIVERY_OUTCOMES.get(outcome)
         if shown is None or (shown == "ok" and arrived_s is None):
             return
-        tracer.message(
-            topic,
-            publisher.rsplit("#", 1)[0],
-            node(publisher),
-            subscriber.split(":", 1)[0].rsplit("#", 1)[0],
-            node(subscriber),
-            sent_s,
-            arrived_s,
-            outcome=shown,
-        )
+        src, dst = publisher.rsplit("#", 1)[0], subscriber.split(":", 1)[0].rsplit("#", 1)[0]
+        tracer.message(topic, src, node(publisher), dst, node(subscriber), sent_s, arrived_s, outcome=shown)
+        if traffic is not None:
+            traffic.count(src, dst, f"event:{topic}", failed=shown != "ok")
 
     return traced

@@ -24,13 +24,28 @@ from twin.patterns.eventbus import EventBus
 from twin.services.api import Service
 from twin.services.calls import CallPipeline, CallPolicy
 from twin.services.driver import Driver
-from twin.services.hosting import EventHub, Hosting, ServiceFailure
+from twin.services.hosting import Hosting, ServiceFailure
 from twin.services.messaging import MessageBus
 from twin.services.operator import Operator
 from twin.services.replica import Replica
 from twin.services.telemetry import TelemetryRecorder
 
-__all__ = ["Machine", "ServiceGroup"]
+__all__ = ["Machine", "ServiceGroup", "Traffic"]
+
+
+@dataclass
+class Traffic:
+    """One-way traffic per edge (source service, destination, channel): messages sent, and of
+    them those that failed (lost, dropped by a full queue, dead-lettered, refused)."""
+
+    edges: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+
+    def count(self, src: str, dst: str, channel: str, failed: bool) -> None:
+        counts = self.edges.get((src, dst, channel))
+        if counts is None:
+            counts = self.edges[(src, dst, channel)] = [0, 0]
+        counts[0] += 1
+        counts[1] += failed
 
 
 @dataclass
@@ -57,12 +72,12 @@ class Machine:
     calls: CallPipeline
     policies: dict[tuple[str, str], CallPolicy]
     events: EventBus
-    hub: EventHub
     hosting: Hosting
     services: dict[str, ServiceGroup]
     servo_bus: ServoBus
     bus_owner: str
     discovery_service: Discovery | None = None
+    traffic: Traffic = field(default_factory=Traffic)
     faults_injected: int = 0
     updates_completed: int = 0
     _closed: bool = field(default=False, repr=False)

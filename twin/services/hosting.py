@@ -53,9 +53,7 @@ class EventHub:
         self.bus = bus
         self._topics = topics
         self._queues = queues
-        self.subscribers: dict[str, set[str]] = {}  # topic -> subscribing services
-        self.publishers: dict[str, set[str]] = {}  # topic -> publishing services
-        self._known: set[tuple[str, str]] = set()  # (replica, topic) pairs already declared
+        self._declared: set[tuple[str, str]] = set()  # (replica, topic) pairs already declared
 
     def declare(self, topic: str) -> None:
         config = self._topics.get(topic, TopicConfig())
@@ -65,15 +63,13 @@ class EventHub:
 
     def publish(self, replica: Replica, topic: str, payload: Any) -> simpy.Event:
         key = (replica.name, topic)
-        if key not in self._known:  # the first time only: this is the message path
-            self._known.add(key)
+        if key not in self._declared:  # the first time only: this is the message path
+            self._declared.add(key)
             self.declare(topic)
-            self.publishers.setdefault(topic, set()).add(replica.service)
         return self.bus.publish(topic, replica.name, replica.node, payload)
 
     def subscribe(self, replica: Replica, topic: str) -> Any:
         self.declare(topic)
-        self.subscribers.setdefault(topic, set()).add(replica.service)
         config = self._queues.get((replica.service, topic), SubscriberConfig())
         return self.bus.subscribe(topic, f"{replica.name}:{topic}", replica.node, config)
 

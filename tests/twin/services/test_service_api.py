@@ -94,6 +94,27 @@ def test_events_published_by_one_user_service_reach_another(write_scenario: Call
     assert result.metrics["sub"]["received"] > 0
 
 
+def test_the_topology_counts_each_publisher_to_subscriber_edge_exactly(
+    write_scenario: Callable[..., Path],
+) -> None:
+    """Two publishers on one topic: each edge carries its own publisher's events, not the
+    subscriber's total."""
+    result = run(
+        write_scenario,
+        user("Publisher", "fast", topic="news", period_ms=50),
+        user("Publisher", "slow", topic="news", period_ms=200),
+        {**user("Subscriber", "sub", topic="news"), "node": "ops"},
+        duration=1.0,
+    )
+    _, edges = result.topology
+    news = {e.src: e for e in edges if e.channel == "event:news"}
+    assert set(news) == {"fast", "slow"} and all(e.dst == "sub" for e in news.values())
+    for name in ("fast", "slow"):
+        published = result.metrics[name]["published"]
+        assert published - 1 <= news[name].messages <= published, name
+    assert news["fast"].messages + news["slow"].messages == result.metrics["sub"]["received"]
+
+
 def test_a_user_service_calls_another_and_a_handler_bug_is_contained(
     write_scenario: Callable[..., Path],
 ) -> None:
