@@ -209,9 +209,14 @@ class Service(Generic[P]):
         """Request kind -> the type its body must have."""
         return {kind: body for kind, (_, body) in cls._handlers.items()}
 
-    def handler(self, kind: str) -> Callable[[Message], Any] | None:
+    def handler(self, kind: str) -> tuple[Callable[[Message], Any], Any] | None:
+        """The method that handles `kind` and the type its body must have; None if none does."""
         entry = self._handlers.get(kind)
-        return None if entry is None else getattr(self, entry[0])
+        return None if entry is None else (getattr(self, entry[0]), entry[1])
+
+    def kinds_handled(self) -> list[str]:
+        """The request kinds this service object answers (for refusals)."""
+        return sorted(self._handlers)
 
     @classmethod
     def check_topology(

@@ -10,7 +10,7 @@ echo a token. Downstream failures come back as a clear error instead of a hang.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 import simpy
@@ -100,8 +100,12 @@ class Gateway(Service[GatewayParams]):
         super().__init__(ctx)
         self._limiters: dict[str, RateLimiter] = {}
 
-    def handler(self, kind: str) -> Any:
-        return self._route if kind in self.params.routes else super().handler(kind)
+    def handler(self, kind: str) -> tuple[Callable[[Message], Any], Any] | None:
+        # The route's target checks the body (in _route): the gateway takes any body.
+        return (self._route, object) if kind in self.params.routes else super().handler(kind)
+
+    def kinds_handled(self) -> list[str]:
+        return sorted({*self.params.routes, *super().kinds_handled()})
 
     @classmethod
     def request_kinds(cls) -> dict[str, Any]:

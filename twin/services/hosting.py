@@ -314,13 +314,13 @@ def _dispatch(
     ctx: ReplicaContext[Any], service: Service[Any], messages: MessageBus, message: Message
 ) -> None:
     replica = ctx.replica
-    kinds = type(service).request_kinds()
-    handler = service.handler(message.kind)
+    found = service.handler(message.kind)
     try:
-        if handler is None:
-            known = ", ".join(sorted(kinds)) or "none"
+        if found is None:
+            known = ", ".join(service.kinds_handled()) or "none"
             raise Refused(f"unknown request {message.kind!r}; {ctx.service} handles: {known}")
-        message.body = check_body(ctx.service, message.kind, kinds.get(message.kind, object), message.body)
+        handler, expected = found
+        message.body = check_body(ctx.service, message.kind, expected, message.body)
         result = handler(message)
     except TwinError as exc:
         _answer_error(ctx, messages, message, exc)
