@@ -239,7 +239,12 @@ class SerialServoBus(ServoBus):
     def snapshot(self) -> BusSnapshot:
         s = self.stats
         return BusSnapshot(
-            s.transactions, s.retries, s.no_reply, s.checksum_errors, s.wrong_id, s.status_errors, 0
+            transactions=s.transactions,
+            retries=s.retries,
+            no_reply=s.no_reply,
+            checksum_errors=s.checksum_errors,
+            wrong_id=s.wrong_id,
+            status_errors=s.status_errors,
         )
 
     def _ensure_known(self, ids: list[int]) -> None:

@@ -21,12 +21,13 @@ from twin.machine import Machine, ServiceGroup
 from twin.observe.files import write_text_atomic
 from twin.observe.metrics import (
     BUS_COUNTERS,
+    CALL_PATHS,
     DISCOVERY_COUNTERS,
+    UNUSED,
     RunData,
     breaker_name,
     build_metrics,
     call_name,
-    empty_run,
     measured,
 )
 from twin.observe.report import AssertionOutcome, write_report
@@ -234,16 +235,15 @@ def _collect(machine: Machine, sc: Scenario, recorder: Any) -> RunResult:
         faults_injected=machine.faults_injected,
         updates_completed=machine.updates_completed,
         events=_events(machine),
-        calls={call_name(c.caller, c.callee): c for c in machine.calls.snapshot()},
+        calls={  # the reference and configured paths are reported, used or not
+            **{call_name(a, b): UNUSED for a, b in (*CALL_PATHS, *machine.policies)},
+            **{call_name(c.caller, c.callee): c for c in machine.calls.snapshot()},
+        },
         breakers=_breakers(machine),
         discovery={} if disc is None else {k: v for k, v in asdict(disc).items() if k in DISCOVERY_COUNTERS},
         calls_per_replica={} if disc is None else dict(disc.calls_per_replica),
     )
     metrics = build_metrics(data)
-    unused = build_metrics(empty_run("", [], [], [], [], calls=list(machine.policies)))["calls"]
-    for name, empty in unused.items():  # configured and reference paths are reported, used or not
-        metrics["calls"].setdefault(name, empty)
-    metrics["calls"] = dict(sorted(metrics["calls"].items()))
     outcomes = []
     for assertion in sc.assertions:
         value = measured(metrics, assertion.path)

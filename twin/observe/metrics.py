@@ -18,6 +18,7 @@ import numpy as np
 from sim_models.network import LinkSnapshot
 
 __all__ = [
+    "UNUSED",
     "breaker_name",
     "build_metrics",
     "BUS_COUNTERS",
