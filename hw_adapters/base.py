@@ -110,6 +110,20 @@ class ServoBus(ABC):
     def set_torque(self, ids: Iterable[int], enabled: bool) -> None:
         """Torque on or off for each id."""
 
+    def arm_watchdog(self, ids: Iterable[int], timeout_s: float) -> bool:
+        """Have each servo stop by itself when no instruction reaches it for `timeout_s` (s).
+
+        True when the servos' firmware has such a watchdog and it is now armed (it acts
+        while torque is on); False when the bus or its servos have none, and nothing was
+        sent. A servo whose watchdog fired holds still and refuses goals until
+        `disarm_watchdog` clears it.
+        """
+        return False
+
+    def disarm_watchdog(self, ids: Iterable[int]) -> None:
+        """Turn each servo's watchdog off, clearing one that fired. Nothing for a bus without one."""
+        return None
+
     def snapshot(self) -> BusSnapshot:
         """The bus's counters now (all zero for a bus that keeps none)."""
         return BusSnapshot()

@@ -1,19 +1,20 @@
 """What the Dynamixel and Feetech buses share: transactions that survive bad bytes.
 
 A transaction sends one instruction and collects the status packets it calls
-for. A missing, partial or corrupt reply, or one from the wrong id, is
-counted and the transaction retried (`retries` times); only then does it
-raise, with the typed error of what went wrong. A servo that fails
-`fail_after` transactions in a row is marked failed: from then on every
-transaction that needs it raises ServoFailedError at once, so the control
-core can react (hold the others, or stop safely) instead of stalling on it.
+for (or the blocks of one combined status, Dynamixel's Fast Sync Read). A
+missing, partial or corrupt reply, or one from the wrong id, is counted and
+the transaction retried (`retries` times); only then does it raise, with the
+typed error of what went wrong. A servo that fails `fail_after` transactions
+in a row is marked failed: from then on every transaction that needs it
+raises ServoFailedError at once, so the control core can react (hold the
+others, or stop safely) instead of stalling on it.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ from hw_adapters.base import (
 )
 from hw_adapters.serial_link import SerialLink
 from servo_core.catalogue import SERVO_MODELS, model_name, servo_spec
-from servo_core.protocol import Protocol
+from servo_core.protocol import Protocol, StateBlock
 from servo_core.units import rad_to_ticks
 
 __all__ = ["BusStats", "open_link", "SERIAL_OPTIONS", "SerialServoBus"]
@@ -45,6 +46,7 @@ SERIAL_OPTIONS: dict[str, OptionType] = {
     "fail_after": int,
     "latency_ms": float,
     "timeout_ms": float,
+    "state": str,  # the state block read each cycle: full (default), motion, position
 }
 
 
@@ -74,9 +76,13 @@ class SerialServoBus(ServoBus):
     protocol: Protocol  # set by each subclass
     default_return_delay_s = 0.0  # assumed before a servo's own register has been read
 
-    def __init__(self, link: SerialLink, *, retries: int = 2, fail_after: int = 5) -> None:
+    def __init__(
+        self, link: SerialLink, *, retries: int = 2, fail_after: int = 5, state: str = "full"
+    ) -> None:
         if retries < 0 or fail_after < 1:
             raise ConfigError(f"retries must be >= 0 and fail_after >= 1, got {retries}, {fail_after}")
+        self.state_block: StateBlock = self.protocol.state_block(state)
+        self.state_address = self.protocol.table[self.state_block.register].address
         self.link = link
         self.retries = retries
         self.fail_after = fail_after
@@ -110,7 +116,8 @@ class SerialServoBus(ServoBus):
         """The sync read of the state block, and its length per servo."""
         raise NotImplementedError
 
-    def _decode_state(self, servo_id: int, params: bytes) -> ServoState:
+    def _decode_state(self, servo_id: int, reply: Any) -> ServoState:
+        """The state of a servo from its status packet (or block) answering the state read."""
         raise NotImplementedError
 
     def _goal_write(self, ticks: Mapping[int, int]) -> bytes:
@@ -130,7 +137,14 @@ class SerialServoBus(ServoBus):
         )
 
     def transaction(
-        self, packet: bytes, expect: list[tuple[int, int]], retries: int | None = None, probe: bool = False
+        self,
+        packet: bytes,
+        expect: list[tuple[int, int]],
+        retries: int | None = None,
+        probe: bool = False,
+        *,
+        parser: Callable[[], Any] | None = None,
+        reply_bytes: int | None = None,
     ) -> dict:
         """Send `packet` and collect one status per (id, params length) in `expect`, in order.
 
@@ -138,43 +152,56 @@ class SerialServoBus(ServoBus):
         NoReplyError, ChecksumError or WrongIdError once retries are spent, StatusError
         when a servo answers with an error code, ServoFailedError for failed servos.
         A `probe` (a ping: is anyone there?) neither counts misses nor refuses failed ids.
+        A combined reply (one packet that the servos in `expect` answer in turn) passes its
+        own `parser` factory and `reply_bytes`: a servo missing there silences those after
+        it, so only the first missing one is blamed (and counted as a miss).
         """
         self._require_open()
         failed = self._failed.intersection(i for i, _ in expect)
         if failed and not probe:
             raise ServoFailedError(failed)
         want = {i for i, _ in expect}
-        reply_bytes = sum(self._status_size(n) for _, n in expect)
+        chain = parser is not None
+        # A combined reply waits for the first servo's return delay only: the blocks follow back to back.
+        delays = self._delay([expect[0][0]] if chain and expect else want)
+        new_parser = parser if parser is not None else self._new_parser
+        if reply_bytes is None:
+            reply_bytes = sum(self._status_size(n) for _, n in expect)
         attempts = 1 + (self.retries if retries is None else retries)
         problem: BusError = NoReplyError("no reply")
         got: dict[int, Any] = {}
+        missing: list[int] = []
         for attempt in range(attempts):
             if attempt:
                 self.stats.retries += 1
             self.stats.transactions += 1
-            raw = self.link.transact(packet, reply_bytes, self._delay(want))
+            raw = self.link.transact(packet, reply_bytes, delays)
             if not expect:
                 return {}
-            parser = self._new_parser()
+            parser_ = new_parser()
             got = {}
             stray = None
-            replies = parser.feed(raw)
+            replies = parser_.feed(raw)
             # Byte stuffing (Dynamixel) can make replies longer than expected: fetch the
             # bytes the last, incomplete packet says are still on their way.
             for _ in range(len(expect)):
-                more = getattr(parser, "missing", 0)
+                more = getattr(parser_, "missing", 0)
                 if not more:
                     break
-                replies += parser.feed(self.link.read_more(more, self.link.read_timeout_s(more)))
+                replies += parser_.feed(self.link.read_more(more, self.link.read_timeout_s(more)))
             for reply in replies:
                 if reply.id in want and reply.id not in got:
                     got[reply.id] = reply
                 else:
                     self.stats.wrong_id += 1
                     stray = reply.id
-            crc = getattr(parser, "crc_errors", 0) or getattr(parser, "checksum_errors", 0)
+            crc = getattr(parser_, "crc_errors", 0) or getattr(parser_, "checksum_errors", 0)
             self.stats.checksum_errors += crc
-            missing = sorted(want - got.keys())
+            missing = [i for i, _ in expect if i not in got]
+            if chain:
+                missing = missing[:1]
+            else:
+                missing.sort()
             if not missing:
                 for i in want:
                     self._misses[i] = 0
@@ -191,11 +218,14 @@ class SerialServoBus(ServoBus):
                 problem = ChecksumError(f"corrupt reply from servo(s) {missing} on {self.link.port}")
             elif stray is not None:
                 problem = WrongIdError(f"a status packet came from id {stray}, not from {sorted(want)}")
-            elif _pending_bytes(parser):
+            elif _pending_bytes(parser_):
                 problem = NoReplyError(f"only part of a reply from servo(s) {missing} on {self.link.port}")
             else:
                 problem = NoReplyError(f"no reply from servo(s) {missing} on {self.link.port}")
-        for i in () if probe else want - got.keys():
+            if chain and len(got) + 1 < len(expect):
+                after = [i for i, _ in expect if i not in got and i not in missing]
+                problem = type(problem)(f"{problem} (after it in the chain, {after} could not answer)")
+        for i in () if probe else missing:
             self._misses[i] = self._misses.get(i, 0) + 1
             if self._misses[i] >= self.fail_after and i not in self._failed:
                 self._failed.add(i)
@@ -259,7 +289,7 @@ class SerialServoBus(ServoBus):
         packet, length = self._state_read(ids)
         try:
             replies = self.transaction(packet, [(i, length) for i in ids])
-            return {i: self._decode_state(i, replies[i].params) for i in ids}
+            return {i: self._decode_state(i, replies[i]) for i in ids}
         finally:
             self._timed(start)
 
@@ -305,9 +335,11 @@ def _pending_bytes(parser: Any) -> int:
     return int(getattr(parser, "pending", getattr(parser, "buffered", 0)))
 
 
-def open_link(url: str, default_baud: int) -> tuple[SerialLink, dict[str, Any]]:
-    """The serial link a `scheme:///dev/x?baud=...` URL names, and its other options."""
-    _, path, opts = parse_bus_url(url, SERIAL_OPTIONS)
+def open_link(
+    url: str, default_baud: int, options: Mapping[str, OptionType] = SERIAL_OPTIONS
+) -> tuple[SerialLink, dict[str, Any]]:
+    """The serial link a `scheme:///dev/x?baud=...` URL names, and its other `options`."""
+    _, path, opts = parse_bus_url(url, options)
     if not path:
         raise ConfigError(f"{url}: no serial port; e.g. dynamixel:///dev/ttyUSB0?baud=1000000")
     baud = int(opts.pop("baud", default_baud))

@@ -109,7 +109,7 @@ DYNAMIXEL_X = ControlTable(
         _r("position_d_gain", 80, 2),
         _r("position_i_gain", 82, 2),
         _r("position_p_gain", 84, 2),
-        _r("bus_watchdog", 98, 1),
+        _r("bus_watchdog", 98, 1, signed=True, unit="20 ms"),  # -1: it has fired
         _r("goal_pwm", 100, 2, signed=True, unit="0.113 %"),
         _r("goal_velocity", 104, 4, signed=True, unit="0.229 rpm"),
         _r("profile_acceleration", 108, 4, unit="214.577 rev/min^2"),

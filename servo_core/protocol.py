@@ -1,11 +1,18 @@
 """One object per servo protocol: what generic code asks instead of comparing names.
 
 `DYNAMIXEL` (Protocol 2.0, X series control table) and `FEETECH` (SCS/STS)
-carry packet sizes, the state block a bus reads every cycle and how to decode
-it, the goal and firmware registers, how each firmware treats an out-of-range
+carry packet sizes, the state blocks a bus can read every cycle and how to
+decode them, the goal and firmware registers, how each firmware treats an out-of-range
 goal and how it encodes signed values. `protocol_named(spec.protocol)` finds
 one from a catalogue entry. Packet codecs stay with the adapters
 (`hw_adapters.dynamixel.protocol`, `hw_adapters.feetech.protocol`).
+
+State blocks (`Protocol.state_blocks`, the `state=` option of the serial bus
+URLs): "full" (the default) reads everything a ServoState holds; "motion"
+only position and velocity; "position" only the position. A field a block
+does not read is NaN (velocity, load, temperature, voltage), None (current)
+or False (moving). Faults are never invented: they come from the status
+packet (Dynamixel's alert bit, Feetech's status byte) whatever block is read.
 
 Wire time is 10 bits per byte (8N1) at the baud rate, plus each answering
 servo's return delay. Sizes follow the vendors' protocol documents (ROBOTIS
@@ -14,6 +21,7 @@ Protocol 2.0 e-Manual, Feetech SCS/STS communication protocol).
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,7 +31,16 @@ from servo_core.errors import ConfigError
 from servo_core.state import ServoFault, ServoState
 from servo_core.units import TWO_PI, decode_sign_magnitude
 
-__all__ = ["BITS_PER_BYTE", "DYNAMIXEL", "FEETECH", "PROTOCOLS", "Protocol", "bytes_time", "protocol_named"]
+__all__ = [
+    "BITS_PER_BYTE",
+    "DYNAMIXEL",
+    "FEETECH",
+    "PROTOCOLS",
+    "Protocol",
+    "StateBlock",
+    "bytes_time",
+    "protocol_named",
+]
 
 BITS_PER_BYTE = 10
 
@@ -41,6 +58,16 @@ def _faults(raw: int, table: Mapping[int, ServoFault]) -> ServoFault:
         if raw & bit:
             out |= fault
     return out
+
+
+@dataclass(frozen=True)
+class StateBlock:
+    """A run of registers a bus reads every cycle, and how to make a ServoState of it."""
+
+    register: str  # the first register read
+    length: int  # bytes per servo
+    decode: StateDecoder
+    reads: str  # the ServoState fields it fills, for people
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +93,7 @@ class Protocol:
     fault_bits: Mapping[int, ServoFault]  # the vendor's alarm bits
     default_resolution: int  # ticks per turn assumed for a model the catalogue does not know
     decode: StateDecoder
+    state_blocks: Mapping[str, StateBlock]  # by name: "full" (state_register, state_length), ...
 
     def __repr__(self) -> str:
         return f"Protocol({self.name!r})"
@@ -92,6 +120,14 @@ class Protocol:
 
     def sync_write_time(self, n_ids: int, length: int, baud: int) -> float:
         return bytes_time(self.instruction_size(self.sync_write_header + n_ids * (1 + length)), baud)
+
+    def state_block(self, name: str) -> StateBlock:
+        """The state block called `name`. ConfigError listing the valid names."""
+        try:
+            return self.state_blocks[name]
+        except KeyError:
+            valid = ", ".join(self.state_blocks)
+            raise ConfigError(f"{self.name}: no state block {name!r}; valid: {valid}") from None
 
     def faults(self, raw: int) -> ServoFault:
         """The vendor's alarm byte in the common vocabulary."""
@@ -141,8 +177,10 @@ def _decode_dxl(servo_id: int, block: bytes, hw_error: int, model: str, resoluti
 
 
 def _decode_sts(servo_id: int, block: bytes, hw_error: int, model: str, resolution: int) -> ServoState:
-    """Feetech STS registers 56..70 in SI units; the alarm byte is inside the block."""
+    """Feetech STS registers 56..70 in SI units; the alarm byte is inside the block (and in
+    the status byte, `hw_error`, which a bus may pass as well)."""
     position, speed, load, voltage, temperature, error, moving, current = STS_STATE_BLOCK.unpack(block)
+    error |= hw_error
     step = TWO_PI / resolution
     return ServoState(  # positional: this runs for every servo in every cycle
         servo_id,
@@ -156,6 +194,72 @@ def _decode_sts(servo_id: int, block: bytes, hw_error: int, model: str, resoluti
         bool(moving),
     )
 
+
+_UNREAD = math.nan  # a field the block read does not hold
+_DXL_POSITION = struct.Struct("<i")  # 132 present position
+_DXL_MOTION = struct.Struct("<ii")  # 128 present velocity, 132 present position
+_STS_POSITION = struct.Struct("<H")  # 56 present position
+_STS_MOTION = struct.Struct("<HH")  # 56 present position, 58 present speed
+
+
+def _dxl_faults(hw_error: int) -> ServoFault:
+    return _faults(hw_error, _DXL_FAULT_BITS) if hw_error else ServoFault.NONE
+
+
+def _decode_dxl_position(
+    servo_id: int, block: bytes, hw_error: int, model: str, resolution: int
+) -> ServoState:
+    (position,) = _DXL_POSITION.unpack(block)
+    angle = (position - resolution // 2) * TWO_PI / resolution
+    return ServoState(servo_id, angle, _UNREAD, _UNREAD, None, _UNREAD, _UNREAD, _dxl_faults(hw_error), False)
+
+
+def _decode_dxl_motion(servo_id: int, block: bytes, hw_error: int, model: str, resolution: int) -> ServoState:
+    velocity, position = _DXL_MOTION.unpack(block)
+    angle = (position - resolution // 2) * TWO_PI / resolution
+    return ServoState(
+        servo_id,
+        angle,
+        velocity * _DXL_VELOCITY_UNIT,
+        _UNREAD,
+        None,
+        _UNREAD,
+        _UNREAD,
+        _dxl_faults(hw_error),
+        False,
+    )
+
+
+def _sts_faults(hw_error: int) -> ServoFault:
+    return _faults(hw_error, _STS_FAULT_BITS) if hw_error else ServoFault.NONE
+
+
+def _decode_sts_position(
+    servo_id: int, block: bytes, hw_error: int, model: str, resolution: int
+) -> ServoState:
+    """Feetech present position; the alarms come from the status byte (`hw_error`)."""
+    (position,) = _STS_POSITION.unpack(block)
+    angle = (decode_sign_magnitude(position, 15) - resolution // 2) * TWO_PI / resolution
+    return ServoState(servo_id, angle, _UNREAD, _UNREAD, None, _UNREAD, _UNREAD, _sts_faults(hw_error), False)
+
+
+def _decode_sts_motion(servo_id: int, block: bytes, hw_error: int, model: str, resolution: int) -> ServoState:
+    position, speed = _STS_MOTION.unpack(block)
+    step = TWO_PI / resolution
+    return ServoState(
+        servo_id,
+        (decode_sign_magnitude(position, 15) - resolution // 2) * step,
+        decode_sign_magnitude(speed, 15) * step,
+        _UNREAD,
+        None,
+        _UNREAD,
+        _UNREAD,
+        _sts_faults(hw_error),
+        False,
+    )
+
+
+_FULL = "position, velocity, load, current, temperature, voltage, moving"
 
 DYNAMIXEL = Protocol(
     name="dynamixel",
@@ -177,6 +281,11 @@ DYNAMIXEL = Protocol(
     fault_bits=_DXL_FAULT_BITS,
     default_resolution=4096,  # X series
     decode=_decode_dxl,
+    state_blocks={
+        "full": StateBlock("moving", 25, _decode_dxl, _FULL),  # 122..146
+        "motion": StateBlock("present_velocity", 8, _decode_dxl_motion, "position, velocity"),  # 128..135
+        "position": StateBlock("present_position", 4, _decode_dxl_position, "position"),  # 132..135
+    },
 )
 
 FEETECH = Protocol(
@@ -199,6 +308,11 @@ FEETECH = Protocol(
     fault_bits=_STS_FAULT_BITS,
     default_resolution=4096,  # STS series
     decode=_decode_sts,
+    state_blocks={
+        "full": StateBlock("present_position", 15, _decode_sts, _FULL),  # 56..70
+        "motion": StateBlock("present_position", 4, _decode_sts_motion, "position, velocity"),  # 56..59
+        "position": StateBlock("present_position", 2, _decode_sts_position, "position"),  # 56..57
+    },
 )
 
 PROTOCOLS: Mapping[str, Protocol] = {p.name: p for p in (DYNAMIXEL, FEETECH)}

@@ -13,6 +13,8 @@ from servo_core.errors import ConfigError
 
 __all__ = [
     "TWO_PI",
+    "WATCHDOG_UNIT_S",
+    "watchdog_units",
     "HasResolution",
     "centre_tick",
     "decode_sign_magnitude",
@@ -70,3 +72,18 @@ def encode_sign_magnitude(value: int, bit: int) -> int:
     if value < 0:
         return min(-value, limit) | (1 << bit)
     return min(value, limit)
+
+
+WATCHDOG_UNIT_S = 0.020
+"""Dynamixel X Bus Watchdog (register 98) counts 20 ms units, 1..127 (e-Manual)."""
+_WATCHDOG_UNITS = 127
+
+
+def watchdog_units(timeout_s: float) -> int:
+    """The Bus Watchdog value nearest `timeout_s` (s); ConfigError outside 0.02..2.54 s."""
+    lo, hi = WATCHDOG_UNIT_S, _WATCHDOG_UNITS * WATCHDOG_UNIT_S
+    if not lo - 1e-9 <= timeout_s <= hi + 1e-9:  # also rejects NaN
+        raise ConfigError(
+            f"bus watchdog timeout {timeout_s!r} s is outside {lo:g}..{hi:g} s (1..127 x 20 ms)"
+        )
+    return min(_WATCHDOG_UNITS, max(1, math.floor(timeout_s / WATCHDOG_UNIT_S + 0.5)))

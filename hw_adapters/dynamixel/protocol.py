@@ -4,7 +4,9 @@ A status packet has INST 0x55, then an ERR byte, then params. LEN counts INST, t
 and the 2 CRC bytes. Multi-byte fields (LEN, CRC, addresses, lengths, register data) are little-endian;
 addresses and lengths count control-table bytes. Stuffing covers INST, ERR and params (`FF FF FD` is sent
 as `FF FF FD FD`); the CRC covers the stuffed packet from the header to the last param byte.
-Serves the host (instructions out, status in) and the device emulator (the reverse). Encoders raise
+A Fast Sync Read (0x8A) is answered by one status packet from the broadcast id that every servo
+asked adds its block to (see encode_fast_sync_status). Serves the host (instructions out, status in)
+and the device emulator (the reverse). Encoders raise
 ValueError on arguments no caller should pass; decoders raise ChecksumError / MalformedPacketError.
 Source: the ROBOTIS e-Manual, "Dynamixel Protocol 2.0".
 """
@@ -25,10 +27,13 @@ __all__ = [
     "bulk_write",
     "crc16",
     "decode_packet",
+    "encode_fast_sync_status",
     "encode_instruction",
     "encode_status",
     "factory_reset",
     "fast_sync_read",
+    "fast_sync_read_reply_size",
+    "FastSyncReadParser",
     "HEADER",
     "Instruction",
     "MAX_ID",
@@ -65,6 +70,7 @@ _PATTERN = b"\xff\xff\xfd"
 _STUFFED = b"\xff\xff\xfd\xfd"
 _PREFIX = 7  # header + ID + LEN
 _MIN_LENGTH = 3  # INST + CRC
+_FAST_BLOCK = 4  # ERR + ID + CRC around each servo's data in a fast sync status
 _FACTORY_RESET_MODES = (0x01, 0x02, 0xFF)
 _ERROR_MESSAGES: tuple[str, ...] = (
     "no error",
@@ -122,12 +128,11 @@ def _crc_table() -> tuple[int, ...]:
 _CRC_TABLE = _crc_table()
 
 
-def crc16(data: bytes) -> int:
+def crc16(data: bytes, crc: int = 0) -> int:
     """CRC-16 of `data`: polynomial 0x8005, initial value 0, not reflected, no final xor.
 
-    The packet carries it low byte first.
+    The packet carries it low byte first. `crc` continues a CRC over bytes that came before.
     """
-    crc = 0
     for byte in data:
         crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
     return crc
@@ -256,6 +261,38 @@ def fast_sync_read(address: int, length: int, ids: Iterable[int]) -> bytes:
     return encode_instruction(
         BROADCAST_ID, Instruction.FAST_SYNC_READ, _sync_read_params(address, length, ids)
     )
+
+
+def fast_sync_read_reply_size(n_ids: int, length: int) -> int:
+    """Bytes of the status answering a Fast Sync Read of `length` bytes from `n_ids` servos."""
+    return _PREFIX + 1 + n_ids * (_FAST_BLOCK + length)
+
+
+def encode_fast_sync_status(blocks: Sequence[tuple[int, int, bytes]], n_ids: int) -> list[bytes]:
+    """The answer to a Fast Sync Read of `n_ids` servos, as the chunks each servo sends.
+
+    `blocks`: (id, error, data) of the servos that answer, in the order asked; every data has
+    the same length. One status packet from the broadcast id: `FF FF FD 00 | FE | LEN | 55`,
+    then per servo `ERR | ID | data | CRC`, each CRC over every byte from the header up to it,
+    so the last one is the packet's CRC. LEN counts all `n_ids` blocks: a chain cut short
+    (a servo missing) keeps the LEN of the whole. The blocks are not byte-stuffed, as the
+    Dynamixel SDK reads them. The first chunk carries the header and the first block.
+    """
+    if not blocks or len(blocks) > n_ids:
+        raise ValueError(f"a fast sync status has 1..{n_ids} blocks, got {len(blocks)}")
+    length = len(blocks[0][2])
+    chunks, crc = [], 0
+    head = HEADER + bytes((BROADCAST_ID,)) + _uint(1 + n_ids * (_FAST_BLOCK + length), "LEN")
+    head += bytes((Instruction.STATUS,))
+    for k, (servo_id, error, data) in enumerate(blocks):
+        _check_id(servo_id, broadcast=False)
+        if len(data) != length:
+            raise ValueError(f"servo {servo_id}: {len(data)} data bytes, the others have {length}")
+        block = (head if k == 0 else b"") + _uint(error, "error", 1) + bytes((servo_id,)) + bytes(data)
+        crc = crc16(block, crc)
+        chunks.append(block + crc.to_bytes(2, "little"))
+        crc = crc16(chunks[-1][-2:], crc)
+    return chunks
 
 
 def _sync_read_params(address: int, length: int, ids: Iterable[int]) -> bytes:
@@ -489,6 +526,92 @@ def _partial_header(buf: bytearray, pos: int) -> int:
         if len(buf) - pos >= keep and buf.endswith(HEADER[:keep]):
             return keep
     return 0
+
+
+class FastSyncReadParser:
+    """The host's parser for the status answering a Fast Sync Read of `length` bytes from `n_ids` servos.
+
+    `feed` returns a STATUS Packet per block (the block's id, error byte and data), in order,
+    as soon as the block's CRC checks. Each CRC covers everything before it, so the blocks
+    before a missing servo or a corrupt byte still decode; nothing after a bad CRC does.
+    Bytes before the header (FE id, LEN for `n_ids` blocks, instruction 0x55) are dropped.
+    Counters: packets (blocks), crc_errors, malformed, bytes_dropped; `pending`: bytes held
+    that make no complete block yet.
+    """
+
+    def __init__(self, length: int, n_ids: int) -> None:
+        if length < 1 or n_ids < 1:
+            raise ValueError(f"length and n_ids must be >= 1, got {length}, {n_ids}")
+        self.length, self.n_ids = length, n_ids
+        size = 1 + n_ids * (_FAST_BLOCK + length)
+        self._head = HEADER + bytes((BROADCAST_ID,)) + size.to_bytes(2, "little")
+        self._buf = bytearray()
+        self._found = False  # the header is at _buf[0]
+        self._used = 0  # bytes of _buf decoded into blocks
+        self._crc = 0  # CRC of _buf[:_used]
+        self._stopped = False  # after a bad CRC or a bad block
+        self.packets = self.crc_errors = self.malformed = self.bytes_dropped = 0
+
+    @property
+    def pending(self) -> int:
+        """Bytes held that make no complete block."""
+        return len(self._buf) - self._used
+
+    def feed(self, data: bytes) -> list[Packet]:
+        found: list[Packet] = []
+        if self._stopped:
+            self.bytes_dropped += len(data)
+            return found
+        buf = self._buf
+        buf += data
+        if not self._found and not self._find_header():
+            return found
+        if not self._used:
+            self._used = _PREFIX + 1  # the blocks follow the instruction byte
+        size = self.length + _FAST_BLOCK
+        total = _PREFIX + 1 + self.n_ids * size
+        if not self.packets and len(buf) >= total and crc16(bytes(buf[: total - 2])) == _le16(buf, total - 2):
+            # The whole packet at once: its last CRC covers every byte before it.
+            found = [
+                Packet(buf[at + 1], Instruction.STATUS, bytes(buf[at + 2 : at + size - 2]), buf[at])
+                for at in range(_PREFIX + 1, total, size)
+            ]
+            if all(p.id <= MAX_ID for p in found):
+                self.packets, self._used = self.n_ids, total
+                return found
+            found = []
+        while self.packets < self.n_ids and len(buf) >= self._used + size:
+            at, end = self._used, self._used + size
+            crc = crc16(bytes(buf[self._used if self.packets else 0 : end - 2]), self._crc)
+            if crc != _le16(buf, end - 2) or buf[at + 1] > MAX_ID:
+                if crc != _le16(buf, end - 2):
+                    self.crc_errors += 1
+                else:
+                    self.malformed += 1
+                self._stopped = True
+                self.bytes_dropped += len(buf) - at
+                del buf[at:]
+                break
+            found.append(Packet(buf[at + 1], Instruction.STATUS, bytes(buf[at + 2 : end - 2]), buf[at]))
+            self.packets += 1
+            self._crc = crc16(bytes(buf[end - 2 : end]), crc)
+            self._used = end
+        return found
+
+    def _find_header(self) -> bool:
+        buf, head = self._buf, self._head
+        at = buf.find(head)
+        while at >= 0 and len(buf) > at + _PREFIX:
+            if buf[at + _PREFIX] == Instruction.STATUS:
+                self.bytes_dropped += at
+                del buf[:at]
+                self._found = True
+                return True
+            at = buf.find(head, at + 1)
+        drop = at if at >= 0 else max(0, len(buf) - (len(head) - 1))
+        self.bytes_dropped += drop
+        del buf[:drop]
+        return False
 
 
 # ----------------------------------------------------------------------------- status errors

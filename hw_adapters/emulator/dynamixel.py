@@ -1,9 +1,13 @@
 """The device side of Dynamixel Protocol 2.0: servos that answer instructions.
 
 Status return level (register 68): 0 answers PING only, 1 PING and READ,
-2 everything. Broadcast instructions get no status, except PING, SYNC READ,
-FAST SYNC READ and BULK READ, which every addressed servo answers in turn.
-Errors come back in the status packet's error byte, as on a real servo.
+2 everything. Broadcast instructions get no status, except PING, SYNC READ and
+BULK READ, which every addressed servo answers in turn, and FAST SYNC READ,
+which they answer together in one status packet (each adds its block). Errors
+come back in the status packet's error byte, as on a real servo.
+
+A Fast Sync Read that lists an absent servo is answered up to it: the servos
+after it wait for its block to continue the packet's CRC, and stay silent.
 """
 
 from __future__ import annotations
@@ -69,9 +73,11 @@ class DynamixelResponder(ProtocolResponder):
         inst = p.instruction
         if inst == Inst.PING:
             return [self._ping_reply(s) for s in dev.ordered()]
-        if inst in (Inst.SYNC_READ, Inst.FAST_SYNC_READ):
+        if inst == Inst.SYNC_READ:
             address, length, ids = dxl.parse_sync_read(p.params)
             return self._reads([(i, address, length) for i in ids])
+        if inst == Inst.FAST_SYNC_READ:
+            return self._fast_reads(*dxl.parse_sync_read(p.params))
         if inst == Inst.BULK_READ:
             return self._reads(dxl.parse_bulk_read(p.params))
         if inst == Inst.SYNC_WRITE:
@@ -106,6 +112,30 @@ class DynamixelResponder(ProtocolResponder):
             else:
                 replies.append(self._status(servo, 0, data))
         return replies
+
+    def _fast_reads(self, address: int, length: int, ids: list[int]) -> list[Reply]:
+        """One status packet for all `ids`: the first servo's chunk carries the header, each
+        block is a chunk of its own that follows the one before (Reply.follows)."""
+        blocks: list[tuple[int, int, bytes]] = []
+        senders: list[VirtualServo] = []
+        for i in ids:
+            servo = self.devices.servos.get(i)
+            if servo is None:
+                break
+            data = self.devices.read(servo, address, length)
+            error = 0
+            if isinstance(data, RegisterError):
+                error, data = _ERROR_CODE[data.kind], bytes(length)
+                self.devices.stats.refused += 1
+            if servo.peek("hardware_error_status"):
+                error |= _ALERT
+            blocks.append((i, error, data))
+            senders.append(servo)
+        if not blocks:
+            return []
+        self.devices.stats.replies += len(blocks)
+        chunks = dxl.encode_fast_sync_status(blocks, len(ids))
+        return [Reply(s, c, follows=k > 0) for k, (s, c) in enumerate(zip(senders, chunks, strict=True))]
 
     # -- status packets ------------------------------------------------------------------
     def _ping_reply(self, servo: VirtualServo) -> Reply:

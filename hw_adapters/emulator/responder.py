@@ -14,10 +14,15 @@ __all__ = ["BusDevices", "ProtocolResponder", "Reply", "ResponderStats"]
 
 @dataclass(frozen=True)
 class Reply:
-    """A status packet and the servo that sends it (whose return delay it waits)."""
+    """A status packet and the servo that sends it (whose return delay it waits).
+
+    `follows`: the bytes continue the packet before them (a servo's block in a combined
+    status) and leave right after it, with no return delay of their own.
+    """
 
     servo: VirtualServo
     packet: bytes
+    follows: bool = False
 
 
 @dataclass
@@ -30,10 +35,12 @@ class ResponderStats:
 
 @dataclass
 class BusDevices:
-    """The servos on the line, by their current id, and a hook that brings the physics up to date."""
+    """The servos on the line, by their current id; `sync` brings the physics up to date before an
+    instruction is answered, `now` is when it arrived (s, on the servos' clock; None: their own time)."""
 
     units: Mapping[int, VirtualServo]
     sync: Callable[[], None] = lambda: None
+    now: Callable[[], float] | None = None
     stats: ResponderStats = field(default_factory=ResponderStats)
     registered: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # REG_WRITE per id
 
@@ -100,6 +107,7 @@ class ProtocolResponder:
             return []
         dev.stats.instructions += 1
         dev.sync()
+        self._heard(packet.id)
         try:
             if packet.id == self.broadcast_id:
                 return self._broadcast(packet)
@@ -111,6 +119,16 @@ class ProtocolResponder:
         except ProtocolError:  # parameters of the wrong length for the instruction
             servo = dev.servos.get(packet.id)
             return [self._status(servo, self.malformed_error)] if servo is not None else []
+
+    def _heard(self, servo_id: int) -> None:
+        """An instruction reached the servos it is addressed to: it feeds their watchdogs."""
+        dev = self.devices
+        t = dev.now() if dev.now is not None else None
+        if servo_id == self.broadcast_id:
+            for servo in dev.servos.values():
+                servo.heard(t)
+        elif servo_id in dev.servos:
+            dev.servos[servo_id].heard(t)
 
     def _not_an_instruction(self, packet: Any) -> bool:
         return False

@@ -1,8 +1,12 @@
 """`feetech:///dev/ttyACM0?baud=1000000` — Feetech STS servos over the SCS protocol.
 
-One sync read of registers 56..70 (Present Position .. Present Current) per
-cycle; one sync write of Goal Position (42) for every goal. Values are
-little-endian, signed ones in sign-magnitude form.
+One sync read of the state block per cycle; one sync write of Goal Position
+(42) for every goal. Values are little-endian, signed ones in sign-magnitude
+form. `state=full` (default) reads 56..70 (Present Position .. Present
+Current), `state=motion` 56..59 (position, speed), `state=position` 56..57;
+alarms come from the status byte of every reply whatever the block.
+
+The STS firmware has no communication watchdog: `arm_watchdog` returns False.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ TORQUE_ENABLE = _TABLE["torque_enable"].address
 MODEL_NUMBER = _TABLE["model_number"].address
 FIRMWARE = _TABLE[FEETECH.firmware_register].address
 RETURN_DELAY = _TABLE["return_delay_time"].address
+_ALARMS = int(sum(sts.StatusBit))
 
 
 class FeetechBus(SerialServoBus):
@@ -43,7 +48,7 @@ class FeetechBus(SerialServoBus):
     def _raise_for_status(self, packet: sts.Packet) -> None:
         # Alarm bits (voltage, heat, load) arrive in every status; they are reported
         # through the state's faults, not raised. Only a refused instruction raises.
-        if packet.error is not None and packet.error & ~int(sum(sts.StatusBit)):
+        if packet.error is not None and packet.error & ~_ALARMS:
             sts.raise_for_status(packet)
 
     def _ping_packet(self, servo_id: int) -> tuple[bytes, int]:
@@ -59,11 +64,13 @@ class FeetechBus(SerialServoBus):
         return number, register(FIRMWARE, 1)[0], register(RETURN_DELAY, 1)[0] * 2e-6
 
     def _state_read(self, ids: list[int]) -> tuple[bytes, int]:
-        return sts.sync_read(STATE_ADDR, STATE_LEN, ids), STATE_LEN
+        length = self.state_block.length
+        return sts.sync_read(self.state_address, length, ids), length
 
-    def _decode_state(self, servo_id: int, params: bytes) -> ServoState:
+    def _decode_state(self, servo_id: int, reply: sts.Packet) -> ServoState:
         known = self.known[servo_id]
-        return FEETECH.decode(servo_id, params, 0, known.model, known.resolution)
+        alarms = (reply.error or 0) & _ALARMS
+        return self.state_block.decode(servo_id, reply.params, alarms, known.model, known.resolution)
 
     def _goal_write(self, ticks: Mapping[int, int]) -> bytes:
         goal = FEETECH.goal
@@ -77,7 +84,10 @@ def open_feetech_bus(url: str) -> FeetechBus:
     link, opts = open_link(url, 1_000_000)
     try:
         return FeetechBus(
-            link, retries=int(opts.get("retries", 2)), fail_after=int(opts.get("fail_after", 5))
+            link,
+            retries=int(opts.get("retries", 2)),
+            fail_after=int(opts.get("fail_after", 5)),
+            state=str(opts.get("state", "full")),
         )
     except BaseException:
         link.close()

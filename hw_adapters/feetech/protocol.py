@@ -328,8 +328,13 @@ class PacketParser:
     `feed` returns every complete packet found so far. Bytes before a header, headers with an
     impossible id/LEN (so `FF FF FF 01` synchronises on the last two FFs) and packets with a bad
     checksum are dropped; after a bad checksum the scan restarts one byte past that header, so a
-    packet hidden behind a false header is still found. A plausible header waits for at most
-    MAX_LENGTH + 4 bytes, so the buffer stays bounded; call reset() after a timeout.
+    packet hidden behind a false header is still found. A plausible header waits for the bytes
+    its LEN claims (at most MAX_LENGTH + 4, so the buffer stays bounded) only while nothing
+    contradicts it: as soon as a complete packet with a valid checksum starts inside the bytes
+    it would span, the header is taken for noise and the scan resyncs on the next one. Without
+    byte stuffing a packet may hold such a packet in its params, so a genuine packet that
+    arrives in pieces and carries one is lost; one that arrives whole never is. Call reset()
+    after a timeout.
     """
 
     def __init__(self, kind: Literal["instruction", "status"]) -> None:
@@ -372,6 +377,10 @@ class PacketParser:
                 continue
             end = pos + buf[pos + 3] + 4
             if len(buf) < end:
+                if self._holds_packet(pos + 2):  # a false header: resync on what follows
+                    self.bytes_dropped += 1
+                    pos += 1
+                    continue
                 break
             if checksum(buf[pos + 2 : end - 1]) != buf[end - 1]:
                 self.checksum_errors += 1
@@ -383,3 +392,18 @@ class PacketParser:
             pos = end
         del buf[:pos]
         return found
+
+    def _holds_packet(self, start: int) -> bool:
+        """Whether a complete packet with a valid checksum starts in the buffer at or after `start`."""
+        buf = self._buf
+        at = buf.find(HEADER, start)
+        while 0 <= at <= len(buf) - 6:
+            end = at + buf[at + 3] + 4
+            if (
+                _plausible(self.kind, buf[at + 2], buf[at + 3])
+                and end <= len(buf)
+                and checksum(buf[at + 2 : end - 1]) == buf[end - 1]
+            ):
+                return True
+            at = buf.find(HEADER, at + 1)
+        return False

@@ -20,6 +20,12 @@ Firmware: position PID on encoder ticks in the vendor's gain units, with a
 trapezoidal profile (profile velocity/acceleration); velocity PI; or
 open-loop PWM. Modes the twin does not model (current control, Feetech step
 mode) are refused when written, rather than silently run as something else.
+
+Communication watchdog (Dynamixel's Bus Watchdog, see firmware.Watchdog): every
+read and write counts as an instruction reaching the servo, and `heard(t)` tells
+it of the others (a ping, a broadcast); a servo armed with torque on that hears
+nothing for longer than the register says stops where it is, on the servo's own
+clock (virtual time in a run, the emulator's wall clock behind a pty).
 """
 
 from __future__ import annotations
@@ -120,6 +126,12 @@ class VirtualServo:
         "_temp_limit",
         "_ticks_per_rad",
         "_torque_on",
+        "_wd",
+        "_wd_deadline",
+        "_wd_fired",
+        "_wd_goal_spans",
+        "_wd_heard",
+        "_wd_period",
         "_velocity_mode",
         "_viscous",
         "_w0",
@@ -217,6 +229,13 @@ class VirtualServo:
         self._goal_reg = self.table["goal_position"]
         # Reads that reach the present-value area refresh it.
         self._present_start = self.table[self.protocol.refresh_register].address
+        wd = self._wd = self._fw.watchdog
+        goals = () if wd is None else (self.table[wd.pwm_goal], self.table[wd.velocity_goal], self._goal_reg)
+        self._wd_goal_spans = tuple((r.address, r.address + r.size) for r in goals)
+        self._wd_heard = 0.0  # when the last instruction reached the servo (s, its clock)
+        self._wd_period = math.inf
+        self._wd_deadline = math.inf  # when it fires unless an instruction comes first
+        self._wd_fired = False
         self._factory_defaults(servo_id)
 
     # -- control table ---------------------------------------------------
@@ -256,8 +275,11 @@ class VirtualServo:
 
     def write(self, address: int, data: bytes) -> None:
         """Write raw bytes as a protocol write would. RegisterError on bad access."""
+        self.heard()
         goal = self._goal_reg
         if address == goal.address and len(data) == goal.size:  # the hot path: a new goal
+            if self._wd_fired:
+                raise RegisterError("goal position is read-only: the bus watchdog has fired", "range")
             ticks = goal.decode(data)
             lo, hi = self._goal_range
             if ticks < lo or ticks > hi:
@@ -283,6 +305,9 @@ class VirtualServo:
                     raise RegisterError(f"register {reg.name} ({reg.address}) is read-only", "access")
                 if reg.eeprom and self._torque_on:
                     raise RegisterError(f"EEPROM register {reg.name} is locked while torque is on", "access")
+        if self._wd_fired and any(a < end and address < b for a, b in self._wd_goal_spans):
+            raise RegisterError("goal registers are read-only: the bus watchdog has fired", "range")
+        self._check_watchdog_write(address, data)
         id_reg = self.table["id"]
         if address <= id_reg.address < end:
             new_id = data[id_reg.address - address]
@@ -312,6 +337,7 @@ class VirtualServo:
 
     def read(self, address: int, length: int) -> bytes:
         """Read raw bytes; present values are encoded from the physics first."""
+        self.heard()
         if address < 0 or length < 0 or address + length > self.table.size:
             raise RegisterError(f"read of {length} bytes at {address} is outside the table")
         end = address + length
@@ -323,6 +349,26 @@ class VirtualServo:
         """Write one register by name, encoded as the protocol would (RegisterError if refused)."""
         reg = self.table[name]
         self.write(reg.address, reg.encode(value))
+
+    def heard(self, t: float | None = None) -> None:
+        """An instruction packet reached the servo at `t` (s on its clock; default: now).
+
+        Feeds the watchdog. The emulator passes the wall-clock time a packet arrived, which
+        may be ahead of the plant: a deadline that passed before `t` fires first.
+        """
+        if t is None:
+            t = self.time_s
+        if t > self._wd_deadline:
+            self._watchdog_fire()
+        elif t > self._wd_heard:
+            self._wd_heard = t
+            if self._wd_deadline != math.inf:
+                self._wd_deadline = t + self._wd_period
+
+    @property
+    def watchdog_fired(self) -> bool:
+        """Whether the communication watchdog has stopped the servo (cleared by writing 0 to it)."""
+        return self._wd_fired
 
     def read_register(self, name: str) -> int:
         """Read one register by name, present values refreshed from the physics."""
@@ -375,9 +421,11 @@ class VirtualServo:
         self._factory_defaults(servo_id)
 
     def reboot(self) -> None:
-        """Clear alarms and torque off, as the vendor's reboot instruction does."""
+        """Clear alarms, torque off and watchdog off, as the vendor's reboot instruction does."""
         self.faults = 0
         self._set("torque_enable", 0)
+        if self._wd is not None:
+            self._set(self._wd.register, 0)
         self._load_settings()
 
     def _load_settings(self) -> None:
@@ -410,16 +458,56 @@ class VirtualServo:
         self._profile_a = acc if acc > 0 else math.inf
         self._profiled = vel > 0 or acc > 0
         self._pid_full = self._ki != 0.0 or self._kd != 0.0
+        wd = self._wd
+        if wd is not None:
+            units = g(wd.register)
+            self._wd_fired = units < 0
+            self._wd_period = units * wd.unit_s if units > 0 else math.inf
+            armed = units > 0 and self._torque_on
+            self._wd_deadline = self._wd_heard + self._wd_period if armed else math.inf
 
-    def _on_torque_enable(self) -> None:
-        # The firmware starts holding where the shaft is (goal := present), not
-        # where it was told before torque went off: no jump on enable.
+    def _check_watchdog_write(self, address: int, data: bytes) -> None:
+        """The watchdog register takes 0 (off, clears a fired watchdog) or 1..max (armed, not fired)."""
+        wd = self._wd
+        if wd is None:
+            return
+        reg = self.table[wd.register]
+        if not address <= reg.address < address + len(data):
+            return
+        units = reg.decode(bytes(data[reg.address - address : reg.address - address + 1]))
+        if units < 0 or units > wd.max_units:
+            raise RegisterError(f"bus watchdog takes 0..{wd.max_units}, got {units}", "range")
+        if units and self._wd_fired:
+            raise RegisterError("the bus watchdog has fired: write 0 to clear it, then arm it", "range")
+
+    def _watchdog_fire(self) -> None:
+        """Nothing reached the servo for longer than its watchdog allows: stop where it is."""
+        wd = self._wd
+        assert wd is not None  # a deadline is only ever set when the firmware has a watchdog
+        self._set(wd.register, -1)
+        self._wd_fired = True
+        self._wd_deadline = math.inf
+        self._hold_here()
+        if self._velocity_mode:
+            self._set(wd.velocity_goal, 0)
+            self._goal_velocity = 0.0
+        elif self._pwm_mode:
+            self._set(wd.pwm_goal, 0)
+            self._open_pwm = 0.0
+
+    def _hold_here(self) -> None:
+        """Goal := the present position, reached at once (no profile)."""
         ticks = int(math.floor(self.position * self._ticks_per_rad + 0.5))
-        self._set("goal_position", ticks + self.spec.resolution_ticks // 2)
+        self._set("goal_position", ticks + self._centre)
         self._goal = ticks / self._ticks_per_rad
         self._delayed.clear()
         self._setpoint = self.position
         self._sp_velocity = 0.0
+
+    def _on_torque_enable(self) -> None:
+        # The firmware starts holding where the shaft is (goal := present), not
+        # where it was told before torque went off: no jump on enable.
+        self._hold_here()
         self._integral = 0.0
         self._prev_error = 0.0
 
@@ -446,6 +534,8 @@ class VirtualServo:
         self.position = position
         self.velocity = velocity
         self.time_s += dt
+        if self.time_s > self._wd_deadline:
+            self._watchdog_fire()
         delayed = self._delayed
         while delayed and delayed[0][0] <= self.time_s:
             self._goal = delayed.popleft()[1]

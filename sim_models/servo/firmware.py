@@ -3,6 +3,7 @@
 The virtual servo (sim_models.servo.device) holds the state and runs the loop; the firmware object of its
 protocol writes the factory defaults, reads the drive settings (velocity and
 PWM units, profile registers) and encodes the present values a read returns.
+It also says whether the firmware has a communication watchdog (`Watchdog`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "Drive",
     "Firmware",
     "Servo",
+    "Watchdog",
     "firmware_for",
 ]
 
@@ -71,6 +73,23 @@ class Drive(NamedTuple):
     profile_acceleration: float  # rad/s²; 0: none
 
 
+class Watchdog(NamedTuple):
+    """A firmware's communication watchdog (Dynamixel X: Bus Watchdog, address 98).
+
+    The register holds 0 (off), 1..`max_units` (armed: that many `unit_s`) or -1 (fired).
+    Armed with torque on, the servo stops when no instruction packet reaches it for longer
+    than that; it then holds where it is, the register reads -1 and the goal registers
+    refuse writes (data range error) until 0 is written. Source: ROBOTIS e-Manual, X series
+    control table, Bus Watchdog (98).
+    """
+
+    register: str
+    unit_s: float
+    max_units: int
+    pwm_goal: str  # the goals that become read-only when it fires, besides Goal Position
+    velocity_goal: str
+
+
 def _clamp(value: int, limit: int) -> int:
     return -limit if value < -limit else (limit if value > limit else value)
 
@@ -81,6 +100,7 @@ class Firmware:
     protocol: Protocol
     # Position PID gains: register units -> PWM units per tick (and per tick·step, tick/step).
     gain_scale: tuple[float, float, float]
+    watchdog: Watchdog | None = None  # None: the firmware has no communication watchdog
 
     def factory_defaults(self, servo: Servo) -> None:
         raise NotImplementedError
@@ -98,6 +118,7 @@ class DynamixelFirmware(Firmware):
     # Dynamixel X position controller, after the e-Manual's block diagram:
     # KP = P/128, KI = I/65536, KD = D/16, output in PWM units (885 = 100 %).
     gain_scale = (1.0 / 128.0, 1.0 / 65536.0, 1.0 / 16.0)
+    watchdog = Watchdog("bus_watchdog", 0.020, 127, "goal_pwm", "goal_velocity")
 
     def factory_defaults(self, servo: Servo) -> None:
         s, put = servo.spec, servo._set
@@ -157,6 +178,7 @@ class FeetechFirmware(Firmware):
     # STS3215 at P = 32: 1.8–2.6° error holding 1.47 N·m (half its stall torque),
     # i.e. about 20 PWM units (of 1000) per tick.
     gain_scale = (0.625, 1.0 / 256.0, 0.25)
+    # The STS memory table has no communication watchdog: watchdog stays None.
 
     def factory_defaults(self, servo: Servo) -> None:
         s, put = servo.spec, servo._set

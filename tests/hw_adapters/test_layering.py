@@ -28,12 +28,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.realtime
 @pytest.mark.parametrize(("protocol", "model"), [("dynamixel", "xl430-w250"), ("feetech", "sts3215")])
 def test_a_serial_bus_run_imports_no_simulation(emulator, protocol: str, model: str) -> None:
     robot = "pan_tilt" if protocol == "dynamixel" else "arm6"
-    path, _ = emulator(protocol, model, robot)
+    emu = emulator(protocol, model, robot)
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, f"{protocol}://{path}"],
+        [sys.executable, "-c", SCRIPT, emu.url()],
         capture_output=True,
         text=True,
         timeout=60,

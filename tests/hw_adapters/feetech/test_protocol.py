@@ -291,12 +291,29 @@ def test_parser_truncated_then_complete() -> None:
     assert parser.feed(PING1[3:]) == [EXPECTED[0]]
 
 
-def test_parser_finds_packet_behind_false_header() -> None:
-    false_header = b"\xff\xff\x05\x40"  # plausible: claims 0x40 params + CHK, swallowing READ1
+FALSE_HEADER = b"\xff\xff\x05\x40"  # plausible: claims 0x40 params + CHK, would swallow READ1
+
+
+def test_parser_gives_up_a_false_header_once_a_packet_completes_inside_it() -> None:
     parser = PacketParser("instruction")
-    assert parser.feed(false_header + READ1) == []  # still waiting for the false packet to complete
-    assert parser.feed(bytes(0x40 + 4)) == [EXPECTED[1]]
-    assert parser.checksum_errors == 1
+    assert parser.feed(FALSE_HEADER + READ1[:5]) == []  # nothing contradicts the header yet
+    assert parser.pending == len(FALSE_HEADER) + 5
+    assert parser.feed(READ1[5:]) == [EXPECTED[1]]  # at once, not 0x40 bytes later
+    assert parser.pending == 0 and parser.bytes_dropped == len(FALSE_HEADER)
+
+
+def test_parser_answers_a_ping_behind_a_long_false_header_in_one_write() -> None:
+    stream = bytes.fromhex("ff ff 01 fa") + bytes(10) + PING1  # LEN 250 would span 254 bytes
+    assert PacketParser("instruction").feed(stream) == [EXPECTED[0]]
+
+
+def test_parser_a_packet_inside_the_params_of_one_still_arriving_wins() -> None:
+    # Without byte stuffing a packet may carry another in its params: whole, the outer one is
+    # decoded; in pieces, the inner one completes first and is taken (the documented limit).
+    outer = p.write(3, 42, READ1)
+    assert PacketParser("instruction").feed(outer) == [p.decode_instruction(outer)]
+    parser = PacketParser("instruction")
+    assert parser.feed(outer[:-1]) == [EXPECTED[1]]
 
 
 def test_parser_status_kind_and_reset() -> None:
