@@ -8,6 +8,12 @@ In a run the runtime passes the plant and the environment's clock. Alone
 (`sim://?robot=pan_tilt&model=xl430-w250&ids=1,2`), the bus builds its own
 plant and keeps its own virtual clock, advanced by its transactions and by
 `wait()`.
+
+Its counters are the serial buses': every ping, read and write is a transaction,
+and an id that does not answer counts `no_reply`. `retries` and `fail_after`
+(URL options, defaults as on the serial buses) are the rules that
+`hw_adapters.faulty.FaultInjectingBus` applies when it wraps this bus and injects
+faults: the twin's servos themselves never miss a transaction.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ from hw_adapters.base import (
     parse_bus_url,
     parse_ids,
 )
+from hw_adapters.faulty import DEFAULT_FAIL_AFTER, DEFAULT_RETRIES, check_policy
 from servo_core.catalogue import model_name, read_params, servo_spec
 from servo_core.protocol import DYNAMIXEL, bytes_time
-from servo_core.units import rad_to_ticks
+from servo_core.units import rad_to_ticks, watchdog_units
 from sim_models.plant import Mount, Plant
 from sim_models.servo.device import VirtualServo
 
@@ -41,6 +48,8 @@ SIM_OPTIONS: dict[str, OptionType] = {
     "ids": str,
     "baud": int,
     "dt": float,
+    "retries": int,
+    "fail_after": int,
 }
 
 
@@ -51,9 +60,20 @@ class SimBus(ServoBus):
     in `hw_adapters.faulty.FaultInjectingBus`.
     """
 
-    def __init__(self, plant: Plant, clock: Callable[[], float] | None = None, baud: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        plant: Plant,
+        clock: Callable[[], float] | None = None,
+        baud: int = 1_000_000,
+        *,
+        retries: int = DEFAULT_RETRIES,
+        fail_after: int = DEFAULT_FAIL_AFTER,
+    ) -> None:
+        check_policy(retries, fail_after)
         self.plant = plant
         self.baud = baud
+        self.retries = retries
+        self.fail_after = fail_after
         self._own_time = 0.0
         self._clock = clock if clock is not None else (lambda: self._own_time)
         self._owns_plant = False
@@ -86,10 +106,12 @@ class SimBus(ServoBus):
     # -- ServoBus ---------------------------------------------------------------
     def ping(self, servo_id: int) -> PingInfo | None:
         self._sync()
+        self._transactions += 1
         proto = self.protocol
         servo = self._servos.get(servo_id)
         request = bytes_time(proto.instruction_size(0), self.baud)
         if servo is None:
+            self._no_reply += 1
             self._spend(request)
             return None
         reply = proto.status_size(proto.ping_reply_params)
@@ -131,6 +153,10 @@ class SimBus(ServoBus):
         self._spend(proto.sync_read_time(len(ids), length, self.baud, delays) + extra)
         return out
 
+    def goal_write_time(self, n_servos: int) -> float:
+        """Wire time of a sync write of `n_servos` goals (s), without sending it."""
+        return self.protocol.sync_write_time(n_servos, self.protocol.goal.size, self.baud)
+
     def write_goals(self, goals: Mapping[int, float]) -> None:
         self._sync()
         proto = self.protocol
@@ -149,7 +175,11 @@ class SimBus(ServoBus):
             targets.append((servo, ticks))
         for servo, ticks in targets:
             servo.write_register("goal_position", ticks)
-        self._spend(proto.sync_write_time(len(goals), proto.goal.size, self.baud))
+        if not goals:  # nothing to write: nothing sent, as on the serial buses
+            self._spend(0.0)
+            return
+        self._transactions += 1
+        self._spend(self.goal_write_time(len(goals)))
 
     def set_torque(self, ids: Iterable[int], enabled: bool) -> None:
         self._sync()
@@ -157,8 +187,30 @@ class SimBus(ServoBus):
         for servo_id in ids:
             servo = self._servo(servo_id)
             servo.write_register("torque_enable", int(enabled))
+        if not ids:
+            self._spend(0.0)
+            return
+        self._transactions += 1
         size = self.protocol.table["torque_enable"].size
         self._spend(self.protocol.sync_write_time(len(ids), size, self.baud))
+
+    def arm_watchdog(self, ids: Iterable[int], timeout_s: float) -> bool:
+        """As on the real bus: Bus Watchdog in 20 ms units on servos whose table has it."""
+        return self._write_watchdog(list(ids), watchdog_units(timeout_s))
+
+    def disarm_watchdog(self, ids: Iterable[int]) -> None:
+        self._write_watchdog(list(ids), 0)
+
+    def _write_watchdog(self, ids: list[int], units: int) -> bool:
+        if "bus_watchdog" not in self.protocol.table or not ids:
+            self._spend(0.0)
+            return False
+        self._sync()
+        for servo_id in ids:
+            self._servo(servo_id).write_register("bus_watchdog", units)
+        self._transactions += 1
+        self._spend(self.protocol.sync_write_time(len(ids), 1, self.baud))
+        return True
 
     def snapshot(self) -> BusSnapshot:
         return BusSnapshot(transactions=self._transactions, no_reply=self._no_reply)
@@ -190,10 +242,16 @@ def open_sim_bus(url: str, plant: Plant | None = None, clock: Callable[[], float
     baud = int(opts.get("baud", 1_000_000))
     if baud <= 0:
         raise ConfigError(f"{url}: baud must be a positive number of bits per second, got {baud}")
+    retries = int(opts.get("retries", DEFAULT_RETRIES))
+    fail_after = int(opts.get("fail_after", DEFAULT_FAIL_AFTER))
+    try:
+        check_policy(retries, fail_after)
+    except ConfigError as exc:
+        raise ConfigError(f"{url}: {exc}") from None
     if plant is not None:
         if {"robot", "model", "params", "ids", "dt"} & opts.keys():
             raise ConfigError(f"{url}: robot, model, params, ids and dt come from the scenario in a run")
-        return SimBus(plant, clock, baud)
+        return SimBus(plant, clock, baud, retries=retries, fail_after=fail_after)
     from sim_models.robots import actuated_joints, robot_urdf_text
 
     if "robot" not in opts:
@@ -213,6 +271,6 @@ def open_sim_bus(url: str, plant: Plant | None = None, clock: Callable[[], float
         raise ConfigError(f"{url}: {len(ids)} ids but the robot has {len(joints)} joints")
     mounts = [Mount(j, VirtualServo(spec, i)) for j, i in zip(joints, ids, strict=False)]
     sim_plant = Plant(urdf, mounts, dt=float(opts.get("dt", 0.001)))
-    bus = SimBus(sim_plant, None, baud)
+    bus = SimBus(sim_plant, None, baud, retries=retries, fail_after=fail_after)
     bus._owns_plant = True
     return bus

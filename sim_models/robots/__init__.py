@@ -10,9 +10,9 @@ Robots are looked up by name in the `servotwin.robots` registry
 import math
 import os
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from servo_core.errors import ConfigError
+from servo_core.files import InputFileError, read_input_file
 from sim_models.robots.pendulum import pendulum_urdf
 from sim_models.robots.registry import ROBOTS, Robot, robot_provider
 
@@ -45,7 +45,8 @@ def robot_urdf_text(name: str | os.PathLike[str], **params: float) -> str:
     ``mass_kg`` and ``arm_mass_kg`` in kg). A name that is not registered and
     contains '/' or ends in '.urdf' is read as a file path, with no
     parameters. Raises ConfigError for an unknown name (listing the registered ones),
-    an unknown parameter, a bad parameter value, a missing/unreadable file or
+    an unknown parameter, a bad parameter value, a missing/unreadable file, one larger
+    than `servo_core.files.MAX_INPUT_FILE_BYTES` (the limit of scenario files) or
     a file with a DOCTYPE/ENTITY declaration.
     """
     if isinstance(name, os.PathLike):
@@ -61,13 +62,16 @@ def robot_urdf_text(name: str | os.PathLike[str], **params: float) -> str:
         )
     if params:
         raise ConfigError(f"robot file {name!r} takes no parameters, got {', '.join(sorted(params))}")
-    path = Path(name)
-    if not path.is_file():
-        raise ConfigError(f"URDF file not found: {name}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read URDF file {name}: {exc}") from exc
+        raw = read_input_file(name)
+    except InputFileError as exc:
+        raise ConfigError(f"robot file {name}: {exc.reason}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"robot file {name}: file is not UTF-8 text (byte 0x{raw[exc.start]:02x})"
+        ) from None
     _reject_declarations(text, name)
     return text
 

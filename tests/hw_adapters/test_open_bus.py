@@ -55,7 +55,10 @@ def test_not_a_url(url: str) -> None:
     [
         ("mock://?idz=1,2", ["ids", "model"]),
         ("mock://?ids=1&baud=57600", ["ids", "model"]),
-        ("sim://?robot=pan_tilt&speed=3", ["baud", "dt", "ids", "model", "params", "robot"]),
+        (
+            "sim://?robot=pan_tilt&speed=3",
+            ["baud", "dt", "fail_after", "ids", "model", "params", "retries", "robot"],
+        ),
     ],
 )
 def test_unknown_option_lists_the_valid_ones(url: str, valid: list[str]) -> None:

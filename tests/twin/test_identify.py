@@ -87,7 +87,7 @@ def test_a_parameters_file_for_another_model_is_refused(tmp_path: Path) -> None:
     other.write_text("model: sts3250\nparams: {}\n")
     base = ROOT / "scenarios" / "pendulum_sine.yaml"
     with pytest.raises(
-        twin.ScenarioError, match=r"plant.servos.0.params: .*not the servo's model xl330-m288"
+        twin.ScenarioError, match=r"^--set plant\.servos\.0\.params=.*: .*not the servo's model xl330-m288"
     ):
         twin.load(base, [f"plant.servos.0.params={other}"])
 

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-__all__ = ["Assertion", "parse_assertion"]
+__all__ = ["ASSERTION_PATTERN", "Assertion", "parse_assertion"]
 
 _OPS = {
     "<": operator.lt,
@@ -26,10 +26,14 @@ _OPS = {
     "==": operator.eq,
     "!=": operator.ne,
 }
-_PATTERN = re.compile(
-    r"^\s*(?P<path>[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)\s*(?P<op><=|>=|==|!=|<|>)\s*"
-    r"(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+# One pattern for Python and for the JSON Schema that editors check with JavaScript: it uses
+# only syntax that ECMA-262 and Python's `re` both accept, with numbered groups (path, op, number).
+# (Python's \d and \s also match non-ASCII digits and spaces, as they always did here.)
+ASSERTION_PATTERN = (
+    r"^\s*([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)\s*(<=|>=|==|!=|<|>)\s*"
+    r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
 )
+_PATTERN = re.compile(ASSERTION_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class Assertion:
     def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
         return {
             "type": "string",
-            "pattern": _PATTERN.pattern,
+            "pattern": ASSERTION_PATTERN,
             "description": "metric path, comparison, number; e.g. 'tracking.max_error_deg < 2.0'",
         }
 
@@ -79,5 +83,5 @@ def parse_assertion(text: str) -> Assertion:
             f"cannot parse assertion {text!r}: expected 'metric.path OP number' with OP one of "
             + " ".join(_OPS)
         )
-    bound = float(match["num"])
-    return Assertion(match["path"], match["op"], bound)
+    path, op, number = match.groups()
+    return Assertion(path, op, float(number))

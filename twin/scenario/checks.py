@@ -30,6 +30,7 @@ from twin.observe.metrics import (
     numeric_paths,
 )
 from twin.plugins import add_python_path, service_class
+from twin.scenario.budget import check_work
 from twin.scenario.models import (
     EmergencyStop,
     LinkFault,
@@ -61,6 +62,7 @@ CONVERSATIONS = (
 
 def check_scenario(s: Scenario) -> list[Problem]:
     problems = list(_timing(s))
+    problems += check_work(s)
     problems += _services(s)
     plant = list(_plant(s))
     joints = None if plant else _joints(s)

@@ -35,7 +35,7 @@ from twin.scenario.problems import (
     dotted,
     sorted_by_line,
 )
-from twin.scenario.yaml_reader import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, read_yaml
+from twin.scenario.yaml_reader import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, read_yaml, short_repr
 
 __all__ = [
     "MAX_DEPTH",
@@ -159,16 +159,38 @@ def _step(annotation: Any, segment: str | int) -> Any:
     return None
 
 
-def _model_at(model_cls: type[BaseModel], path: FieldPath, data: Any) -> type[BaseModel] | None:
-    """The model class that validates the value at ``path`` of ``data``, if it can be told."""
+def _annotation_at(model_cls: type[BaseModel], path: FieldPath, data: Any) -> Any:
+    """The annotation that validates the value at ``path`` of ``data``; ``None`` if unknown."""
     annotation: Any = model_cls
     for segment in path:
         annotation = _step(_unwrap(annotation, data), segment)
         data = _child(data, segment)
         if annotation is None:
             return None
-    annotation = _unwrap(annotation, data)
+    return _unwrap(annotation, data)
+
+
+def _model_at(model_cls: type[BaseModel], path: FieldPath, data: Any) -> type[BaseModel] | None:
+    """The model class that validates the value at ``path`` of ``data``, if it can be told."""
+    annotation = _annotation_at(model_cls, path, data)
     return annotation if _is_model(annotation) else None
+
+
+def _missing_items(
+    error: Mapping[str, Any], model_cls: type[BaseModel], data: Any
+) -> tuple[FieldPath, str] | None:
+    """A fixed-length list (a tuple field) given too few items: pydantic reports the first
+    absent index as a missing field; this names the list and says how many it takes."""
+    loc, given = tuple(error["loc"]), error.get("input")
+    if error["type"] != "missing" or not loc or type(loc[-1]) is not int or not isinstance(given, list):
+        return None
+    path = _data_path(loc[:-1], data, missing=False)
+    if _child_lookup(data, path) != given:
+        return None
+    annotation = _annotation_at(model_cls, path, data)
+    args = get_args(annotation) if get_origin(annotation) is tuple else ()
+    wanted = f"{len(args)} items" if args and Ellipsis not in args else "more items"
+    return path, f"expected {wanted}, got {len(given)}: {short_repr(given)}"
 
 
 def _suggest(word: str, choices: Iterable[str]) -> str:
@@ -216,6 +238,9 @@ def _describe_error(error: Mapping[str, Any], model_cls: type[BaseModel], data: 
     """The data path and the message for one pydantic error."""
     kind = error["type"]
     loc = tuple(error["loc"])
+    too_few = _missing_items(error, model_cls, data)
+    if too_few is not None:
+        return too_few
     path = _data_path(loc, data, missing=kind == "missing")
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
@@ -237,8 +262,14 @@ def _describe_error(error: Mapping[str, Any], model_cls: type[BaseModel], data: 
 
 
 def _locate(lines: LineMap, file: str, path: FieldPath, message: str) -> Problem:
-    if lines.is_overridden(path):
-        return Problem(OVERRIDE_FILE, None, dotted(path), message)
+    override = lines.override_of(path)
+    if override is not None:
+        return Problem(OVERRIDE_FILE, None, dotted(path), message, override)
+    # A problem of a whole section (a cross-check, a model validator) that an override
+    # changed a part of: the file's place, and the override that may have caused it.
+    inside = lines.overrides_under(path)
+    if inside:
+        message += " (with " + ", ".join(f"{OVERRIDE_FILE} {text}" for text in inside) + ")"
     return Problem(file, lines.line_of(path), dotted(path), message)
 
 

@@ -177,6 +177,13 @@ class ServoConfig(Model):
             return os.path.normpath(os.path.join(base, value))
         return value
 
+    @field_validator("limits_deg", mode="before")
+    @classmethod
+    def _two_numbers(cls, v: object) -> object:
+        if v is not None and not (isinstance(v, list | tuple) and len(v) == 2):
+            raise ValueError("limits_deg must be two numbers [low, high] in degrees")
+        return v
+
     @field_validator("limits_deg")
     @classmethod
     def _ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
@@ -520,6 +527,20 @@ class OutputsConfig(Model):
     dir: str | None = Field(default=None, description="run directory; default runs/<name>")
     plots: bool = True
     render: RenderConfig | None = Field(default=None, description="write robot.gif (or pass --render)")
+    trace_limit: int = Field(
+        default=20_000,
+        ge=0,
+        description="the most spans and messages trace.json keeps (the first ones; the rest are counted)",
+    )
+
+
+class ShadowConfig(Model):
+    """`twin run --bus URL --shadow`: when the real servos and the twin beside them part."""
+
+    threshold_deg: float = Field(
+        default=5.0, gt=0, le=180, description="|hardware − twin| above this, per joint"
+    )
+    window_ms: float = Field(default=200.0, ge=0, le=60_000, description="for this long, raises the alarm")
 
 
 # -- scenario -----------------------------------------------------------------------------------
@@ -539,6 +560,7 @@ class Scenario(Model):
     faults: list[Fault] = Field(default_factory=list, description="what breaks, when, for how long")
     assertions: list[Assertion] = Field(default_factory=list)
     outputs: OutputsConfig = OutputsConfig()
+    shadow: ShadowConfig = ShadowConfig()
 
     @field_validator("python_path")
     @classmethod

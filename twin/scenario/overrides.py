@@ -63,7 +63,7 @@ def _apply_one(data: dict[str, Any], item: str, file: str) -> FieldPath:
     raw_path, equals, raw_value = item.partition("=")
     where = raw_path.strip()
     if not equals or not where:
-        raise _OverrideError("", f"expected path=value, got {item!r}")
+        raise _OverrideError("", "expected path=value")
     segments = [segment.strip() for segment in where.split(".")]
     if "" in segments:
         raise _OverrideError(where, "empty segment in the path")
@@ -85,15 +85,22 @@ def _apply_one(data: dict[str, Any], item: str, file: str) -> FieldPath:
 
 def apply_overrides_tracked(
     data: Mapping[str, Any], sets: Sequence[str], file: str
-) -> tuple[dict[str, Any], list[FieldPath]]:
+) -> tuple[dict[str, Any], dict[FieldPath, str]]:
+    """:func:`apply_overrides`, also returning what each override set: the path of the value
+    it set (or of the first section it had to create) mapped to its ``path=value`` text."""
     result = copy.deepcopy(dict(data))
-    applied: list[FieldPath] = []
+    applied: dict[FieldPath, str] = {}
     problems: list[Problem] = []
     for item in sets:
         try:
-            applied.append(_apply_one(result, item, file))
+            path = _apply_one(result, item, file)
         except _OverrideError as exc:
-            problems.append(Problem(OVERRIDE_FILE, None, exc.path, exc.message))
+            problems.append(Problem(OVERRIDE_FILE, None, exc.path, exc.message, item))
+            continue
+        # A later override of the same path, or of one above it, replaced what this one set.
+        for done in [p for p in applied if p[: len(path)] == path]:
+            del applied[done]
+        applied[path] = item
     if problems:
         raise ScenarioError(problems)
     return result, applied

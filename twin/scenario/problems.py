@@ -13,6 +13,7 @@ __all__ = [
     "FieldPath",
     "LineMap",
     "OVERRIDE_FILE",
+    "override_path",
     "Problem",
     "problem_error",
     "ScenarioError",
@@ -40,11 +41,26 @@ class Problem:
     path: str
     """Dotted field path, list indices as numbers; ``""`` for whole-file problems."""
     message: str
+    override: str | None = None
+    """For problems that come from a command-line override: its ``path=value`` text."""
 
     def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
         what = " ".join(self.message.splitlines())
+        if self.override is not None:
+            where = f"{OVERRIDE_FILE} {' '.join(self.override.splitlines())}"
+            # The override already names its own path; a problem deeper inside the value it
+            # set (a field of a mapping it gave) still needs its own.
+            if self.path and self.path != override_path(self.override):
+                return f"{where}: {self.path}: {what}"
+            return f"{where}: {what}"
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
         return f"{where}: {self.path}: {what}" if self.path else f"{where}: {what}"
+
+
+def override_path(item: str) -> str:
+    """The dotted path an override ``path=value`` sets, as the loader spells paths."""
+    raw = item.partition("=")[0]
+    return ".".join(segment.strip() for segment in raw.split("."))
 
 
 class ScenarioError(ConfigError):
@@ -76,16 +92,20 @@ class LineMap:
 
     Maps field paths to 1-based lines: a mapping value maps to the line of its key, a list
     item to the line where the item starts, ``()`` to the line of the document.  Paths set
-    by command-line overrides are remembered so that their problems can name ``--set``.
+    by command-line overrides are remembered, each with the override's ``path=value`` text,
+    so that their problems can name ``--set`` and the override.
     """
 
     def __init__(
         self,
         lines: Mapping[FieldPath, int] | None = None,
-        overridden: Iterable[FieldPath] = (),
+        overridden: Mapping[FieldPath, str] | Iterable[FieldPath] = (),
     ) -> None:
         self._lines: dict[FieldPath, int] = dict(lines or {})
-        self._overridden: frozenset[FieldPath] = frozenset(overridden)
+        if isinstance(overridden, Mapping):
+            self._overridden: dict[FieldPath, str] = {tuple(p): text for p, text in overridden.items()}
+        else:
+            self._overridden = {tuple(p): dotted(p) for p in overridden}
 
     def line_of(self, path: Sequence[str | int]) -> int | None:
         """Line of the deepest existing node along ``path``; ``None`` if not even the root's."""
@@ -98,12 +118,32 @@ class LineMap:
 
     def is_overridden(self, path: Sequence[str | int]) -> bool:
         """Whether ``path`` is, or lies under, a value set by a command-line override."""
-        path = tuple(path)
-        return any(path[: len(done)] == done for done in self._overridden)
+        return self.override_of(path) is not None
 
-    def with_overrides(self, paths: Iterable[FieldPath]) -> LineMap:
-        """A copy that also marks ``paths`` as set by command-line overrides."""
-        return LineMap(self._lines, self._overridden | {tuple(p) for p in paths})
+    def override_of(self, path: Sequence[str | int]) -> str | None:
+        """The text of the override that set ``path`` or a value above it; the most specific
+        one when several did (``--set a={b: 1}`` then ``--set a.b=2``: ``a.b`` is the second's)."""
+        path = tuple(path)
+        for end in range(len(path), -1, -1):
+            text = self._overridden.get(path[:end])
+            if text is not None:
+                return text
+        return None
+
+    def overrides_under(self, path: Sequence[str | int]) -> list[str]:
+        """Texts of the overrides that set values strictly below ``path``."""
+        path = tuple(path)
+        return [
+            text
+            for done, text in self._overridden.items()
+            if len(done) > len(path) and done[: len(path)] == path
+        ]
+
+    def with_overrides(self, paths: Mapping[FieldPath, str] | Iterable[FieldPath]) -> LineMap:
+        """A copy that also marks ``paths`` as set by command-line overrides (a mapping gives
+        each path the override's ``path=value`` text)."""
+        more = paths if isinstance(paths, Mapping) else {tuple(p): dotted(p) for p in paths}
+        return LineMap(self._lines, {**self._overridden, **{tuple(p): t for p, t in more.items()}})
 
 
 # --------------------------------------------------------------------------- reading YAML

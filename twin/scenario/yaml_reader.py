@@ -7,13 +7,13 @@ constructor that knows mappings, lists, strings, numbers, booleans and null, not
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from servo_core.files import MAX_INPUT_FILE_BYTES, InputFileError, read_input_file
 from twin.scenario.problems import (
     FieldPath,
     LineMap,
@@ -30,8 +30,8 @@ MAX_NODES = 100_000
 """Most values a document may expand to once aliases are followed (guards 'billion laughs')."""
 MAX_DEPTH = 100
 """Deepest nesting of mappings and lists accepted."""
-MAX_FILE_BYTES = 8 * 1024 * 1024
-"""Largest scenario file read."""
+MAX_FILE_BYTES = MAX_INPUT_FILE_BYTES
+"""Largest scenario file read (the same limit as robot files)."""
 _YAML_PREFIX = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL, _SEQ, _MAP, _MERGE = (
     _YAML_PREFIX + name for name in ("str", "int", "float", "bool", "null", "seq", "map", "merge")
@@ -243,22 +243,9 @@ class DataBuilder:
 def _read_text(file: str) -> str:
     """The file's text; :class:`ScenarioError` when it cannot be read as UTF-8."""
     try:
-        info = os.stat(file)
-        if stat.S_ISDIR(info.st_mode):
-            raise problem_error(file, "is a directory, not a file")
-        if not stat.S_ISREG(info.st_mode):
-            raise problem_error(file, "is not a regular file")
-        with open(file, "rb") as stream:
-            raw = stream.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise problem_error(file, "file not found") from None
-    except PermissionError:
-        raise problem_error(file, "permission denied") from None
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise problem_error(file, f"cannot read the file: {reason}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise problem_error(file, f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        raw = read_input_file(file, MAX_FILE_BYTES)
+    except InputFileError as exc:
+        raise problem_error(file, exc.reason) from None
     return _decode(raw, file)
 
 
