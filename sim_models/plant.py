@@ -217,6 +217,16 @@ class Plant:
             servo.position = sign * st[0] + off
             servo.velocity = sign * st[1]
 
+    def place(self, servo_positions: dict[int, float]) -> None:
+        """Put servos' shafts at these angles (rad, servo frame), at rest: a twin that starts
+        where real servos are."""
+        for mount, index in zip(self.mounts, self._indices, strict=True):
+            angle = servo_positions.get(mount.servo.servo_id)
+            if angle is not None:
+                q = (angle - mount.offset_rad) / mount.direction
+                self._pb.resetJointState(self.body, index, q, 0.0, physicsClientId=self.client)
+        self._sync_servo_state()
+
     # -- access ---------------------------------------------------------------
     def servo(self, servo_id: int) -> VirtualServo:
         for s in self._servos:

@@ -36,6 +36,7 @@ from twin.clock import WallClockEnvironment
 from twin.control.joints import Joint
 from twin.control.limits import Calibration, JointLimits
 from twin.machine import Machine, ServiceGroup, Traffic
+from twin.observe.runlog import RunLog
 from twin.observe.trace import Tracer
 from twin.patterns.breaker import BreakerConfig, Transition, WindowType
 from twin.patterns.discovery import Strategy
@@ -301,6 +302,7 @@ def build(
     bus_url: str | None = None,
     *,
     wrap_bus: BusWrapper | None = None,
+    log: RunLog | None = None,
 ) -> Machine:
     """Wire the scenario up. With `bus_url`, the bus owner talks to that bus on the wall clock
     (real servos or an emulator) instead of the twin's plant on virtual time. `wrap_bus`
@@ -322,7 +324,7 @@ def build(
                     "are real (service and link faults still apply)"
                 )
     try:
-        return _wire(scenario, seed, env, plant, urdf_limits, bus_url, wrap_bus)
+        return _wire(scenario, seed, env, plant, urdf_limits, bus_url, wrap_bus, log)
     except BaseException:  # _wire closes the servo bus it opened; the plant is ours
         if plant is not None:
             plant.close()
@@ -337,14 +339,16 @@ def _wire(
     urdf_limits: dict[str, tuple[float, float]],
     bus_url: str | None,
     wrap_bus: BusWrapper | None,
+    log: RunLog | None,
 ) -> Machine:
     topo = scenario.topology
     joints = build_joints(scenario, urdf_limits)
+    log = log if log is not None else RunLog([j.name for j in joints])
     network = Network(env, seed)
     for link in topo.links:
         a, b = link.between
         network.add_link(a, b, latency_from(link.latency, seed, f"link:{link.name}"), link.loss)
-    tracer = Tracer()
+    tracer = Tracer(limit=scenario.outputs.trace_limit)
     traffic = Traffic()
     messages = MessageBus(env, network, tracer)
     node_of = {svc.service_name: svc.node for svc in topo.services}
@@ -386,6 +390,7 @@ def _wire(
         joints=tuple(joints),
         schedule=tuple(schedule(scenario.task)) if scenario.task is not None else (),
         on_servo_failure=scenario.plant.bus.on_servo_failure,
+        recording=log,
     )
     hosting = Hosting(env, seed, messages, calls, hub, tracer, info)
     add_python_path(scenario.python_path)
@@ -448,6 +453,7 @@ def _wire(
         bus_owner=owner,
         discovery_service=discovery,
         traffic=traffic,
+        log=log,
     )
     F.schedule_faults(machine, [timed_fault(f, k, seed) for k, f in enumerate(scenario.faults)])
     return machine

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from servo_core.errors import TwinError
 
 if TYPE_CHECKING:
+    from twin.api import StopRequest
     from twin.recordings import Recording
     from twin.scenario.models import Scenario
 
@@ -54,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         help="run on the wall clock against this bus (real servos or an "
         "emulator), e.g. dynamixel:///dev/ttyUSB0?baud=1000000",
     )
+    r.add_argument(
+        "--shadow",
+        action="store_true",
+        help="with --bus: run the twin beside the real servos, fed the same goals, and raise an "
+        "alarm when they part (scenario section shadow:)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress, no summary")
     e = sub.add_parser("emulate", help="serve the scenario's servos on a virtual serial port")
     e.add_argument("scenario", type=Path)
@@ -91,6 +99,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="write a whole catalogue file for a model variant NAME instead of a parameters file",
     )
+    rep = sub.add_parser(
+        "report", help="rebuild a run directory's report, plots and metrics (after a crash too)"
+    )
+    rep.add_argument("run_dir", type=Path)
     sv = sub.add_parser("services", help="list the registered service types: parameters, requests, metrics")
     sv.add_argument("names", nargs="*", help="only these types")
     return p
@@ -107,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _emulate(args, sys.stdout)
         if args.command == "scan":
             return _scan(args.url, args.ids, sys.stdout)
+        if args.command == "report":
+            return _report(args.run_dir, sys.stdout)
         if args.command == "services":
             return _services(args.names, sys.stdout)
         if args.command == "replay":
@@ -198,40 +212,91 @@ def _validate(files: Sequence[Path], out: TextIO, err: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from twin.api import run
+    from twin.api import StopRequest, run
+    from twin.observe.rundir import check_writable
 
     if args.seed is not None and not 0 <= args.seed < 2**32:
         err.write(f"--seed must be within 0..{2**32 - 1}, got {args.seed}\n")
         return EXIT_BAD_INPUT
+    if args.shadow and not args.bus:
+        err.write("--shadow runs the twin beside real servos: give --bus URL too\n")
+        return EXIT_BAD_INPUT
+    if args.bus:
+        from twin.scenario.bus_url import check_run_bus
+
+        check_run_bus(args.bus)
     scenario = _load(args.scenario, args.sets, err)
     run_dir = args.out or Path(scenario.outputs.dir or Path("runs") / scenario.name)
-    if run_dir.exists() and not run_dir.is_dir():
-        err.write(f"--out {run_dir}: exists and is not a directory\n")
-        return EXIT_BAD_INPUT
+    check_writable(run_dir)
     show = not args.quiet and err.isatty()
+    clock = "wall-clock" if args.bus else "simulated"
 
     def progress(now: float, duration: float) -> None:
-        err.write(f"\r{scenario.name}: {now:7.2f} / {duration:.2f} s simulated")
+        err.write(f"\r{scenario.name}: {now:7.2f} / {duration:.2f} s {clock}")
         err.flush()
 
-    result = run(scenario, args.seed, progress=progress if show else None, render=args.render, bus=args.bus)
+    stop = StopRequest()
+    with _stopping_on_signals(stop):
+        result = run(
+            scenario,
+            args.seed,
+            progress=progress if show else None,
+            render=args.render,
+            bus=args.bus,
+            out=run_dir,
+            stop=stop,
+            command=["twin", *sys.argv[1:]] if sys.argv[1:2] == ["run"] else None,
+            shadow=args.shadow,
+        )
     if show:
         err.write("\n")
-    try:
-        result.write(run_dir)
-    except OSError as exc:
-        err.write(f"cannot write the run directory {run_dir}: {exc.strerror or exc}\n")
-        return EXIT_BAD_INPUT
     if not args.quiet:
-        out.write(summary(result.metrics, result.assertions, run_dir))
+        out.write(summary(result.metrics, result.assertions, run_dir, incomplete=result.reason or None))
     for failure in result.failures:
         err.write(f"assertion failed: {failure.expression} (measured {failure.measured:g})\n")
     for service, what in result.service_failures[:10]:
         err.write(f"service {service} failed: {what}\n")
-    if result.error:
-        err.write(f"the run stopped early: {result.error}\n")
-        return EXIT_BAD_INPUT
+    if result.signal:
+        err.write(f"INCOMPLETE: {result.reason}; torque is off, the run directory is written\n")
+        return 128 + result.signal
+    if not result.complete:
+        err.write(f"INCOMPLETE: {result.reason}\n")
+        return EXIT_ASSERTION
     return EXIT_OK if result.passed else EXIT_ASSERTION
+
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+"""Signals that stop a run safely: torque off, run directory written, exit 128 + the signal."""
+
+
+@contextlib.contextmanager
+def _stopping_on_signals(stop: StopRequest) -> Iterator[None]:
+    import signal
+
+    def handler(signum: int, _frame: object) -> None:
+        stop.request(f"stopped by {signal.Signals(signum).name}", signum)
+
+    previous = {}
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _report(run_dir: Path, out: TextIO) -> int:
+    from twin.observe.rebuild import rebuild
+
+    rebuilt = rebuild(run_dir)
+    verdict = rebuilt.manifest.get("verdict") or "INCOMPLETE"
+    reason = f": {rebuilt.reason}" if rebuilt.reason else ""
+    out.write(f"{run_dir}: {rebuilt.status}, {verdict}{reason}\n")
+    out.write(f"  {len(rebuilt.telemetry)} telemetry samples; report: {run_dir / 'report.md'}\n")
+    return EXIT_OK
 
 
 def _recording(path: Path, scenario: Path | None, err: TextIO) -> Recording:
@@ -359,6 +424,7 @@ def _emulate(args: argparse.Namespace, out: TextIO) -> int:
 
     from hw_adapters.emulator import EmulatorServer
     from twin.assembly import build_plant
+    from twin.emulation import EmulatedFaults
     from twin.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
@@ -366,24 +432,37 @@ def _emulate(args: argparse.Namespace, out: TextIO) -> int:
     stop = threading.Event()
     try:
         server = EmulatorServer(plant, args.protocol, baud=args.baud, wire_timing=args.wire_timing)
+        faults = EmulatedFaults(
+            scenario,
+            plant,
+            started=lambda: server.stats.bytes_in > 0,
+            log=lambda line: print(f"fault at {line}", file=sys.stderr, flush=True),
+        )
+        for skipped in faults.skipped:
+            sys.stderr.write(f"fault {skipped}: skipped, it acts on a twin run's services or bus\n")
         try:
             link = server.link(args.link)
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, lambda *_: stop.set())
             out.write(f"{link}\n")
             out.flush()
+            faults.start()
             server.serve(stop)
         finally:
+            faults.stop()
             server.close()
     finally:
         plant.close()
     return EXIT_OK
 
 
-def summary(metrics: dict, assertions: Sequence, run_dir: Path) -> str:
+def summary(metrics: dict, assertions: Sequence, run_dir: Path, incomplete: str | None = None) -> str:
     t = metrics["tracking"]
     lat = metrics["latency"]["command"]
-    lines = [f"{metrics['scenario']} (seed {metrics['seed']}, {metrics['duration_s']:g} s simulated)"]
+    clock = "wall-clock" if metrics["realtime"]["lateness"].get("count") else "simulated"
+    lines = [f"{metrics['scenario']} (seed {metrics['seed']}, {metrics['duration_s']:g} s {clock})"]
+    if incomplete:
+        lines.append(f"  INCOMPLETE: {incomplete}")
     for joint, m in t["joints"].items():
         lines.append(
             f"  {joint:<16} tracking error rms {_n(m['rms_error_deg'])}°  max {_n(m['max_error_deg'])}°"
@@ -408,10 +487,41 @@ def summary(metrics: dict, assertions: Sequence, run_dir: Path) -> str:
     for name, counters in metrics["services"].items():
         if counters.get("failures"):
             lines.append(f"  service {name} raised {counters['failures']} exception(s): see the report")
+    lines += _realtime_lines(metrics)
     for a in assertions:
-        lines.append(f"  {'PASS' if a.passed else 'FAIL'}  {a.expression}  (measured {a.measured:g})")
+        verdict = ("PASS" if a.passed else "FAIL") if not incomplete else "(n/a)"
+        lines.append(f"  {verdict}  {a.expression}  (measured {a.measured:g})")
     lines.append(f"  report: {run_dir / 'report.md'}")
     return "\n".join(lines) + "\n"
+
+
+def _realtime_lines(metrics: dict) -> list[str]:
+    """Wall-clock runs: how late the loop ran, how long a cycle's work took, and the bus's counters."""
+    late = metrics["realtime"]["lateness"]
+    if not late.get("count"):
+        return []
+    lines = [f"  loop lateness    {_spread(late)}"]
+    driver = metrics.get("driver")
+    work = driver.get("cycle_work") if isinstance(driver, dict) else None
+    if isinstance(work, dict) and work.get("count"):
+        lines.append(f"  cycle work       {_spread(work)}")
+    bus = metrics.get("bus", {})
+    if bus:
+        lines.append("  bus " + "  ".join(f"{name} {value}" for name, value in sorted(bus.items())))
+    shadow = metrics.get("shadow")
+    if isinstance(shadow, dict):
+        worst = max(
+            (j["max_delta_deg"] for j in shadow["joints"].values() if j["max_delta_deg"] is not None),
+            default=None,
+        )
+        first = f", first at {shadow['first_alarm_s']:.2f} s" if shadow["alarms"] else ""
+        alarms = f"{shadow['alarms']} divergence alarm(s){first}"
+        lines.append(f"  shadow twin      {alarms}; max |hardware − twin| {_n(worst)}°")
+    return lines
+
+
+def _spread(p: dict) -> str:
+    return f"p50 {_n(p['p50_ms'])} ms  p99 {_n(p['p99_ms'])} ms  max {_n(p['max_ms'])} ms"
 
 
 def _n(x: float | None) -> str:

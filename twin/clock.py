@@ -23,6 +23,10 @@ class WallClockEnvironment(RealtimeEnvironment):
         self.lateness_s: list[float] = []
         self.over_budget = 0
 
+    def real_now(self) -> float:
+        """Seconds of wall time since the run started (the clock's `now` is the scheduled time)."""
+        return self.env_start + (monotonic() - self.real_start) / self.factor  # wall-clock ok
+
     def step(self) -> None:
         evt_time = self.peek()
         if evt_time is Infinity:

@@ -11,13 +11,14 @@ from typing import Any
 
 import simpy
 
-from hw_adapters import ServoBus
+from hw_adapters import BusError, ServoBus
 from hw_adapters.faulty import FaultInjectingBus
 from servo_core.errors import ConfigError
 from sim_models.network import Link, Network
 from sim_models.plant import Plant
 from sim_models.servo.device import VirtualServo
 from twin.control.joints import Joint
+from twin.observe.runlog import RunLog
 from twin.observe.trace import Tracer
 from twin.patterns.discovery_service import Discovery
 from twin.patterns.eventbus import EventBus
@@ -78,6 +79,7 @@ class Machine:
     bus_owner: str
     discovery_service: Discovery | None = None
     traffic: Traffic = field(default_factory=Traffic)
+    log: RunLog = field(default_factory=lambda: RunLog(["_"]))
     faults_injected: int = 0
     updates_completed: int = 0
     _closed: bool = field(default=False, repr=False)
@@ -149,6 +151,23 @@ class Machine:
         self.updates_completed += 1
 
     # -- lifetime ---------------------------------------------------------------------------
+    def safe_stop(self, attempts: int = 3) -> list[int]:
+        """Torque off on every servo of the machine, failed ones included (a servo the bus gave
+        up on may answer again), each written alone and retried; returns the ids that never
+        took the write. The run log records it."""
+        refused = []
+        for joint in self.joints:
+            for _ in range(attempts):
+                try:
+                    self.servo_bus.set_torque([joint.servo_id], False)
+                except BusError:
+                    continue
+                break
+            else:
+                refused.append(joint.servo_id)
+        self.log.event(self.env.now, "torque_off", servos=[j.servo_id for j in self.joints], refused=refused)
+        return refused
+
     def close(self) -> None:
         if self._closed:
             return

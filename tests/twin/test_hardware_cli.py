@@ -14,6 +14,7 @@ import pytest
 from twin.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.realtime  # every test here drives the emulator on the wall clock
 
 
 @pytest.fixture
@@ -139,6 +140,9 @@ def test_losing_the_port_mid_run_stops_with_a_clear_error(emulate, tmp_path: Pat
     proc, link = emulate("scenarios/pan_tilt.yaml", "dynamixel")
     threading.Timer(1.0, proc.kill).start()  # the USB cable comes out a second into the run
     out = tmp_path / "run"
+    import time
+
+    started = time.monotonic()
     code = main(
         [
             "run",
@@ -149,10 +153,16 @@ def test_losing_the_port_mid_run_stops_with_a_clear_error(emulate, tmp_path: Pat
             "--out",
             str(out),
             "--set",
-            "duration=3",
+            "duration=30",
         ]
     )
-    assert code == 2
-    assert "the run stopped early: serial port" in capsys.readouterr().err
+    took = time.monotonic() - started
+    assert code == 1, "cut short: INCOMPLETE, never PASS"
+    assert "INCOMPLETE: the servo bus was lost: serial port" in capsys.readouterr().err
+    assert took < 10, f"the run stops at once when the port is lost, not after 30 s ({took:.1f} s)"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["driver"]["halted"] == 1, "what was measured until then is kept"
+    assert metrics["duration_s"] < 5, "metrics.json says how far the run got, not the full duration"
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["status"] == "incomplete" and manifest["verdict"] == "INCOMPLETE"
+    assert "Verdict: INCOMPLETE" in (out / "report.md").read_text()

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from sim_models.network import LinkSnapshot
+from twin.observe.runlog import TrackingStats
 
 __all__ = [
     "UNUSED",
@@ -152,8 +153,7 @@ class RunData:
     duration_s: float
     dt_s: float
     joints: list[str]
-    goal: np.ndarray  # (n, J) rad
-    actual: np.ndarray  # (n, J) rad
+    tracking: TrackingStats  # goal − actual per joint, rad
     links: dict[str, LinkSnapshot] = field(default_factory=dict)
     servos: dict[int, tuple[float, list[str]]] = field(default_factory=dict)  # max temp, faults
     services: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> SERVICE_COUNTERS
@@ -193,30 +193,32 @@ RESERVED_SECTIONS = frozenset(
         "breakers",
         "discovery",
         "events",
+        "shadow",
     }
 )
 """Top-level keys of metrics.json that a service's name may not take (its own metrics go there)."""
 
 
 def build_metrics(d: RunData) -> dict[str, Any]:
-    err_deg = np.degrees(d.goal - d.actual) if d.goal.size else np.zeros((0, len(d.joints)))
-    joints = {}
-    for k, name in enumerate(d.joints):
-        e = err_deg[:, k] if err_deg.shape[0] else np.zeros(0)
-        joints[name] = {
-            "rms_error_deg": _r(np.sqrt(np.mean(e * e))) if e.size else None,
-            "max_error_deg": _r(np.max(np.abs(e))) if e.size else None,
+    tr = d.tracking
+    joints = {
+        name: {
+            "rms_error_deg": _r(math.degrees(math.sqrt(tr.sum_sq[k] / tr.samples))) if tr.samples else None,
+            "max_error_deg": _r(math.degrees(tr.max_abs[k])) if tr.samples else None,
         }
-    all_e = err_deg.ravel()
+        for k, name in enumerate(d.joints)
+    }
+    total_sq = sum(tr.sum_sq)
+    n_all = tr.samples * len(d.joints)
     sent, completed, failed = d.commands
     out: dict[str, Any] = {
         "scenario": d.name,
         "seed": d.seed,
         "duration_s": _r(d.duration_s),
         "tracking": {
-            "samples": int(err_deg.shape[0]),
-            "rms_error_deg": _r(np.sqrt(np.mean(all_e * all_e))) if all_e.size else None,
-            "max_error_deg": _r(np.max(np.abs(all_e))) if all_e.size else None,
+            "samples": tr.samples,
+            "rms_error_deg": _r(math.degrees(math.sqrt(total_sq / n_all))) if n_all else None,
+            "max_error_deg": _r(math.degrees(max(tr.max_abs))) if n_all else None,
             "joints": joints,
         },
         "latency": {
@@ -319,8 +321,7 @@ def empty_run(
         duration_s=0.0,
         dt_s=0.001,
         joints=joints,
-        goal=np.zeros((0, len(joints))),
-        actual=np.zeros((0, len(joints))),
+        tracking=TrackingStats(len(joints)),
         links={n: LinkSnapshot(n, 0, 0, ()) for n in links},
         servos={i: (0.0, []) for i in servo_ids},
         services={s: {} for s in services},

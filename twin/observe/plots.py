@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from twin.observe.files import atomic_file
 from twin.observe.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -53,7 +54,8 @@ def save_figure(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as PNG at :data:`DPI` without the software tag; return ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    with atomic_file(path) as tmp:  # a process killed while drawing leaves no half-written PNG
+        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
     return path
 
 
@@ -64,12 +66,22 @@ def _no_data(fig: Figure, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=14, transform=ax.transAxes)
 
 
+MAX_POINTS = 20_000
+"""Samples drawn per line at most: a long run's plot is thinned (every k-th sample) to this."""
+
+
+def _thinned(tel: Telemetry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    t, goal, actual = tel.arrays()
+    step = max(1, -(-len(t) // MAX_POINTS))
+    return t[::step], goal[::step], actual[::step]
+
+
 def plot_tracking(tel: Telemetry, path: Path, title: str = "") -> Path:
     """Plot goal (dashed) and actual (solid) position per joint, in degrees, against time (s).
 
     One subplot per joint with a shared time axis. Returns ``path``.
     """
-    t, goal, actual = tel.arrays()
+    t, goal, actual = _thinned(tel)
     n_joints = len(tel.joints)
     fig = new_figure(_HEIGHT_PER_JOINT_IN * n_joints)
     if len(t) == 0:
@@ -104,7 +116,7 @@ def plot_tracking_error(tel: Telemetry, path: Path, title: str = "") -> Path:
 
     Returns ``path``.
     """
-    t, goal, actual = tel.arrays()
+    t, goal, actual = _thinned(tel)
     fig = new_figure(_HEIGHT_PER_JOINT_IN * 2)
     if len(t) == 0:
         _no_data(fig, "no samples")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from servo_core.errors import ConfigError, TwinError
+from twin.observe.files import atomic_file
 
 __all__ = ["GifRecorder"]
 
@@ -146,13 +147,14 @@ class GifRecorder:
         # at least 2 cs since viewers replace shorter delays by 10 cs.
         duration_ms = 10 * max(2, round(100.0 / self.fps))
         first, *rest = self._frames
-        first.save(
-            path,
-            format="GIF",
-            save_all=True,
-            append_images=rest,
-            loop=0,
-            duration=duration_ms,
-            disposal=1,
-        )
+        with atomic_file(path) as tmp:
+            first.save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=rest,
+                loop=0,
+                duration=duration_ms,
+                disposal=1,
+            )
         return path

@@ -345,11 +345,13 @@ def write_report(
     extra_files: Sequence[Path] = (),
     *,
     failures: Sequence[tuple[str, str]] = (),
+    incomplete: str | None = None,
 ) -> Path:
     """Write ``run_dir/report.md`` and return its path.
 
     Sections, each omitted when it has nothing to show: title; one-line verdict (PASS
-    when every assertion passed, else FAIL, with counts); assertions table; key figures
+    when every assertion passed, else FAIL, with counts; INCOMPLETE with `incomplete`, the
+    reason a run was cut short, whatever the assertions say); assertions table; key figures
     (from ``metrics``, nested dicts or flat dotted keys, missing keys skipped); per-joint
     tracking (``metrics["tracking"]["joints"]``: joint → ``rms_error_deg``,
     ``max_error_deg``); per-link table (``metrics["links"]``: name → ``messages``,
@@ -375,7 +377,9 @@ def write_report(
 
     n = len(assertions)
     n_failed = sum(1 for a in assertions if not a.passed)
-    if n == 0:
+    if incomplete is not None:
+        out.append(f"**Verdict: INCOMPLETE** ({_cell(incomplete)}): the assertions below prove nothing")
+    elif n == 0:
         out.append("**Verdict: PASS** (no assertions)")
     elif n_failed == 0:
         out.append(f"**Verdict: PASS** ({n}/{n} assertions passed)")

@@ -5,6 +5,7 @@ Units are SI throughout: time in seconds, angles in radians.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,11 +14,21 @@ import numpy as np
 from servo_core.errors import ConfigError
 from twin.observe.files import write_text_atomic
 
-__all__ = ["Telemetry"]
+__all__ = ["Telemetry", "csv_row"]
 
 _TIME_COLUMN = "t_s"
 _GOAL_SUFFIX = "_goal_rad"
 _ACTUAL_SUFFIX = "_actual_rad"
+
+
+def _number(x: float) -> str:
+    text = f"{x:.6f}"
+    return "0.000000" if text == "-0.000000" else text  # a tiny negative prints as zero
+
+
+def csv_row(values: Sequence[float]) -> str:
+    """One telemetry line: every value with 6 decimals (s, rad), so equal data give equal bytes."""
+    return ",".join(map(_number, values)) + "\n"
 
 
 class Telemetry:
@@ -42,6 +53,7 @@ class Telemetry:
         self._t: list[float] = []
         self._goal: list[Sequence[float]] = []
         self._actual: list[Sequence[float]] = []
+        self._frozen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def append(self, t: float, goal: Sequence[float], actual: Sequence[float]) -> None:
         """Record one sample: time ``t`` (s), ``goal`` and ``actual`` angles (rad) per joint.
@@ -49,16 +61,46 @@ class Telemetry:
         Lengths are not checked here (hot path); :meth:`arrays` and :meth:`to_csv` do.
         The sequences are copied so the caller may reuse its buffers.
         """
+        if self._frozen is not None:
+            self._thaw()
         self._t.append(t)
         self._goal.append(tuple(goal))
         self._actual.append(tuple(actual))
 
+    @classmethod
+    def from_arrays(
+        cls, joints: Sequence[str], t: np.ndarray, goal: np.ndarray, actual: np.ndarray
+    ) -> Telemetry:
+        """A recording of many samples at once, kept as the arrays given (no per-sample objects)."""
+        tel = cls(joints)
+        arrays = (np.asarray(t, dtype=np.float64), np.asarray(goal, dtype=np.float64))
+        tel._frozen = (*arrays, np.asarray(actual, dtype=np.float64))
+        return tel
+
+    def _thaw(self) -> None:
+        if self._frozen is not None:
+            t, goal, actual = self._frozen
+            self._frozen = None
+            self.extend(t, goal, actual)
+
+    def extend(self, t: np.ndarray, goal: np.ndarray, actual: np.ndarray) -> None:
+        """Append many samples at once: ``t`` (n,), ``goal`` and ``actual`` (n, J)."""
+        if self._frozen is not None:
+            self._thaw()
+        self._t.extend(t.tolist())
+        self._goal.extend(map(tuple, goal.tolist()))
+        self._actual.extend(map(tuple, actual.tolist()))
+
     def __len__(self) -> int:
         """Number of samples recorded."""
+        if self._frozen is not None:
+            return len(self._frozen[0]) + len(self._t)
         return len(self._t)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return ``t`` (n,) in s, ``goal`` (n, J) and ``actual`` (n, J) in rad, as float64."""
+        if self._frozen is not None:
+            return self._frozen
         n_joints = len(self.joints)
         t = np.asarray(self._t, dtype=np.float64).reshape(-1)
         try:
@@ -88,17 +130,12 @@ class Telemetry:
         """
         path = Path(path)
         t, goal, actual = self.arrays()
-        n_joints = len(self.joints)
-        row_fmt = ",".join(["%.6f"] * (1 + 2 * n_joints)) + "\n"
-        interleaved = np.empty((len(t), 1 + 2 * n_joints), dtype=np.float64)
+        interleaved = np.empty((len(t), 1 + 2 * len(self.joints)), dtype=np.float64)
         interleaved[:, 0] = t
         interleaved[:, 1::2] = goal
         interleaved[:, 2::2] = actual
-        # Round to the printed precision first and add 0.0 so that tiny negatives
-        # (e.g. -1e-9) print as "0.000000" rather than "-0.000000".
-        interleaved = np.round(interleaved, 6) + 0.0
         lines = [",".join(self.header()) + "\n"]
-        lines.extend(row_fmt % tuple(row) for row in interleaved.tolist())
+        lines.extend(csv_row(row) for row in interleaved.tolist())
         write_text_atomic(path, "".join(lines))
 
     @classmethod
@@ -111,7 +148,8 @@ class Telemetry:
         path = Path(path)
         try:
             with path.open("r", encoding="utf-8", newline="") as fh:
-                lines = fh.read().splitlines()
+                text = fh.read()
+            lines = text.splitlines()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read telemetry CSV: {exc}") from exc
         if not lines:
@@ -135,6 +173,18 @@ class Telemetry:
         except ConfigError as exc:
             raise ConfigError(f"{path}:1: {exc}") from exc
         n_cols = len(header)
+        body = text[len(lines[0]) :].lstrip("\r\n")
+        if body and not text.endswith("\n"):
+            body = body[: body.rfind("\n") + 1]  # a last line cut short by a killed writer
+        if body.strip():
+            try:  # fast path; the loop below finds the line of any problem
+                data = np.loadtxt(io.StringIO(body), delimiter=",", ndmin=2, dtype=np.float64)
+            except ValueError:
+                pass
+            else:
+                if data.shape[1] == n_cols and not any(not ln.strip() for ln in body.splitlines()):
+                    return cls.from_arrays(tel.joints, data[:, 0], data[:, 1::2], data[:, 2::2])
+        rows: list[list[float]] = []
         for lineno, line in enumerate(lines[1:], start=2):
             if not line.strip():
                 # Tolerate trailing blank lines only.
@@ -142,11 +192,14 @@ class Telemetry:
                     raise ConfigError(f"{path}:{lineno}: blank line inside telemetry data")
                 break
             fields = line.split(",")
+            if lineno == len(lines) and not text.endswith("\n") and len(fields) != n_cols:
+                break  # a line cut short by a process killed while writing it: the rest is good
             if len(fields) != n_cols:
                 raise ConfigError(f"{path}:{lineno}: expected {n_cols} fields, got {len(fields)}")
             try:
                 values = [float(f) for f in fields]
             except ValueError as exc:
                 raise ConfigError(f"{path}:{lineno}: not a number: {exc}") from exc
-            tel.append(values[0], values[1::2], values[2::2])
-        return tel
+            rows.append(values)
+        data = np.array(rows, dtype=np.float64).reshape(len(rows), n_cols)
+        return cls.from_arrays(tel.joints, data[:, 0], data[:, 1::2], data[:, 2::2])

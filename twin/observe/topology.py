@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from twin.observe.files import atomic_file
 from twin.observe.plots import DPI
 
 if TYPE_CHECKING:
@@ -755,5 +756,6 @@ def plot_topology(
     drawn = _topology_figure(nodes, edges, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    drawn.fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    with atomic_file(path) as tmp:
+        drawn.fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
     return path

@@ -183,10 +183,20 @@ _Span = tuple[str, str, str, int, int, int, int | None, _Args, str, tuple[Any, A
 class Tracer:
     """Collects spans, messages and instants of simulated time; exports Chrome Trace Event JSON."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
+        """`limit`: the most spans, messages and instants kept (the first ones); the rest are
+        counted in `dropped`, so that a long run's trace does not grow without bound."""
         self._spans: dict[int, _RawSpan] = {}
         self._instants: list[_RawInstant] = []
         self._last_id = 0
+        self.limit = limit
+        self.dropped = 0
+
+    def _full(self) -> bool:
+        if self.limit is None or len(self._spans) + len(self._instants) < self.limit:
+            return False
+        self.dropped += 1
+        return True
 
     def __len__(self) -> int:
         """The number of spans recorded (a message that arrived counts as one)."""
@@ -250,6 +260,8 @@ class Tracer:
                 raise ValueError(f"span_id {span_id} is already used")
         if parent == span_id:
             raise ValueError(f"span {span_id} cannot be its own parent")
+        if self._full():
+            return span_id
         self._spans[span_id] = (name, service, node, start_s, end_s, trace_id, parent, args, outcome, None)
         return span_id
 
@@ -287,6 +299,8 @@ class Tracer:
                 sent_s = _check_time("sent_s", sent_s)
             if outcome == "ok":
                 raise ValueError(f"message {name!r} never arrived, so its outcome cannot be 'ok'")
+            if self._full():
+                return None
             extra = dict(args) if args else {}
             extra.update(outcome=outcome, trace_id=trace_id, dst_service=dst_service, dst_node=dst_node)
             self._instants.append((f"{name} ({outcome})", src_service, src_node, sent_s, extra))
@@ -295,6 +309,8 @@ class Tracer:
             sent_s, arrived_s = _interval(name, sent_s, arrived_s)
         self._last_id += 1
         span_id = self._last_id
+        if self._full():
+            return span_id
         sender = (src_service, src_node)
         self._spans[span_id] = (
             name,
@@ -320,7 +336,10 @@ class Tracer:
     ) -> None:
         """Record a moment on ``service``'s track, e.g. a breaker changing state."""
         t_s = _check_time("t_s", t_s)
-        self._instants.append((name, service, node, t_s, _user_args(args)))
+        args = _user_args(args)
+        if self._full():
+            return
+        self._instants.append((name, service, node, t_s, args))
 
     # --- export -------------------------------------------------------------------------
 
@@ -445,7 +464,10 @@ class Tracer:
             timed.append(((ts, 3, pid, tid, 0, k), ev))
 
         timed.sort(key=lambda item: item[0])
-        return {"traceEvents": meta + [ev for _, ev in timed], "displayTimeUnit": "ms"}
+        out: dict[str, Any] = {"traceEvents": meta + [ev for _, ev in timed], "displayTimeUnit": "ms"}
+        if self.dropped:
+            out["otherData"] = {"not_traced": self.dropped, "limit": self.limit}
+        return out
 
     def to_json(self) -> str:
         """:meth:`to_chrome` as compact JSON with sorted keys, ending in a newline."""

@@ -25,9 +25,9 @@ named in the report, while the run goes on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 import simpy
@@ -49,6 +49,7 @@ __all__ = [
     "Histogram",
     "MachineInfo",
     "Message",
+    "Recording",
     "Refused",
     "RequestFailed",
     "RequestTimeout",
@@ -67,6 +68,25 @@ class MachineInfo:
     joints: tuple[Joint, ...] = ()
     schedule: tuple[tuple[float, Command], ...] = ()  # the task: (time to send, command)
     on_servo_failure: str = "safe_stop"  # or hold_others, torque_off
+    recording: Recording = field(default_factory=lambda: NOT_RECORDED)  # where telemetry goes
+
+
+class Recording(Protocol):
+    """Where a run's telemetry and events go (the run log, streamed to the run directory)."""
+
+    def sample(self, t: float, goal: Sequence[float], actual: Sequence[float]) -> None: ...
+    def event(self, t: float, kind: str, **fields: Any) -> None: ...
+
+
+class _NotRecorded:
+    def sample(self, t: float, goal: Sequence[float], actual: Sequence[float]) -> None:
+        pass
+
+    def event(self, t: float, kind: str, **fields: Any) -> None:
+        pass
+
+
+NOT_RECORDED: Recording = _NotRecorded()
 
 
 Work = Generator[simpy.Event, Any, Any]

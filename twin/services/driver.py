@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Literal
 
 import simpy
 from pydantic import Field
 
 from hw_adapters import SHUTDOWN_FAULTS, BusError, PortLostError, ServoFailedError, ServoState
+from twin.clock import WallClockEnvironment
 from twin.control.commands import Alarm, EStop, JointStates, Setpoints
 from twin.control.limits import clip_to_limits
 from twin.control.trajectory import Anchored, Move, SineSweep
@@ -47,6 +48,22 @@ __all__ = ["Driver", "DriverParams"]
 class DriverParams(ServiceParams):
     rate_hz: float = Field(default=100.0, gt=0, le=2000)
     blend_ms: float = Field(default=250.0, ge=0, description="a new trajectory blends in over this long")
+    bus_watchdog_ms: float | None = Field(
+        default=500.0,
+        ge=20,
+        le=2540,
+        description="arm the servos' own bus watchdog (Dynamixel X): they stop by themselves when the "
+        "host goes silent this long (process killed, PC off); null: leave it off",
+    )
+    trajectory_timeout_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="software watchdog: when no fresh trajectory arrives within this long, "
+        "act as on_trajectory_timeout says; null: off",
+    )
+    on_trajectory_timeout: Literal["hold", "torque_off"] = Field(
+        default="hold", description="hold: stop where the setpoint is; torque_off: torque off and halt"
+    )
 
 
 class Driver(Service[DriverParams]):
@@ -62,6 +79,8 @@ class Driver(Service[DriverParams]):
     failed_servos = Gauge("servos the bus gave up on or whose firmware shut down")
     halted_gauge = Gauge("1 once a failure policy or an e-stop stopped the machine", name="halted")
     blocked = Counter("cycles held back by a full `block` subscriber")
+    watchdog_trips = Counter("times no fresh trajectory came within trajectory_timeout_ms")
+    bus_watchdog_armed = Gauge("1 when the servos' own bus watchdog is armed")
     cycle_work = Histogram("time a cycle's reads and writes took")
     command_latency = Histogram(
         "from the operator's command to the cycle that first writes its trajectory (period-quantised)"
@@ -81,6 +100,10 @@ class Driver(Service[DriverParams]):
         self.servo_faults: dict[int, int] = {}
         self._pending: tuple[Move | SineSweep, float] | None = None
         self._active: Anchored | None = None
+        self._last_trajectory_t = 0.0
+        self._timeout_s = (
+            None if self.params.trajectory_timeout_ms is None else self.params.trajectory_timeout_ms / 1000.0
+        )
         self.period_ms.set(self.period_s * 1000.0)
 
     def start(self) -> None:
@@ -108,6 +131,7 @@ class Driver(Service[DriverParams]):
             failed = sorted(self.failed_servos_ids)
             raise ServiceError(f"halted ({self.halted}) after servo(s) {failed} failed")
         self._pending = (request.body, request.issued_at)
+        self._last_trajectory_t = self.ctx.now
         return "accepted"
 
     def _loop(self) -> Generator[simpy.Event, Any, None]:
@@ -134,10 +158,30 @@ class Driver(Service[DriverParams]):
         except BusError:
             self.bus_errors.inc()  # the first writes will tell which servos are missing
         yield env.timeout(bus.last_duration_s)
+        if self.params.bus_watchdog_ms is not None:
+            try:  # a servo left fired by an earlier run refuses to be armed until cleared
+                bus.disarm_watchdog([ids[k] for k in live])
+                armed = bus.arm_watchdog([ids[k] for k in live], self.params.bus_watchdog_ms / 1000.0)
+            except BusError:
+                self.bus_errors.inc()
+                armed = False
+            self.bus_watchdog_armed.set(1 if armed else 0)
+            yield env.timeout(bus.last_duration_s if armed else 0.0)
+        wall = env if isinstance(env, WallClockEnvironment) else None
         next_t = env.now
         period = self.period_s
-        while self.halted != "torque_off":
+        self._last_trajectory_t = env.now
+        torque_resent = env.now
+        while True:
             start = env.now
+            stamp = wall.real_now() if wall is not None else start  # on the wall clock: when it ran
+            self._check_trajectory_timeout(start)
+            if self._limp and start - torque_resent >= 1.0:
+                # A servo that failed and answers again must not come back energised.
+                torque_resent = start
+                with contextlib.suppress(BusError):
+                    bus.set_torque(ids, False)
+                yield env.timeout(bus.last_duration_s)
             try:
                 states = bus.read_states([ids[k] for k in live])
             except ServoFailedError as exc:
@@ -162,7 +206,8 @@ class Driver(Service[DriverParams]):
                 goals, clipped = clip_to_limits(self._next_setpoint(env.now), limits)
                 self.clipped_goals.inc(clipped)
                 try:
-                    bus.write_goals({ids[k]: cal[k].to_servo(goals[k]) for k in live})
+                    if not self._limp:  # torque is off: only watch (telemetry goes on)
+                        bus.write_goals({ids[k]: cal[k].to_servo(goals[k]) for k in live})
                 except ServoFailedError as exc:
                     live = self._servos_failed(exc.servo_ids, live, ids)
                 except PortLostError as exc:
@@ -173,10 +218,10 @@ class Driver(Service[DriverParams]):
                     self.bus_errors.inc()
                 else:
                     self.setpoint = goals
-                writing_s = bus.last_duration_s
+                writing_s = 0.0 if self._limp else bus.last_duration_s
                 # Published as the write goes out; the write's wire time is then
                 # waited for together with the rest of the period (one event, not two).
-                published = self.ctx.publish("joint_states", JointStates(start, tuple(goals), tuple(actual)))
+                published = self.ctx.publish("joint_states", JointStates(stamp, tuple(goals), tuple(actual)))
                 if not published.triggered:  # a `block` subscriber is full: backpressure
                     self.blocked.inc()
                     yield published
@@ -206,10 +251,36 @@ class Driver(Service[DriverParams]):
         self._active = None
         self.halted = self.failure_policy
         self._sync_gauges()
-        if self.failure_policy == "torque_off" and live:
-            with contextlib.suppress(BusError):
-                self.ctx.servo_bus.set_torque([ids[k] for k in live], False)
+        if self.failure_policy == "torque_off":
+            self._torque_off(ids)
         return live
+
+    @property
+    def _limp(self) -> bool:
+        """Torque was turned off by a policy: the loop only watches from then on."""
+        return self.halted in ("torque_off", "watchdog")
+
+    def _torque_off(self, ids: list[int]) -> None:
+        """Torque off on every servo, the failed ones too: one that answers again stays limp."""
+        with contextlib.suppress(BusError):
+            self.ctx.servo_bus.set_torque(ids, False)
+        self.ctx.machine.recording.event(self.ctx.now, "halt", policy=self.halted, servos=list(ids))
+
+    def _check_trajectory_timeout(self, now: float) -> None:
+        if self._timeout_s is None or self.halted or now - self._last_trajectory_t <= self._timeout_s:
+            return
+        if self._active is None and self._pending is None:
+            self._last_trajectory_t = now  # nothing moving: nothing to stop
+            return
+        self.watchdog_trips.inc()
+        self._pending = None
+        self._active = None  # hold: the setpoint stays where the last cycle put it
+        self._last_trajectory_t = now
+        self.ctx.machine.recording.event(now, "trajectory_timeout", action=self.params.on_trajectory_timeout)
+        if self.params.on_trajectory_timeout == "torque_off":
+            self.halted = "watchdog"
+            self._sync_gauges()
+            self._torque_off([j.servo_id for j in self.joints])
 
     def _target(self) -> list[float]:
         """Where the machine is headed: the end of the pending or the active trajectory."""

@@ -1,4 +1,4 @@
-"""Telemetry: records the joint states the driver publishes, and the alarms.
+"""Telemetry: records the joint states the driver publishes, and the alarms, in the run's log.
 
 It takes each event off its subscriber queue and spends its processing time on
 it; a slow telemetry service fills its queue, and the queue's overflow policy
@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from twin.control.commands import Alarm, JointStates
-from twin.observe.telemetry import Telemetry
 from twin.patterns.eventbus import Event
 from twin.services.api import Counter, Service, ServiceParams
 
-__all__ = ["TelemetryParams", "TelemetryRecorder", "merge_telemetry"]
+__all__ = ["TelemetryParams", "TelemetryRecorder"]
 
 
 class TelemetryParams(ServiceParams):
@@ -30,7 +29,6 @@ class TelemetryRecorder(Service[TelemetryParams]):
 
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
-        self.samples: list[JointStates] = []
         self.alarms: list[Alarm] = []
 
     def start(self) -> None:
@@ -38,22 +36,13 @@ class TelemetryRecorder(Service[TelemetryParams]):
         self.ctx.subscribe("alarms", self._record_alarm)
 
     def _record(self, event: Event) -> None:
-        self.samples.append(event.payload)
+        s: JointStates = event.payload
+        self.ctx.machine.recording.sample(s.t, s.setpoint, s.actual)
         self.samples_recorded.inc()
 
     def _record_alarm(self, event: Event) -> None:
-        if event.delivery == 1 or event.payload not in self.alarms:
-            self.alarms.append(event.payload)
+        alarm: Alarm = event.payload
+        if event.delivery == 1 or alarm not in self.alarms:
+            self.alarms.append(alarm)
             self.alarms_recorded.inc()
-
-
-def merge_telemetry(joint_names: list[str], recorders: list[TelemetryRecorder]) -> Telemetry:
-    """The recorded states of every replica in time order (a sample recorded twice counts once)."""
-    tel = Telemetry(joint_names)
-    seen: set[float] = set()
-    samples = [s for r in recorders for s in r.samples]
-    for s in sorted(samples, key=lambda s: s.t):
-        if s.t not in seen:
-            seen.add(s.t)
-            tel.append(s.t, s.setpoint, s.actual)
-    return tel
+            self.ctx.machine.recording.event(alarm.t, "alarm", servo=alarm.servo_id, what=alarm.what)
