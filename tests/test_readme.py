@@ -73,3 +73,11 @@ def test_every_file_the_readme_links_to_is_in_the_repository() -> None:
     links = re.findall(r"\]\(([^)#\s]+)\)", README)
     missing = [link for link in links if "://" not in link and not (root / link).exists()]
     assert not missing
+
+
+def test_the_pytest_example_is_the_shipped_example_file() -> None:
+    """The README's pytest example is examples/pytest/test_machine.py, which a test runs."""
+    section = README.split("## Test your machine with pytest", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    shipped = (Path(__file__).resolve().parents[1] / "examples" / "pytest" / "test_machine.py").read_text()
+    assert block == shipped
