@@ -31,7 +31,7 @@ from twin.observe.metrics import (
     measured,
 )
 from twin.observe.report import AssertionOutcome, write_report
-from twin.observe.rundir import RunDirectory
+from twin.observe.rundir import RunDirectory, check_writable
 from twin.observe.runlog import RunLog
 from twin.observe.telemetry import Telemetry
 from twin.patterns.breaker import BreakerSnapshot
@@ -66,6 +66,7 @@ class RunResult:
     reason: str = ""  # why the run was cut short
     signal: int = 0  # the signal that stopped it, if one did
     shadow_events: list[tuple[float, str, str]] = field(default_factory=list)  # (t, joint, what)
+    bus: str | None = None  # the bus URL of a wall-clock run
     _telemetry: Telemetry | None = field(default=None, repr=False)
 
     @property
@@ -116,11 +117,31 @@ class RunResult:
     def write(self, out_dir: str | os.PathLike[str]) -> Path:
         """Write metrics.json, telemetry.csv, plots and report.md into out_dir."""
         run_dir = Path(out_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if self.log.directory is None or self.log.directory.resolve() != run_dir.resolve():
+        streamed = self.log.directory is not None and self.log.directory.resolve() == run_dir.resolve()
+        if streamed:
+            self._write_results(run_dir)
+            return run_dir
+        # A finished run written afterwards: the same directory, manifest included, as a CLI run.
+        manifest = RunDirectory.start(run_dir, self.scenario, self.seed, bus=self.bus, command=None)
+        try:
             self.telemetry.to_csv(run_dir / "telemetry.csv")
             events = "".join(json.dumps(e, sort_keys=True) + "\n" for e in self.log.events)
             write_text_atomic(run_dir / "events.jsonl", events)
+            self._write_results(run_dir)
+        except BaseException as exc:
+            manifest.finish("failed", f"writing the results: {exc}", self.metrics["duration_s"], "INCOMPLETE")
+            raise
+        manifest.finish(
+            self.status,
+            self.reason,
+            self.metrics["duration_s"],
+            self.verdict,
+            self.assertions,
+            self.service_failures,
+        )
+        return run_dir
+
+    def _write_results(self, run_dir: Path) -> None:
         write_text_atomic(run_dir / "metrics.json", json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
         images = self._plots(run_dir) if self.scenario.outputs.plots else []
         if self.frames is not None and len(self.frames):
@@ -141,7 +162,6 @@ class RunResult:
             incomplete=None if self.complete else self.reason,
         )
         self.run_dir = run_dir
-        return run_dir
 
     def _plots(self, run_dir: Path) -> list[Path]:
         from twin.observe import plots
@@ -208,66 +228,68 @@ def run(
     elif shadow:
         raise ConfigError("--shadow runs the twin beside real servos: give --bus URL too")
     seed = scenario.seed if seed is None else seed
-    run_dir = None
     if out is not None:
-        run_dir = RunDirectory.start(Path(out), scenario, seed, bus=bus, command=command)
+        check_writable(Path(out))
     stop = stop if stop is not None else StopRequest()
-    clock: list[Callable[[], float]] = [lambda: 0.0]
-    log = None
+    log = RunLog([servo.joint for servo in scenario.plant.servos])  # streamed once the run starts
+    shadows: list[ShadowBus] = []
+    wrap = _shadow_wrapper(scenario, shadows) if shadow else None
     try:
-        log = RunLog(
-            [servo.joint for servo in scenario.plant.servos],
-            run_dir.path if run_dir is not None else None,
-            on_flush=(lambda: run_dir.progress(clock[0]())) if run_dir is not None else None,
-        )
-        shadows: list[ShadowBus] = []
-        wrap = _shadow_wrapper(scenario, run_dir.path if run_dir else None, shadows) if shadow else None
+        machine = build(scenario, seed, bus, log=log, wrap_bus=wrap)
+    except BaseException:
+        for sb in shadows:
+            sb.close()
+        raise
+    # Only now, with the bus open and the servos checked, may an earlier run's results go.
+    run_dir = None
+    try:
         try:
-            machine = build(scenario, seed, bus, log=log, wrap_bus=wrap)
-        except BaseException:
-            for sb in shadows:
-                sb.close()
-            raise
-        if shadows:
-            _alarm_on_the_event_bus(machine, shadows[0])
-        clock[0] = lambda: machine.env.now
-        try:
+            if out is not None:
+                run_dir = RunDirectory.start(Path(out), scenario, seed, bus=bus, command=command)
+                directory = run_dir.path
+                log.attach(directory, on_flush=lambda: directory_progress(run_dir, machine))
+                for sb in shadows:
+                    sb.attach(directory)
+            if shadows:
+                _alarm_on_the_event_bus(machine, shadows[0])
             recorder = _start_recorder(machine, scenario) if (render or scenario.outputs.render) else None
-            _run_clock(machine, progress, stop)
+            stopped = _run_clock(machine, progress, stop)
             log.finish()
-            result = _collect(machine, scenario, recorder, stop)
+            result = _collect(machine, scenario, recorder, stopped, stop.signal if stopped else 0)
+            result.bus = bus
             if shadows:
                 result.metrics["shadow"] = shadows[0].metrics()
                 result.shadow_events = list(shadows[0].events)
-            if bus is not None or stop.reason:
+            if bus is not None or stopped:
                 machine.safe_stop()
         finally:
             for sb in shadows:
                 sb.close()
             machine.close()
-    except BaseException as exc:
-        if log is not None:
-            log.close()
+        log.close()
         if run_dir is not None:
-            t = clock[0]()
-            what = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
-            run_dir.finish("failed", f"{what}: {type(exc).__name__}: {exc}", t, "INCOMPLETE")
-        raise
-    log.close()
-    if run_dir is not None:
-        try:
             result.write(run_dir.path)
-        except BaseException as exc:
+            end = result.metrics["duration_s"]
             run_dir.finish(
-                "failed", f"writing the results: {exc}", result.metrics["duration_s"], "INCOMPLETE"
+                result.status, result.reason, end, result.verdict, result.assertions, result.service_failures
             )
-            raise
-        end = result.metrics["duration_s"]
-        run_dir.finish(result.status, result.reason, end, result.verdict, result.assertions)
+    except BaseException as exc:
+        try:
+            log.close()
+        finally:
+            if run_dir is not None and run_dir.manifest["status"] == "running":
+                what = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
+                reason = f"{what}: {type(exc).__name__}: {exc}"
+                run_dir.finish("failed", reason, machine.env.now, "INCOMPLETE")
+        raise
     return result
 
 
-def _shadow_wrapper(scenario: Scenario, directory: Path | None, made: list[ShadowBus]) -> BusWrapper:
+def directory_progress(run_dir: RunDirectory, machine: Machine) -> None:
+    run_dir.progress(machine.env.now)
+
+
+def _shadow_wrapper(scenario: Scenario, made: list[ShadowBus]) -> BusWrapper:
     """Wraps the real bus in a ShadowBus over a twin of the same scenario on the run's clock."""
     from hw_adapters import open_bus
     from twin.assembly import build_joints, build_plant
@@ -284,7 +306,7 @@ def _shadow_wrapper(scenario: Scenario, directory: Path | None, made: list[Shado
             math.radians(scenario.shadow.threshold_deg), scenario.shadow.window_ms / 1000.0
         )
         joints = build_joints(scenario, urdf_limits)
-        shadow = ShadowBus(real, twin_bus, plant.place, joints, settings, env.real_now, directory)
+        shadow = ShadowBus(real, twin_bus, plant.place, joints, settings, env.real_now)
         shadow.on_close = plant.close
         made.append(shadow)
         return shadow
@@ -325,7 +347,8 @@ STOP_CHECK_S = 0.02
 """How often (on the run's clock) a run checks whether it must stop."""
 
 
-def _run_clock(machine: Machine, progress: Progress | None, stop: StopRequest) -> None:
+def _run_clock(machine: Machine, progress: Progress | None, stop: StopRequest) -> str:
+    """Run the clock to the scenario's end; returns why it stopped early, "" when it did not."""
     env, duration = machine.env, machine.duration_s
     driver = machine.driver
 
@@ -346,9 +369,11 @@ def _run_clock(machine: Machine, progress: Progress | None, stop: StopRequest) -
                 machine.plant.advance_to(env.now)
             if progress is not None:
                 progress(env.now, duration)
-    except _Stopped:
+    except _Stopped as stopped:
         if machine.plant is not None:
             machine.plant.advance_to(env.now)
+        return str(stopped)
+    return ""
 
 
 def _start_recorder(machine: Machine, scenario: Scenario) -> Any:
@@ -372,7 +397,7 @@ def _start_recorder(machine: Machine, scenario: Scenario) -> Any:
     return recorder
 
 
-def _collect(machine: Machine, sc: Scenario, recorder: Any, stop: StopRequest) -> RunResult:
+def _collect(machine: Machine, sc: Scenario, recorder: Any, stopped: str, signal: int) -> RunResult:
     joint_names = [j.name for j in machine.joints]
     driver = machine.driver
     own = {name: export_metrics(g.cls, list(g.objects)) for name, g in machine.services.items()}
@@ -409,7 +434,7 @@ def _collect(machine: Machine, sc: Scenario, recorder: Any, stop: StopRequest) -
         command_latency=command_latency,
         accepted_latency=accepted,
         physics_steps=machine.plant.steps if machine.plant is not None else 0,
-        lateness_s=list(machine.env.lateness_s) if isinstance(machine.env, WallClockEnvironment) else [],
+        lateness_s=machine.env.lateness_s if isinstance(machine.env, WallClockEnvironment) else [],
         bus_counters={name: value for name, value in asdict(bus).items() if name in BUS_COUNTERS},
         faults_injected=machine.faults_injected,
         updates_completed=machine.updates_completed,
@@ -440,7 +465,7 @@ def _collect(machine: Machine, sc: Scenario, recorder: Any, stop: StopRequest) -
         machine.log.event(
             machine.env.now, "trace_limit", kept=machine.tracer.limit, not_traced=machine.tracer.dropped
         )
-    reason = _cut_short(machine, stop)
+    reason = _cut_short(machine, stopped)
     if reason:
         machine.log.event(machine.env.now, "incomplete", reason=reason)
     return RunResult(
@@ -454,7 +479,7 @@ def _collect(machine: Machine, sc: Scenario, recorder: Any, stop: StopRequest) -
         error=driver.lost if driver is not None else "",
         status="incomplete" if reason else "complete",
         reason=reason,
-        signal=stop.signal,
+        signal=signal,
         tracer=machine.tracer,
         breaker_timelines=_breaker_timelines(machine),
         topology=_topology(machine, metrics),
@@ -478,16 +503,19 @@ def _with_realtime_tolerance(assertion: Any, value: float, metrics: dict[str, An
     return AssertionOutcome(expression, value, holds)
 
 
-def _cut_short(machine: Machine, stop: StopRequest) -> str:
+def _cut_short(machine: Machine, stopped: str) -> str:
     """Why the run did not go to its end as the scenario meant, or "" when it did."""
-    at = f" at {machine.env.now:.3f} s of {machine.duration_s:g} s"
-    if stop.reason:
-        return stop.reason + at
+    if stopped:
+        return f"{stopped} at {machine.env.now:.3f} s of {machine.duration_s:g} s"
     driver = machine.driver
     if driver is None:
         return ""
     if driver.lost:
         return f"the servo bus was lost: {driver.lost}"
+    if driver.loop is not None and not driver.loop.is_alive:
+        failures = [f.error for f in machine.failures if f.service == machine.bus_owner]
+        why = f": {failures[0]}" if failures else ""
+        return f"the driver's control loop stopped{why}"
     if driver.halted and driver.halted != "estop":
         failed = sorted(driver.failed_servos_ids)
         after = f" after servo(s) {failed} failed" if failed else ""

@@ -252,7 +252,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write("\n")
     if not args.quiet:
         out.write(summary(result.metrics, result.assertions, run_dir, incomplete=result.reason or None))
-    for failure in result.failures:
+    for failure in result.failures if result.complete else ():
         err.write(f"assertion failed: {failure.expression} (measured {failure.measured:g})\n")
     for service, what in result.service_failures[:10]:
         err.write(f"service {service} failed: {what}\n")
@@ -275,11 +275,12 @@ def _stopping_on_signals(stop: StopRequest) -> Iterator[None]:
 
     def handler(signum: int, _frame: object) -> None:
         stop.request(f"stopped by {signal.Signals(signum).name}", signum)
+        signal.signal(signum, signal.SIG_DFL)  # a second one, if the safe stop hangs, ends it
 
     previous = {}
     for name in STOP_SIGNALS:
         sig = getattr(signal, name, None)
-        if sig is not None:
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:  # nohup stays nohup
             previous[sig] = signal.signal(sig, handler)
     try:
         yield
@@ -437,13 +438,15 @@ def _emulate(args: argparse.Namespace, out: TextIO) -> int:
             plant,
             started=lambda: server.stats.bytes_in > 0,
             log=lambda line: print(f"fault at {line}", file=sys.stderr, flush=True),
+            execute=server.call_soon,
         )
         for skipped in faults.skipped:
             sys.stderr.write(f"fault {skipped}: skipped, it acts on a twin run's services or bus\n")
         try:
             link = server.link(args.link)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(sig, lambda *_: stop.set())
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    signal.signal(sig, lambda *_: stop.set())
             out.write(f"{link}\n")
             out.flush()
             faults.start()

@@ -19,7 +19,6 @@ from typing import Any
 from servo_core.errors import ConfigError
 from sim_models.plant import Plant
 from sim_models.servo.device import VirtualServo
-from twin import faults as F
 from twin.assembly import timed_fault
 from twin.scenario.models import EncoderNoise, Scenario, ServoOverheat, ServoOverload
 
@@ -52,8 +51,10 @@ class _Servos:
 
 
 class EmulatedFaults:
-    """Plays the servo faults of `scenario` on `plant` from a thread; `started()` says when the
-    first byte arrived (polled every 5 ms), `log` receives one line per fault applied or undone."""
+    """Plays the servo faults of `scenario` on `plant`: a thread keeps the time and hands each
+    change to `execute` (the emulator's `call_soon`, so that it happens on the thread that runs
+    the physics); `started()` says when the first byte arrived (polled every 5 ms), `log`
+    receives one line per fault applied or undone."""
 
     def __init__(
         self,
@@ -62,6 +63,7 @@ class EmulatedFaults:
         started: Callable[[], bool],
         log: Callable[[str], None],
         seed: int | None = None,
+        execute: Callable[[Callable[[], None]], None] = lambda fn: fn(),
     ) -> None:
         seed = scenario.seed if seed is None else seed
         self.skipped = [f.type for f in scenario.faults if not isinstance(f, EMULATED_FAULTS)]
@@ -75,6 +77,8 @@ class EmulatedFaults:
         self._log = log
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._play, name="emulated-faults", daemon=True)
+        self._execute = execute
+        self._undos: dict[int, Callable[[], None]] = {}
         self.applied = 0
 
     def start(self) -> None:
@@ -91,35 +95,33 @@ class EmulatedFaults:
             if self._stop.wait(0.005):
                 return
         t0 = time.monotonic()  # wall-clock ok: the emulator runs on the wall clock
-        # (when, what, action returning an undo or None, how long it lasts), sorted by time
-        Step = tuple[float, str, Callable[[], Callable[[], None] | None], float | None]
-        due: list[Step] = [
-            (timed.at_s, f"{fault.type} on servo {fault.servo}", self._action(timed), timed.duration_s)
-            for fault, timed in self._faults
-        ]
-        due.sort(key=lambda item: item[0])
+        # (when, what, fault index, True to apply / False to undo), in time order
+        due = sorted(
+            (timed.at_s, f"{fault.type} on servo {fault.servo}", k, True)
+            for k, (fault, timed) in enumerate(self._faults)
+        )
         while due and not self._stop.is_set():
             now = time.monotonic() - t0  # wall-clock ok
             while due and due[0][0] <= now:
-                at, what, act, duration = due.pop(0)
-                undo = act()
-                self._log(f"{now:.3f} s: {what}")
-                if undo is not None and duration is not None:
-                    due.append((at + duration, f"{what} ends", _ending(undo), None))
-                    due.sort(key=lambda item: item[0])
+                at, what, k, apply = due.pop(0)
+                self._execute(self._change(k, apply))
+                self._log(f"{now:.3f} s: {what}" + ("" if apply else " ends"))
+                duration = self._faults[k][1].duration_s
+                if apply and duration is not None:
+                    due.append((at + duration, what, k, False))
+                    due.sort()
             self._stop.wait(0.002)
 
-    def _action(self, timed: F.TimedFault) -> Callable[[], Callable[[], None] | None]:
-        def act() -> Callable[[], None] | None:
-            assert timed.action is not None
-            self.applied += 1
-            return timed.action(self._targets)
+    def _change(self, k: int, apply: bool) -> Callable[[], None]:
+        def change() -> None:
+            if apply:
+                action = self._faults[k][1].action
+                assert action is not None
+                undo = action(self._targets)
+                self.applied += 1
+                if undo is not None:
+                    self._undos[k] = undo
+            elif k in self._undos:
+                self._undos.pop(k)()
 
-        return act
-
-
-def _ending(undo: Callable[[], None]) -> Callable[[], None]:
-    def act() -> None:
-        undo()
-
-    return act
+        return change

@@ -69,7 +69,6 @@ class ShadowBus(ServoBus):
         joints: Sequence[Joint],
         settings: ShadowSettings,
         clock: Callable[[], float],
-        directory: Path | None = None,
     ) -> None:
         self.real, self.twin = real, twin
         self._place_twin = place_twin
@@ -88,11 +87,13 @@ class ShadowBus(ServoBus):
         self._max_abs = [0.0] * len(self.joints)
         self.events: list[tuple[float, str, str]] = []  # (t, joint, what) for the plots
         self._file: IO[str] | None = None
-        self._last_flush = time.monotonic()
-        if directory is not None:
-            self._file = (directory / "shadow.csv").open("w", encoding="utf-8", newline="\n")
-            cols = ["t_s"] + [f"{j.name}_{c}_rad" for j in self.joints for c in ("goal", "hardware", "twin")]
-            self._file.write(",".join(cols) + "\n")
+        self._last_flush = time.monotonic()  # wall-clock ok: flush cadence
+
+    def attach(self, directory: Path) -> None:
+        """Stream shadow.csv into the run directory (before the run starts)."""
+        self._file = (directory / "shadow.csv").open("w", encoding="utf-8", newline="\n")
+        cols = ["t_s"] + [f"{j.name}_{c}_rad" for j in self.joints for c in ("goal", "hardware", "twin")]
+        self._file.write(",".join(cols) + "\n")
 
     @property
     def last_duration_s(self) -> float:
@@ -141,6 +142,15 @@ class ShadowBus(ServoBus):
 
     def arm_watchdog(self, ids: Iterable[int], timeout_s: float) -> bool:
         return self.real.arm_watchdog(ids, timeout_s)
+
+    def disarm_watchdog(self, ids: Iterable[int]) -> None:
+        self.real.disarm_watchdog(ids)
+
+    def scan(self, ids: Iterable[int] = range(0, 253)) -> list[PingInfo]:
+        return self.real.scan(ids)
+
+    def wait(self, seconds: float) -> None:
+        self.real.wait(seconds)
 
     def snapshot(self) -> BusSnapshot:
         return self.real.snapshot()

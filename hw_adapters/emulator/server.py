@@ -24,6 +24,7 @@ needed): without them a busy machine delays replies by milliseconds.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import select
@@ -110,6 +111,7 @@ class EmulatorServer:
         tty.setraw(self._master)
         self.device_path = os.ttyname(self._slave)
         self._pending: list[_Pending] = []
+        self._soon: collections.deque[Callable[[], None]] = collections.deque()
         self._line_free = 0.0  # with wire timing: when the last byte in or out leaves the line
         self._last_rx = 0.0
         self._link: Path | None = None
@@ -160,6 +162,11 @@ class EmulatorServer:
         self._master = self._slave = -1
 
     # -- serving ---------------------------------------------------------------------------
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on the serving thread between two instructions (safe from any thread):
+        how another thread changes the servos (a fault) without racing the physics."""
+        self._soon.append(fn)
+
     def serve(self, stop: threading.Event | Callable[[], bool]) -> None:
         """Answer instructions until `stop` is set (an Event) or returns True."""
         should_stop = stop.is_set if isinstance(stop, threading.Event) else stop
@@ -184,6 +191,8 @@ class EmulatorServer:
                 self.responder.parser.reset()
             self._send_due()
             self._sync()
+            while self._soon:
+                self._soon.popleft()()
 
     def _receive(self) -> None:
         try:

@@ -51,7 +51,11 @@ def bench(scenario: Path, tmp: Path, protocol: str = "dynamixel", faults: bool =
                 server = EmulatorServer(plant, protocol)
                 rig = Rig(plant, link)
                 played = EmulatedFaults(
-                    loaded, plant, lambda: server.stats.bytes_in > 0, rig.fault_log.append
+                    loaded,
+                    plant,
+                    lambda: server.stats.bytes_in > 0,
+                    rig.fault_log.append,
+                    execute=server.call_soon,
                 )
                 try:
                     server.link(link)

@@ -144,6 +144,17 @@ def test_every_bus_transaction_corrupt_marks_the_servos_failed_and_the_policy_ac
     assert on["driver"]["failed_servos"] == 2 and on["driver"]["halted"] == 0, "the scenario's policy decides"
 
 
+@pytest.mark.parametrize("policy", ["safe_stop", "hold_others"])
+def test_a_run_whose_every_bus_transaction_fails_is_incomplete_never_pass(
+    write_scenario, policy: str
+) -> None:
+    sets = ["faults=[{type: bus_errors, at_s: 1.0, rate: 1.0}]", f"plant.bus.on_servo_failure={policy}"]
+    result = twin.run(twin.load(write_scenario(assertions=[]), sets))
+    assert result.verdict == "INCOMPLETE" and not result.passed
+    reason = "every servo failed" if policy == "hold_others" else "halted by the safe_stop policy"
+    assert reason in result.reason
+
+
 def test_retries_absorb_most_bus_errors_at_a_rate_of_0_3(write_scenario) -> None:
     m = run_with(write_scenario, ["faults=[{type: bus_errors, at_s: 0, rate: 0.3}]"])
     bus, driver = m["bus"], m["driver"]

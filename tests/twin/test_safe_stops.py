@@ -24,6 +24,10 @@ def _manifest(run_dir: Path) -> dict:
         return {}
 
 
+def _twin(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "twin", *args], cwd=ROOT, capture_output=True, text=True)
+
+
 def _reached(run_dir: Path, t: float) -> bool:
     return _manifest(run_dir).get("t_reached_s", 0.0) >= t
 
@@ -86,6 +90,10 @@ def test_after_sigkill_the_telemetry_is_readable_and_twin_report_rebuilds_the_ru
         assert not (out / "metrics.json").exists() and not (out / "report.md").exists(), (
             "the earlier run's results are gone while the new run goes"
         )
+        peek = _twin("report", str(out))
+        assert peek.returncode == 2 and "a run is still writing here" in peek.stderr
+        second = _twin("run", str(PAN_TILT), "--out", str(out), "--quiet")
+        assert second.returncode == 2 and "another run is writing there" in second.stderr
         proc.kill()
         proc.wait(timeout=10)
     finally:
@@ -95,9 +103,7 @@ def test_after_sigkill_the_telemetry_is_readable_and_twin_report_rebuilds_the_ru
     tel = Telemetry.from_csv(out / "telemetry.csv")
     t, _, _ = tel.arrays()
     assert t[-1] >= 19.0, "the telemetry up to the last flush is on disk"
-    rebuilt = subprocess.run(
-        [sys.executable, "-m", "twin", "report", str(out)], cwd=ROOT, capture_output=True, text=True
-    )
+    rebuilt = _twin("report", str(out))
     assert rebuilt.returncode == 0, rebuilt.stderr
     manifest = _manifest(out)
     assert manifest["status"] == "incomplete" and "killed" in manifest["reason"]
@@ -147,7 +153,9 @@ def test_servos_stop_by_themselves_when_the_host_process_dies(tmp_path: Path) ->
     Watchdog (500 ms), so they stop and refuse goals until it is cleared."""
     out = tmp_path / "run"
     with bench(PAN_TILT, tmp_path) as rig:
-        proc = start_run(str(PAN_TILT), "--bus", f"dynamixel://{rig.link}", "--set", "duration=60", "--out", str(out))
+        proc = start_run(
+            str(PAN_TILT), "--bus", f"dynamixel://{rig.link}", "--set", "duration=60", "--out", str(out)
+        )
         try:
             wait_for(lambda: _reached(out, 1.0), 60, "the run to get going")
             servos = rig.plant.servos
@@ -160,3 +168,38 @@ def test_servos_stop_by_themselves_when_the_host_process_dies(tmp_path: Path) ->
         wait_for(lambda: all(s.watchdog_fired for s in servos), 5, "the servos' watchdogs to fire")
         assert [s.read_register("bus_watchdog") for s in servos] == [-1, -1]
         assert all(rig.torque().values()), "they hold where they are, torque on, stopped"
+
+
+def test_a_run_refused_at_the_start_leaves_the_earlier_results_alone(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert _twin("run", str(PAN_TILT), "--set", "duration=1", "--out", str(out), "--quiet").returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    refused = _twin("run", str(PAN_TILT), "--bus", f"dynamixel://{tmp_path}/no-such-port", "--out", str(out))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_writing_a_finished_run_gives_the_same_directory_as_the_cli(tmp_path: Path) -> None:
+    import twin
+
+    out = tmp_path / "run"
+    (out).mkdir()
+    (out / "robot.gif").write_bytes(b"an earlier run's")
+    twin.run(twin.load(PAN_TILT, ["duration=1"]), seed=9).write(out)
+    manifest = _manifest(out)
+    assert (manifest["status"], manifest["verdict"], manifest["seed"]) == ("complete", "PASS", 9)
+    assert not (out / "robot.gif").exists(), "nothing of an earlier run is left to pass for this one"
+
+
+def test_signals_a_shell_ignores_stay_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    from twin.api import StopRequest
+    from twin.cli import _stopping_on_signals
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup leaves it
+    try:
+        with _stopping_on_signals(StopRequest()):
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -34,17 +34,20 @@ def atomic_file(path: Path) -> Iterator[Path]:
         raise
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str, durable: bool = True) -> None:
     """Write `text` to `path` through a temporary file in the same folder and os.replace.
 
-    The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+    The file gets the usual permissions (0666 less the umask), not mkstemp's 0600. `durable`
+    waits for the disk before the rename (power loss); without it a killed process still
+    leaves the old file or the new one.
     """
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())
         os.replace(tmp_name, path)
     except BaseException:

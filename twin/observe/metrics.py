@@ -36,6 +36,7 @@ __all__ = [
     "RESERVED_SECTIONS",
     "RunData",
     "SERVICE_COUNTERS",
+    "tracking_metrics",
 ]
 
 # Counters of a serial bus (zero for the twin's bus, which never loses a byte).
@@ -162,7 +163,7 @@ class RunData:
     command_latency: dict[str, Any] | None = None  # reached the servo (exported percentiles)
     accepted_latency: dict[str, Any] | None = None  # the gateway's reply to the operator
     physics_steps: int = 0
-    lateness_s: list[float] = field(default_factory=list)  # wall-clock runs: how late events ran
+    lateness_s: Sequence[float] = field(default_factory=list)  # wall-clock runs: how late events ran
     bus_counters: dict[str, int] = field(default_factory=dict)
     faults_injected: int = 0
     updates_completed: int = 0
@@ -199,28 +200,32 @@ RESERVED_SECTIONS = frozenset(
 """Top-level keys of metrics.json that a service's name may not take (its own metrics go there)."""
 
 
-def build_metrics(d: RunData) -> dict[str, Any]:
-    tr = d.tracking
-    joints = {
-        name: {
-            "rms_error_deg": _r(math.degrees(math.sqrt(tr.sum_sq[k] / tr.samples))) if tr.samples else None,
-            "max_error_deg": _r(math.degrees(tr.max_abs[k])) if tr.samples else None,
-        }
-        for k, name in enumerate(d.joints)
+def tracking_metrics(joints: Sequence[str], tr: TrackingStats) -> dict[str, Any]:
+    """The `tracking` section: goal − actual per joint and over all, in degrees."""
+    n_all = sum(tr.counts)
+    return {
+        "samples": tr.samples,
+        "rms_error_deg": _r(math.degrees(math.sqrt(sum(tr.sum_sq) / n_all))) if n_all else None,
+        "max_error_deg": _r(math.degrees(max(tr.max_abs))) if n_all else None,
+        "joints": {
+            name: {
+                "rms_error_deg": _r(math.degrees(math.sqrt(tr.sum_sq[k] / n)))
+                if (n := tr.counts[k])
+                else None,
+                "max_error_deg": _r(math.degrees(tr.max_abs[k])) if tr.counts[k] else None,
+            }
+            for k, name in enumerate(joints)
+        },
     }
-    total_sq = sum(tr.sum_sq)
-    n_all = tr.samples * len(d.joints)
+
+
+def build_metrics(d: RunData) -> dict[str, Any]:
     sent, completed, failed = d.commands
     out: dict[str, Any] = {
         "scenario": d.name,
         "seed": d.seed,
         "duration_s": _r(d.duration_s),
-        "tracking": {
-            "samples": tr.samples,
-            "rms_error_deg": _r(math.degrees(math.sqrt(total_sq / n_all))) if n_all else None,
-            "max_error_deg": _r(math.degrees(max(tr.max_abs))) if n_all else None,
-            "joints": joints,
-        },
+        "tracking": tracking_metrics(d.joints, d.tracking),
         "latency": {
             "command": d.command_latency or percentiles_ms([]),
             "command_accepted": d.accepted_latency or percentiles_ms([]),

@@ -17,8 +17,9 @@ from typing import Any
 
 from servo_core.errors import ConfigError
 from twin.observe.files import write_text_atomic
+from twin.observe.metrics import tracking_metrics
 from twin.observe.report import AssertionOutcome, write_report
-from twin.observe.rundir import RunDirectory, read_manifest
+from twin.observe.rundir import MANIFEST, RUN_FILES, RunDirectory, is_being_written, read_manifest
 from twin.observe.runlog import TrackingStats
 from twin.observe.telemetry import Telemetry
 
@@ -41,12 +42,16 @@ class RebuiltRun:
 
 
 def rebuild(path: Path, plots: bool = True) -> RebuiltRun:
-    """Rebuild report.md (and the tracking plots) of the run directory `path`."""
+    """Rebuild report.md (and the plots it can) of the run directory `path`, which no live
+    process may be writing."""
     manifest = read_manifest(path)
+    if is_being_written(path):
+        raise ConfigError(f"{path}: a run is still writing here; twin report rebuilds a run that has ended")
     telemetry = _telemetry(path)
-    t, goal, actual = telemetry.arrays()
+    t, _, _ = telemetry.arrays()
     reached = float(t[-1]) if len(t) else 0.0
-    if manifest["status"] == "running":
+    died = manifest["status"] == "running"  # and nobody holds the lock: its process is gone
+    if died:
         manifest["status"] = "incomplete"
         manifest["verdict"] = "INCOMPLETE"
         manifest["t_reached_s"] = round(max(reached, float(manifest.get("t_reached_s") or 0.0)), 6)
@@ -55,25 +60,18 @@ def rebuild(path: Path, plots: bool = True) -> RebuiltRun:
             f"of {manifest.get('duration_s', math.nan):g} s; rebuilt by twin report"
         )
         RunDirectory(path, manifest).write_manifest()
-    metrics_file = path / "metrics.json"
-    if manifest["status"] == "complete" or (metrics_file.exists() and manifest["status"] != "running"):
-        try:
-            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            metrics = _from_telemetry(manifest, telemetry, reached)
-    else:
+    metrics = None if died else _metrics_file(path)
+    if metrics is None:  # what the process kept in memory is lost: the telemetry is what is left
         metrics = _from_telemetry(manifest, telemetry, reached)
-    write_text_atomic(metrics_file, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    images: list[Path] = []
+        write_text_atomic(path / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    name = str(manifest.get("scenario", path.name))
     if plots and len(t):
         from twin.observe import plots as draw
 
-        name = str(manifest.get("scenario", path.name))
-        images.append(draw.plot_tracking(telemetry, path / "tracking.png", name))
-        images.append(draw.plot_tracking_error(telemetry, path / "tracking_error.png", name))
-    extra = [
-        path / f for f in ("metrics.json", "telemetry.csv", "events.jsonl", "run.json") if (path / f).exists()
-    ]
+        draw.plot_tracking(telemetry, path / "tracking.png", name)
+        draw.plot_tracking_error(telemetry, path / "tracking_error.png", name)
+    images = [path / f for f in RUN_FILES if f.endswith((".png", ".gif")) and (path / f).exists()]
+    extra = [path / f for f in (*RUN_FILES, MANIFEST) if f.endswith((".json", ".csv", ".jsonl"))]
     incomplete = (
         None if manifest["status"] == "complete" else str(manifest.get("reason") or manifest["status"])
     )
@@ -83,14 +81,23 @@ def rebuild(path: Path, plots: bool = True) -> RebuiltRun:
     ]
     write_report(
         path,
-        f"{manifest.get('scenario', path.name)} (seed {manifest.get('seed', '?')})",
+        f"{name} (seed {manifest.get('seed', '?')})",
         metrics,
         assertions,
         images,
-        extra_files=extra,
+        extra_files=[f for f in extra if f.exists()],
+        failures=[(str(a), str(b)) for a, b in manifest.get("service_failures") or []],
         incomplete=incomplete,
     )
     return RebuiltRun(manifest, metrics, telemetry)
+
+
+def _metrics_file(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _telemetry(path: Path) -> Telemetry:
@@ -105,25 +112,9 @@ def _from_telemetry(manifest: dict[str, Any], telemetry: Telemetry, reached: flo
     stats = TrackingStats(len(telemetry.joints))
     for g, a in zip(goal.tolist(), actual.tolist(), strict=True):
         stats.add(g, a)
-    n = stats.samples
-
-    def deg(x: float) -> float:
-        return round(math.degrees(x), 6)
-
     return {
         "scenario": manifest.get("scenario"),
         "seed": manifest.get("seed"),
         "duration_s": round(reached, 6),
-        "tracking": {
-            "samples": n,
-            "rms_error_deg": deg(math.sqrt(sum(stats.sum_sq) / (n * len(telemetry.joints)))) if n else None,
-            "max_error_deg": deg(max(stats.max_abs)) if n else None,
-            "joints": {
-                name: {
-                    "rms_error_deg": deg(math.sqrt(stats.sum_sq[k] / n)) if n else None,
-                    "max_error_deg": deg(stats.max_abs[k]) if n else None,
-                }
-                for k, name in enumerate(telemetry.joints)
-            },
-        },
+        "tracking": tracking_metrics(telemetry.joints, stats),
     }

@@ -11,6 +11,7 @@ manifest, so they can never pass for the new run's results; other files are left
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -22,7 +23,16 @@ from typing import Any
 from servo_core.errors import ConfigError
 from twin.observe.files import write_text_atomic
 
-__all__ = ["MANIFEST", "RUN_FILES", "RunDirectory", "RunStatus", "check_writable", "read_manifest"]
+__all__ = [
+    "LOCK",
+    "MANIFEST",
+    "RUN_FILES",
+    "RunDirectory",
+    "RunStatus",
+    "check_writable",
+    "is_being_written",
+    "read_manifest",
+]
 
 MANIFEST = "run.json"
 RUN_FILES = (
@@ -64,10 +74,37 @@ def scenario_hash(scenario: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+LOCK = ".twin-run.lock"
+"""Held (flock) by the process writing a run directory; the kernel lets go when it dies."""
+
+
+def _lock(path: Path) -> int | None:
+    """The lock's file descriptor, or None when another process holds it."""
+    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def is_being_written(path: Path) -> bool:
+    """Whether a live process is writing the run directory `path` now."""
+    if not (path / LOCK).exists():
+        return False
+    fd = _lock(path)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
 @dataclass
 class RunDirectory:
     path: Path
     manifest: dict[str, Any] = field(default_factory=dict)
+    _lock_fd: int | None = None
 
     @classmethod
     def start(
@@ -80,6 +117,9 @@ class RunDirectory:
         command: Sequence[str] | None,
     ) -> RunDirectory:
         check_writable(path)
+        fd = _lock(path)
+        if fd is None:
+            raise ConfigError(f"--out {path}: another run is writing there; give another --out")
         run = cls(
             path,
             {
@@ -95,6 +135,7 @@ class RunDirectory:
                 "duration_s": scenario.duration,
                 "t_reached_s": 0.0,
             },
+            fd,
         )
         run.write_manifest()
         for name in RUN_FILES:
@@ -104,7 +145,7 @@ class RunDirectory:
 
     def progress(self, t_reached_s: float) -> None:
         self.manifest["t_reached_s"] = round(t_reached_s, 6)
-        self.write_manifest()
+        self.write_manifest(durable=False)
 
     def finish(
         self,
@@ -113,8 +154,10 @@ class RunDirectory:
         t_reached_s: float,
         verdict: str,
         assertions: Sequence[Any] = (),
+        service_failures: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """The final manifest; `assertions` are AssertionOutcome-like (expression, measured, passed)."""
+        """The final manifest; `assertions` are AssertionOutcome-like (expression, measured, passed).
+        Releases the directory for the next run."""
         self.manifest.update(status=status, reason=reason, verdict=verdict, t_reached_s=round(t_reached_s, 6))
         self.manifest["assertions"] = [
             {
@@ -124,10 +167,20 @@ class RunDirectory:
             }
             for a in assertions
         ]
-        self.write_manifest()
+        self.manifest["service_failures"] = [list(f) for f in service_failures]
+        try:
+            self.write_manifest()
+        finally:
+            self.release()
 
-    def write_manifest(self) -> None:
-        write_text_atomic(self.path / MANIFEST, json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def write_manifest(self, durable: bool = True) -> None:
+        text = json.dumps(self.manifest, indent=2, sort_keys=True) + "\n"
+        write_text_atomic(self.path / MANIFEST, text, durable=durable)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -31,8 +31,10 @@ from twin.observe.telemetry import Telemetry, csv_row
 
 __all__ = ["FLUSH_EVERY_S", "REORDER_S", "RunLog", "TrackingStats"]
 
-REORDER_S = 5.0
-"""Simulated seconds a sample may arrive late and still be written in time order."""
+REORDER_S = 0.5
+"""Simulated seconds a sample may arrive late and still be written in time order (one arriving
+later is written where it arrives and counted in `late_samples`); also how far the telemetry on
+disk trails the run."""
 FLUSH_EVERY_S = 0.5
 """Wall-clock seconds between flushes of the streamed files."""
 _RECENT = 4096  # final sample times remembered to recognise a very late duplicate
@@ -40,14 +42,17 @@ _RECENT = 4096  # final sample times remembered to recognise a very late duplica
 
 @dataclass
 class TrackingStats:
-    """Running tracking-error statistics per joint (rad), from the final samples."""
+    """Running tracking-error statistics per joint (rad), from the final samples. A joint whose
+    reading is NaN (its servo failed: nothing measured) does not count in that sample."""
 
     joints: int
     samples: int = 0
+    counts: list[int] = field(default_factory=list)
     sum_sq: list[float] = field(default_factory=list)
     max_abs: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.counts = [0] * self.joints
         self.sum_sq = [0.0] * self.joints
         self.max_abs = [0.0] * self.joints
 
@@ -55,13 +60,16 @@ class TrackingStats:
         self.samples += 1
         for k in range(self.joints):
             e = goal[k] - actual[k]
+            if e != e:  # NaN: not measured
+                continue
+            self.counts[k] += 1
             self.sum_sq[k] += e * e
             if abs(e) > self.max_abs[k]:
                 self.max_abs[k] = abs(e)
 
 
 class RunLog:
-    """Telemetry and events of one run; `directory` None keeps telemetry in memory."""
+    """Telemetry and events of one run, in memory until `attach` streams them to a directory."""
 
     def __init__(
         self,
@@ -69,11 +77,10 @@ class RunLog:
         directory: Path | None = None,
         *,
         wall_clock: Callable[[], float] = time.monotonic,
-        on_flush: Callable[[], None] | None = None,
     ) -> None:
         self.joints = list(joints)
         self.header = Telemetry(self.joints).header()
-        self.directory = directory
+        self.directory: Path | None = None
         self.tracking = TrackingStats(len(self.joints))
         self.late_samples = 0  # written after later ones: they arrived more than REORDER_S late
         self.duplicates = 0
@@ -86,14 +93,23 @@ class RunLog:
         self._columns = [array("d") for _ in range(1 + 2 * len(self.joints))]
         self._wall = wall_clock
         self._last_flush = wall_clock()
-        self._on_flush = on_flush
+        self._on_flush: Callable[[], None] | None = None
         self._telemetry_file: IO[str] | None = None
         self._events_file: IO[str] | None = None
         if directory is not None:
-            self._telemetry_file = (directory / "telemetry.csv").open("w", encoding="utf-8", newline="\n")
-            self._telemetry_file.write(",".join(self.header) + "\n")
-            self._events_file = (directory / "events.jsonl").open("w", encoding="utf-8", newline="\n")
-            self.flush()
+            self.attach(directory)
+
+    def attach(self, directory: Path, on_flush: Callable[[], None] | None = None) -> None:
+        """Stream to `directory` from now on, which must be before anything is recorded;
+        `on_flush` runs after each flush (the manifest's progress)."""
+        if self.tracking.samples or self._pending or self.events:
+            raise ValueError("attach the run log to its directory before the run starts")
+        self.directory = directory
+        self._on_flush = on_flush
+        self._telemetry_file = (directory / "telemetry.csv").open("w", encoding="utf-8", newline="\n")
+        self._telemetry_file.write(",".join(self.header) + "\n")
+        self._events_file = (directory / "events.jsonl").open("w", encoding="utf-8", newline="\n")
+        self.flush()
 
     # -- recording ------------------------------------------------------------------------------
     def sample(self, t: float, goal: Sequence[float], actual: Sequence[float]) -> None:
@@ -130,38 +146,47 @@ class RunLog:
         self._maybe_flush()
 
     def finish(self) -> None:
-        """Everything pending becomes final and is flushed (the end of a run, or its stop)."""
+        """Everything pending becomes final and goes to disk (the end of a run, or its stop)."""
         for t in self._pending_times:
             goal, actual = self._pending.pop(t)
             self._final(t, goal, actual)
         self._pending_times.clear()
-        self.flush()
+        self.flush(durable=True)
 
     def close(self) -> None:
-        self.finish()
-        for fh in (self._telemetry_file, self._events_file):
-            if fh is not None:
-                fh.close()
-        self._telemetry_file = self._events_file = None
+        try:
+            self.finish()
+        finally:
+            for fh in (self._telemetry_file, self._events_file):
+                if fh is not None:
+                    fh.close()
+            self._telemetry_file = self._events_file = None
 
-    def flush(self) -> None:
+    def flush(self, durable: bool = False) -> None:
+        """Hand what was written to the operating system, which keeps it if the process is
+        killed; `durable` also waits for the disk (power loss), which a control loop must not
+        do every half second."""
         for fh in (self._telemetry_file, self._events_file):
             if fh is not None:
                 fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    os.fsync(fh.fileno())
         self._last_flush = self._wall()
         if self._on_flush is not None:
             self._on_flush()
 
     # -- reading back -----------------------------------------------------------------------------
     def telemetry(self) -> Telemetry:
-        """The final samples as a Telemetry (read back from telemetry.csv when streamed)."""
+        """The final samples in time order (read back from telemetry.csv when streamed)."""
         if self.directory is not None:
-            return Telemetry.from_csv(self.directory / "telemetry.csv")
-        cols = [np.frombuffer(c, dtype=np.float64).copy() for c in self._columns]
-        return Telemetry.from_arrays(
-            self.joints, cols[0], np.column_stack(cols[1::2]), np.column_stack(cols[2::2])
-        )
+            t, goal, actual = Telemetry.from_csv(self.directory / "telemetry.csv").arrays()
+        else:
+            cols = [np.frombuffer(c, dtype=np.float64).copy() for c in self._columns]
+            t, goal, actual = cols[0], np.column_stack(cols[1::2]), np.column_stack(cols[2::2])
+        if self.late_samples:  # the very late ones were written where they arrived
+            order = np.argsort(t, kind="stable")
+            t, goal, actual = t[order], goal[order], actual[order]
+        return Telemetry.from_arrays(self.joints, t, goal, actual)
 
     # -- internals --------------------------------------------------------------------------------
     def _final(self, t: float, goal: tuple[float, ...], actual: tuple[float, ...]) -> None:

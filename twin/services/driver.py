@@ -19,6 +19,7 @@ loop: the run reports it as an error.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Generator
 from typing import Any, Literal
 
@@ -100,6 +101,7 @@ class Driver(Service[DriverParams]):
         self.servo_faults: dict[int, int] = {}
         self._pending: tuple[Move | SineSweep, float] | None = None
         self._active: Anchored | None = None
+        self.loop: simpy.Process | None = None  # the control loop, once started
         self._last_trajectory_t = 0.0
         self._timeout_s = (
             None if self.params.trajectory_timeout_ms is None else self.params.trajectory_timeout_ms / 1000.0
@@ -107,7 +109,7 @@ class Driver(Service[DriverParams]):
         self.period_ms.set(self.period_s * 1000.0)
 
     def start(self) -> None:
-        self.ctx.spawn(self._loop())
+        self.loop = self.ctx.spawn(self._loop())
         self.ctx.subscribe("estop", self._estop)
 
     def _estop(self, event: Event) -> None:
@@ -146,15 +148,21 @@ class Driver(Service[DriverParams]):
                 states = bus.read_states([ids[k] for k in live])
             except ServoFailedError as exc:
                 live = self._servos_failed(exc.servo_ids, live, ids)
+            except PortLostError as exc:
+                self._port_lost(exc)
+                return
             except BusError:
                 self.bus_errors.inc()
             yield env.timeout(bus.last_duration_s + (0.0 if states else self.period_s))
-        actual = [0.0] * len(ids)
+        actual = [math.nan] * len(ids)  # a joint whose servo failed has no reading
         for k in live:
             actual[k] = cal[k].to_joint(states[ids[k]].position)
-        self.setpoint = list(actual)
+        self.setpoint = [0.0 if math.isnan(a) else a for a in actual]
         try:
             bus.set_torque([ids[k] for k in live], True)
+        except PortLostError as exc:
+            self._port_lost(exc)
+            return
         except BusError:
             self.bus_errors.inc()  # the first writes will tell which servos are missing
         yield env.timeout(bus.last_duration_s)
@@ -162,6 +170,9 @@ class Driver(Service[DriverParams]):
             try:  # a servo left fired by an earlier run refuses to be armed until cleared
                 bus.disarm_watchdog([ids[k] for k in live])
                 armed = bus.arm_watchdog([ids[k] for k in live], self.params.bus_watchdog_ms / 1000.0)
+            except PortLostError as exc:
+                self._port_lost(exc)
+                return
             except BusError:
                 self.bus_errors.inc()
                 armed = False
@@ -188,8 +199,7 @@ class Driver(Service[DriverParams]):
                 live = self._servos_failed(exc.servo_ids, live, ids)
                 states = None
             except PortLostError as exc:
-                self.halted, self.lost = "port lost", str(exc)
-                self._sync_gauges()
+                self._port_lost(exc)
                 return
             except BusError:
                 self.bus_errors.inc()
@@ -197,8 +207,9 @@ class Driver(Service[DriverParams]):
             yield env.timeout(bus.last_duration_s)
             writing_s = 0.0
             if states is not None:
-                for k in live:
-                    actual[k] = cal[k].to_joint(states[ids[k]].position)
+                live_now = set(live)
+                for k in range(len(ids)):
+                    actual[k] = cal[k].to_joint(states[ids[k]].position) if k in live_now else math.nan
                 self._watch_servos(states)
                 shut_down = [i for i, st in states.items() if st.faults & SHUTDOWN_FAULTS]
                 if shut_down:  # the servo's own firmware cut its torque: it is lost to us too
@@ -211,8 +222,7 @@ class Driver(Service[DriverParams]):
                 except ServoFailedError as exc:
                     live = self._servos_failed(exc.servo_ids, live, ids)
                 except PortLostError as exc:
-                    self.halted, self.lost = "port lost", str(exc)
-                    self._sync_gauges()
+                    self._port_lost(exc)
                     return
                 except BusError:
                     self.bus_errors.inc()
@@ -254,6 +264,10 @@ class Driver(Service[DriverParams]):
         if self.failure_policy == "torque_off":
             self._torque_off(ids)
         return live
+
+    def _port_lost(self, exc: Exception) -> None:
+        self.halted, self.lost = "port lost", str(exc)
+        self._sync_gauges()
 
     @property
     def _limp(self) -> bool:

@@ -42,3 +42,35 @@ def test_torque_off_halts_the_machine_and_the_run_is_incomplete() -> None:
 def test_the_timeout_is_validated(tmp_path: Path) -> None:
     with pytest.raises(twin.ScenarioError, match="trajectory_timeout_ms"):
         twin.load(PAN_TILT, [f"{DRIVER}.trajectory_timeout_ms=-1"])
+
+
+def test_a_control_loop_that_dies_makes_the_run_incomplete() -> None:
+    """A bug below the driver (here a bus wrapper raising ValueError) ends its loop: recorded as
+    the service's failure, and the run that goes on without control is INCOMPLETE."""
+    import simpy
+
+    from twin import api
+    from twin.assembly import build
+
+    class Breaks:
+        def __init__(self, inner: object, env: simpy.Environment) -> None:
+            self.inner, self.env = inner, env
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+        def write_goals(self, goals: object) -> None:
+            if self.env.now > 1.0:
+                raise ValueError("a bug in a bus layer")
+            self.inner.write_goals(goals)  # type: ignore[attr-defined]
+
+    scenario = twin.load(PAN_TILT, ["duration=2", "assertions=[]"])
+    machine = build(scenario, wrap_bus=lambda bus, env: Breaks(bus, env))  # type: ignore[arg-type,return-value]
+    try:
+        stopped = api._run_clock(machine, None, api.StopRequest())
+        machine.log.finish()
+        result = api._collect(machine, scenario, None, stopped, 0)
+    finally:
+        machine.close()
+    assert result.verdict == "INCOMPLETE"
+    assert "the driver's control loop stopped" in result.reason and "a bug in a bus layer" in result.reason
