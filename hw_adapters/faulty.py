@@ -81,6 +81,8 @@ class FaultInjectingBus(ServoBus):
     """`inner` with faults injected on demand; without any it behaves exactly as `inner`."""
 
     def __init__(self, inner: ServoBus, *, retries: int | None = None, fail_after: int | None = None) -> None:
+        # Looked up once: an isinstance against a runtime Protocol costs ~15 µs, every cycle.
+        self._wire_timed = isinstance(inner, WireTimed)
         self.retries = _setting(inner, "retries", retries, DEFAULT_RETRIES)
         self.fail_after = _setting(inner, "fail_after", fail_after, DEFAULT_FAIL_AFTER)
         check_policy(self.retries, self.fail_after)
@@ -200,7 +202,7 @@ class FaultInjectingBus(ServoBus):
 
     def _write_time(self, n_servos: int) -> float:
         """Wire time of a goal write to `n_servos`, when the wrapped bus can tell without sending it."""
-        return self.inner.goal_write_time(n_servos) if isinstance(self.inner, WireTimed) else 0.0
+        return self.inner.goal_write_time(n_servos) if self._wire_timed else 0.0  # type: ignore[attr-defined]
 
     def set_torque(self, ids: Iterable[int], enabled: bool) -> None:
         # A sync write: a silent servo just does not get it.
