@@ -26,8 +26,10 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from servo_core.control_table import DYNAMIXEL_X, FEETECH_STS, ControlTable, Register
+from servo_core.control_table import ControlTable, Register
+from servo_core.dynamixel_table import DYNAMIXEL_X
 from servo_core.errors import ConfigError
+from servo_core.feetech_table import FEETECH_STS
 from servo_core.state import ServoFault, ServoState
 from servo_core.units import TWO_PI, decode_sign_magnitude
 

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from hw_adapters import open_bus
 from hw_adapters.sim import SimBus
-from servo_core.control_table import DYNAMIXEL_X, FEETECH_STS, Register
+from servo_core.control_table import Register
+from servo_core.dynamixel_table import DYNAMIXEL_X
+from servo_core.feetech_table import FEETECH_STS
 from servo_core.units import rad_to_ticks
 
 BUSES = {

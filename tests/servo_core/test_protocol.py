@@ -7,8 +7,9 @@ import math
 import pytest
 
 from servo_core.catalogue import catalogue, servo_spec
-from servo_core.control_table import DYNAMIXEL_X, FEETECH_STS
+from servo_core.dynamixel_table import DYNAMIXEL_X
 from servo_core.errors import ConfigError
+from servo_core.feetech_table import FEETECH_STS
 from servo_core.protocol import DYNAMIXEL, FEETECH, PROTOCOLS, protocol_named
 from servo_core.state import ServoFault
 from servo_core.units import (

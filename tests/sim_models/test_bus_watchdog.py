@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from servo_core.catalogue import servo_spec
-from servo_core.control_table import FEETECH_STS
+from servo_core.feetech_table import FEETECH_STS
 from sim_models.plant import Mount, Plant
 from sim_models.robots import pendulum_urdf
 from sim_models.servo.device import RegisterError, VirtualServo
