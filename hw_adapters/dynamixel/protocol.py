@@ -14,15 +14,19 @@ Source: the ROBOTIS e-Manual, "Dynamixel Protocol 2.0".
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hw_adapters.base import ChecksumError, MalformedPacketError, ProtocolError, StatusError
 
 __all__ = [
     "action",
+    "ALERT",
     "BROADCAST_ID",
     "broadcast_ping",
+    "clear",
+    "CLEAR_MULTI_TURN",
+    "ErrorCode",
     "bulk_read",
     "bulk_write",
     "crc16",
@@ -80,6 +84,23 @@ _ERROR_MESSAGES: tuple[str, ...] = (
     "data range error",
 )
 _ERROR_MESSAGES += ("data length error", "data limit error", "access error")
+
+
+class ErrorCode(enum.IntEnum):
+    """The error number in a status packet's ERR byte (low 7 bits; bit 7 is the alert)."""
+
+    RESULT_FAIL = 1
+    INSTRUCTION_ERROR = 2
+    CRC_ERROR = 3
+    DATA_RANGE_ERROR = 4
+    DATA_LENGTH_ERROR = 5
+    DATA_LIMIT_ERROR = 6
+    ACCESS_ERROR = 7
+
+
+ALERT = 0x80
+# CLEAR's parameters that reset the multi-turn count (e-Manual, Protocol 2.0, Clear 0x10).
+CLEAR_MULTI_TURN = bytes((0x01, 0x44, 0x58, 0x4C, 0x22))
 
 
 class Instruction(enum.IntEnum):
@@ -242,6 +263,11 @@ def action(servo_id: int) -> bytes:
 
 def reboot(servo_id: int) -> bytes:
     return encode_instruction(servo_id, Instruction.REBOOT)
+
+
+def clear(servo_id: int) -> bytes:
+    """CLEAR 0x01: reset Present Position to within one turn (X series firmware 42 and later)."""
+    return encode_instruction(servo_id, Instruction.CLEAR, CLEAR_MULTI_TURN)
 
 
 def factory_reset(servo_id: int, mode: int = 0xFF) -> bytes:
@@ -444,7 +470,8 @@ class PacketParser:
     packet is given up as soon as a header shows where a stuffed packet cannot hold one (before its last
     4 bytes), so noise that looks like a long header never holds back the packet behind it. Between calls
     at most 6 + `max_length` bytes stay buffered. Counters: packets, crc_errors, malformed (good CRC, bad
-    content), bytes_dropped.
+    content), bytes_dropped. `on_crc_error`, when set, is told the id of every whole packet whose CRC
+    does not match (a device answers it with a CRC Error status).
     """
 
     def __init__(self, max_length: int = PARSER_MAX_LENGTH) -> None:
@@ -453,6 +480,7 @@ class PacketParser:
         self.max_length = max_length
         self._buf = bytearray()
         self.packets = self.crc_errors = self.malformed = self.bytes_dropped = 0
+        self.on_crc_error: Callable[[int], None] | None = None
 
     @property
     def buffered(self) -> int:
@@ -512,6 +540,8 @@ class PacketParser:
             found.append(_decode_frame(bytes(buf[pos:end])))
         except ChecksumError:
             self.crc_errors += 1
+            if self.on_crc_error is not None:
+                self.on_crc_error(servo_id)
             return -1
         except MalformedPacketError:
             self.malformed += 1

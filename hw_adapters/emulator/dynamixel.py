@@ -8,6 +8,14 @@ come back in the status packet's error byte, as on a real servo.
 
 A Fast Sync Read that lists an absent servo is answered up to it: the servos
 after it wait for its block to continue the packet's CRC, and stay silent.
+
+Error numbers (Protocol 2.0, e-Manual): Result Fail (1) for a CLEAR while the
+servo moves; Instruction Error (2) for an unknown instruction or an ACTION with
+nothing registered; CRC Error (3) for a whole packet to a servo whose CRC does
+not match (answered at Status Return Level 2; a broadcast gets no status);
+Data Range (4), Data Length (5), Data Limit (6) and Access (7) Errors for the
+writes and reads the firmware refuses (sim_models.servo.firmware). The alert
+bit (0x80) is set while Hardware Error Status is not 0.
 """
 
 from __future__ import annotations
@@ -15,13 +23,21 @@ from __future__ import annotations
 from hw_adapters.dynamixel import protocol as dxl
 from hw_adapters.emulator.responder import BusDevices, ProtocolResponder, Reply
 from sim_models.servo.device import RegisterError, VirtualServo
+from sim_models.servo.firmware import DynamixelFirmware
 
 __all__ = ["DynamixelResponder", "Inst"]
 
 Inst = dxl.Instruction
-_ERROR_CODE = {"range": 4, "access": 7, "limit": 6}  # data range, access, data limit
-INSTRUCTION_ERROR, RESULT_FAIL, LENGTH_ERROR = 2, 1, 5
-_ALERT = 0x80
+Err = dxl.ErrorCode
+# RegisterError kinds -> error numbers.
+_ERROR_CODE = {
+    "range": Err.DATA_RANGE_ERROR,
+    "length": Err.DATA_LENGTH_ERROR,
+    "limit": Err.DATA_LIMIT_ERROR,
+    "access": Err.ACCESS_ERROR,
+}
+INSTRUCTION_ERROR, RESULT_FAIL, LENGTH_ERROR = Err.INSTRUCTION_ERROR, Err.RESULT_FAIL, Err.DATA_LENGTH_ERROR
+_ALERT = dxl.ALERT
 
 
 class DynamixelResponder(ProtocolResponder):
@@ -29,7 +45,19 @@ class DynamixelResponder(ProtocolResponder):
     malformed_error = LENGTH_ERROR
 
     def __init__(self, devices: BusDevices) -> None:
-        super().__init__(devices, dxl.PacketParser())
+        parser = dxl.PacketParser()
+        super().__init__(devices, parser)
+        self._bad_crc: list[int] = []
+        parser.on_crc_error = self._bad_crc.append
+
+    def feed(self, data: bytes) -> list[Reply]:
+        replies = super().feed(data)
+        while self._bad_crc:
+            servo = self.devices.servos.get(self._bad_crc.pop(0))
+            if servo is not None and servo.peek("status_return_level") >= 2:
+                self.devices.stats.refused += 1
+                replies.append(self._status(servo, Err.CRC_ERROR))
+        return replies
 
     def _not_an_instruction(self, packet: dxl.Packet) -> bool:
         return packet.instruction == Inst.STATUS  # another device's reply on the line
@@ -45,7 +73,7 @@ class DynamixelResponder(ProtocolResponder):
             address, length = dxl.parse_read(p.params)
             data = dev.read(servo, address, length)
             if isinstance(data, RegisterError):
-                return self._maybe(level >= 1, servo, _ERROR_CODE[data.kind])
+                return self._refused_read(level >= 1, servo, data, length)
             return [self._status(servo, 0, data)] if level >= 1 else []
         if inst == Inst.WRITE:
             address, data = dxl.parse_write(p.params)
@@ -54,10 +82,16 @@ class DynamixelResponder(ProtocolResponder):
         if inst == Inst.REG_WRITE:
             address, data = dxl.parse_write(p.params)
             dev.registered[p.id] = (address, data)
+            servo.poke("registered_instruction", 1)
             return self._maybe(level >= 2, servo, 0)
         if inst == Inst.ACTION:
+            if p.id not in dev.registered:  # ACTION with nothing registered
+                return self._maybe(level >= 2, servo, INSTRUCTION_ERROR)
             dev.action(p.id)
+            servo.poke("registered_instruction", 0)
             return self._maybe(level >= 2, servo, 0)
+        if inst == Inst.CLEAR:
+            return self._maybe(level >= 2, servo, self._clear(servo, p.params))
         if inst == Inst.REBOOT:
             servo.reboot()
             return self._maybe(level >= 2, servo, 0)
@@ -94,11 +128,29 @@ class DynamixelResponder(ProtocolResponder):
             for servo in dev.ordered():
                 dev.write(servo, address, data)
         elif inst == Inst.ACTION:
+            for servo in dev.ordered():
+                if servo.servo_id in dev.registered:
+                    servo.poke("registered_instruction", 0)
             dev.action(None)
         elif inst == Inst.REBOOT:
             for servo in dev.ordered():
                 servo.reboot()
+        elif inst == Inst.CLEAR:
+            for servo in dev.ordered():
+                self._clear(servo, p.params)
         return []
+
+    @staticmethod
+    def _clear(servo: VirtualServo, params: bytes) -> int:
+        """CLEAR: 0x01 and its four fixed bytes reset the multi-turn count. The error number."""
+        if len(params) != len(dxl.CLEAR_MULTI_TURN):
+            return LENGTH_ERROR
+        if params != dxl.CLEAR_MULTI_TURN:
+            return Err.DATA_RANGE_ERROR
+        firmware = servo.firmware
+        if not isinstance(firmware, DynamixelFirmware) or not firmware.clear_turns(servo):
+            return RESULT_FAIL  # it is moving
+        return 0
 
     def _reads(self, items: list[tuple[int, int, int]]) -> list[Reply]:
         replies = []
@@ -108,7 +160,7 @@ class DynamixelResponder(ProtocolResponder):
                 continue  # a real bus stays silent here; the host times out on it
             data = self.devices.read(servo, address, length)
             if isinstance(data, RegisterError):
-                replies.append(self._status(servo, _ERROR_CODE[data.kind]))
+                replies += self._refused_read(True, servo, data, length)
             else:
                 replies.append(self._status(servo, 0, data))
         return replies
@@ -141,6 +193,18 @@ class DynamixelResponder(ProtocolResponder):
     def _ping_reply(self, servo: VirtualServo) -> Reply:
         model = servo.peek("model_number").to_bytes(2, "little")
         return self._status(servo, 0, model + bytes([servo.peek("firmware_version")]))
+
+    def _refused_read(
+        self, answer: bool, servo: VirtualServo, refusal: RegisterError, length: int
+    ) -> list[Reply]:
+        """The error status of a read: it carries `length` zero bytes where the data would be
+        (as the blocks of a Fast Sync Read do), for hosts that take the data whatever the error
+        (the SDK's read4ByteTxRx indexes it)."""
+        self.devices.stats.refused += 1
+        if not answer:
+            return []
+        padding = bytes(length) if length <= servo.table.size else b""
+        return [self._status(servo, _ERROR_CODE[refusal.kind], padding)]
 
     def _maybe(self, answer: bool, servo: VirtualServo, error: int) -> list[Reply]:
         if error:

@@ -2,10 +2,22 @@
 
 Response status level (register 8): 0 answers PING and READ only, 1 everything.
 Broadcast instructions get no status, except SYNC READ, which every addressed
-servo answers in turn. The status byte carries the servo's alarm bits. A
-refused instruction (a read-only register, a value out of range) sets bit 6,
-which the STS documentation leaves unused: real firmware drops such writes
-silently, and a flag a host can see is more useful in a test rig.
+servo answers in turn (and PING, which every servo answers: meaningful with one
+servo on the line only, as Feetech's protocol says, but LeRobot's broadcast ping
+sends it and reads the replies one after the other).
+
+The status byte is the servo's Status register (65): its alarm bits (input voltage,
+angle sensor, overheat, over-current, overload). Feetech documents no bit for a
+refused instruction (real servos acknowledge what they do not take), so the emulator
+marks one with REFUSED: bit 3, the bit the packet format's origin (Dynamixel Protocol
+1.0) gives to "range error" and that scservo_sdk names ("OverEle error!"), so a host
+such as LeRobot reports a reason, together with bit 6 (EMULATOR_REFUSED, unused by
+Feetech), which tells a refusal from a real over-current alarm. Refused: a read or write
+outside the memory table, a write to an address no register covers, one that covers part
+of a multi-byte register, to a read-only register, or of a value outside the register's
+documented range or in a mode the twin does not model (Operating Mode 3, step). A refused
+READ still carries as many data bytes as were asked for (0 outside the table), so an SDK
+that reads them before the status byte does not fail on a short packet.
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ from sim_models.servo.device import RegisterError, VirtualServo
 __all__ = ["FeetechResponder", "Inst", "REFUSED"]
 
 Inst = sts.Instruction
-REFUSED = 0x40
+REFUSED = sts.EMULATOR_REFUSED | int(sts.StatusBit.OVER_CURRENT)  # 0x48
 
 
 class FeetechResponder(ProtocolResponder):
@@ -35,11 +47,7 @@ class FeetechResponder(ProtocolResponder):
             return [self._status(servo, 0)]
         if inst == Inst.READ:
             address, length = sts.parse_read(p.params)
-            data = dev.read(servo, address, length)
-            if isinstance(data, RegisterError):
-                dev.stats.refused += 1
-                return [self._status(servo, REFUSED)]
-            return [self._status(servo, 0, data)]
+            return [self._read(servo, address, length)]
         if inst == Inst.WRITE:
             address, data = sts.parse_write(p.params)
             error = dev.write(servo, address, data)
@@ -60,17 +68,7 @@ class FeetechResponder(ProtocolResponder):
         inst = p.instruction
         if inst == Inst.SYNC_READ:
             address, length, ids = sts.parse_sync_read(p.params)
-            replies = []
-            for i in ids:
-                servo = dev.servos.get(i)
-                if servo is None:
-                    continue
-                data = dev.read(servo, address, length)
-                if isinstance(data, RegisterError):
-                    replies.append(self._status(servo, REFUSED))
-                else:
-                    replies.append(self._status(servo, 0, data))
-            return replies
+            return [self._read(dev.servos[i], address, length) for i in ids if i in dev.servos]
         if inst == Inst.SYNC_WRITE:
             address, _, data_by_id = sts.parse_sync_write(p.params)
             for i, data in data_by_id.items():
@@ -82,9 +80,24 @@ class FeetechResponder(ProtocolResponder):
                 dev.write(servo, address, data)
         elif inst == Inst.ACTION:
             dev.action(None)
-        elif inst == Inst.PING:  # only meaningful with one servo on the line
+        elif inst == Inst.PING:  # every servo answers, in id order
             return [self._status(s, 0) for s in dev.ordered()]
         return []
+
+    def _read(self, servo: VirtualServo, address: int, length: int) -> Reply:
+        """The status answering a read: the data, or as many bytes of it as the table holds
+        (0 past its end, at most a packet's worth) with REFUSED."""
+        data = self.devices.read(servo, address, length)
+        if not isinstance(data, RegisterError):
+            return self._status(servo, 0, data)
+        self.devices.stats.refused += 1
+        size = servo.table.size
+        inside = b""
+        if 0 <= address < size:
+            held = self.devices.read(servo, address, min(length, size - address))
+            inside = held if isinstance(held, bytes) else b""
+        length = min(length, sts.MAX_PARAMS)  # what one status packet can carry
+        return self._status(servo, REFUSED, (inside + bytes(length))[:length])
 
     def _status(self, servo: VirtualServo, error: int, params: bytes = b"") -> Reply:
         error |= servo.read_register("hardware_error_status")

@@ -34,6 +34,7 @@ __all__ = [
     "encode_instruction",
     "encode_sign_magnitude",
     "encode_status",
+    "EMULATOR_REFUSED",
     "HEADER",
     "Instruction",
     "MAX_ID",
@@ -75,13 +76,23 @@ class Instruction(enum.IntEnum):
 
 
 class StatusBit(enum.IntFlag):
-    """Bits of the STS status packet's ERR byte (bits 4, 6 and 7 are not documented)."""
+    """Bits of the STS status packet's ERR byte (bits 4, 6 and 7 are not documented).
+
+    The ERR byte is the servo's Status register (65): alarms only. Feetech documents no bit
+    for a refused instruction; see EMULATOR_REFUSED.
+    """
 
     INPUT_VOLTAGE = 0x01
     ANGLE_SENSOR = 0x02
     OVERHEAT = 0x04
     OVER_CURRENT = 0x08  # "over-electric" in vendor wording: over-current / electrical fault
     OVERLOAD = 0x20
+
+
+EMULATOR_REFUSED = 0x40
+"""Bit 6, which Feetech leaves unused: the twin's emulator sets it (with OVER_CURRENT, the bit
+Dynamixel Protocol 1.0, which this packet format follows, calls "range error") in the status of
+an instruction it refuses. A real STS servo never sets it."""
 
 
 @dataclass(frozen=True)
@@ -310,6 +321,7 @@ def status_error(error: int) -> list[str]:
     """Names of the set bits of a status ERR byte, lowest bit first."""
     # Iterating a flag class yields its named members only, so `name` is never None here.
     known = {int(flag): flag.name.lower().replace("_", " ") for flag in StatusBit if flag.name is not None}
+    known[EMULATOR_REFUSED] = "refused (twin emulator)"
     return [known.get(1 << bit, f"unknown bit {bit}") for bit in range(8) if error >> bit & 1]
 
 

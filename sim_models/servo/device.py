@@ -17,9 +17,18 @@ temperature limit the firmware cuts torque and raises the overheat alarm,
 which stays latched (torque cannot be enabled) until the servo is rebooted.
 
 Firmware: position PID on encoder ticks in the vendor's gain units, with a
-trapezoidal profile (profile velocity/acceleration); velocity PI; or
-open-loop PWM. Modes the twin does not model (current control, Feetech step
-mode) are refused when written, rather than silently run as something else.
+trapezoidal profile (profile velocity/acceleration); velocity PI; open-loop
+PWM; current control (Dynamixel mode 0) and current-based position control
+(mode 5). The current loop is taken as ideal (the e-Manual gives no gains for
+it): in current mode the PWM is what makes the motor's torque kt·I for the goal
+current at the present speed; in current-based position mode the position
+loop's torque is capped at kt·|Goal Current|, kt = stall torque / stall current
+(the datasheet's line through the stall point, e.g. XL330-M288 0.52 N·m at
+1.47 A: 0.354 N·m/A; ROBOTIS gives the same figure in N·m/A for the XC330).
+Which table, modes and registers a model has come from its firmware object
+(`firmware.Firmware.table_for`, `operating_modes`). Modes the twin does not
+model (Feetech step mode) are refused when written, rather than silently run
+as something else.
 
 Communication watchdog (Dynamixel's Bus Watchdog, see firmware.Watchdog): every
 read and write counts as an instruction reaching the servo, and `heard(t)` tells
@@ -36,12 +45,12 @@ from collections.abc import Callable
 
 from servo_core.catalogue import ServoSpec
 from servo_core.control_table import ControlTable
+from servo_core.dynamixel_table import GOAL_POSITION_EXTENDED
 from servo_core.errors import ConfigError
 from sim_models.servo.firmware import (
-    FAULT_ELECTRICAL_SHOCK,
     FAULT_INPUT_VOLTAGE,
     FAULT_OVERHEAT,
-    FAULT_OVERLOAD,
+    Firmware,
     firmware_for,
 )
 
@@ -49,8 +58,9 @@ __all__ = ["RegisterError", "Undo", "VirtualServo"]
 
 Undo = Callable[[], None]
 
-# Alarms that cut torque (the X series' default Shutdown byte: overheat, shock, overload).
-_SHUTDOWN = FAULT_OVERHEAT | FAULT_ELECTRICAL_SHOCK | FAULT_OVERLOAD
+
+# Modes whose goals count turns: Goal Position takes ±GOAL_POSITION_EXTENDED (Data Range Error beyond).
+_MULTI_TURN = frozenset({"extended position", "current-based position"})
 
 _SMOOTH_FRICTION_RAD_S = 0.02
 _INV_SMOOTH = 1.0 / _SMOOTH_FRICTION_RAD_S
@@ -80,6 +90,13 @@ class VirtualServo:
         "_encoder_noise",
         "_external_torque_nm",
         "_fw",
+        "_fw_state",
+        "_tau_m",
+        "_current_mode",
+        "_current_goal",
+        "_current_cap",
+        "_goal_kind",
+        "_shutdown",
         "_full_pwm",
         "_gain_scale",
         "_static",
@@ -173,17 +190,23 @@ class VirtualServo:
     _kv_p: float  # velocity loop gains, PWM units per rad/s (and per rad/s·step)
     _kv_i: float
     _pwm_cap: float  # a fraction of full scale
+    _current_mode: bool  # current control: the loop holds _current_goal
+    _current_goal: float  # A
+    _current_cap: float  # A: |current| at most (current and current-based position modes)
+    _goal_kind: str  # the RegisterError kind of a goal outside goal_range
+    _shutdown: int  # the alarm bits that cut torque
+    _fw_state: object  # the firmware's own per-servo state (firmware.py), set by its factory_defaults
 
     def __init__(self, spec: ServoSpec, servo_id: int, supply_v: float | None = None) -> None:
         self.spec = spec
         self.protocol = spec.bus_protocol
         self._fw = firmware_for(self.protocol)
-        self.table: ControlTable = self.protocol.table
+        self.table: ControlTable = self._fw.table_for(spec)
         self.supply_v = spec.nominal_voltage_v if supply_v is None else supply_v
         self.regs = bytearray(self.table.size)
         self._refuses_goals = self.protocol.refuses_out_of_range_goals
         self._max_id = self.protocol.max_id
-        self._modes = self.protocol.operating_modes
+        self._modes = self._fw.operating_modes(spec)
         w0 = spec.no_load_speed_rad_s
         self._kv = spec.stall_torque_nm / spec.nominal_voltage_v
         self._kw = (
@@ -215,6 +238,7 @@ class VirtualServo:
         self._gain_scale = self._fw.gain_scale
         self.temperature_c = _AMBIENT_C
         self.current_a = 0.0
+        self._tau_m = 0.0
         self.position = 0.0
         self.velocity = 0.0
         self.pwm = 0.0
@@ -236,6 +260,7 @@ class VirtualServo:
         self._wd_period = math.inf
         self._wd_deadline = math.inf  # when it fires unless an instruction comes first
         self._wd_fired = False
+        self._fw_state = None
         self._factory_defaults(servo_id)
 
     # -- control table ---------------------------------------------------
@@ -283,14 +308,15 @@ class VirtualServo:
             ticks = goal.decode(data)
             lo, hi = self._goal_range
             if ticks < lo or ticks > hi:
-                if self._refuses_goals:  # Dynamixel: Data Limit Error
+                if self._refuses_goals:  # Dynamixel: Data Limit (position limits) or Range Error
                     raise RegisterError(
-                        f"goal position {ticks} is outside the position limits [{lo}, {hi}]", "limit"
+                        f"goal position {ticks} is outside the goal range [{lo}, {hi}]", self._goal_kind
                     )
                 ticks = lo if ticks < lo else hi  # Feetech clamps to its angle limits
                 data = goal.encode(ticks)
             self.regs[address : address + goal.size] = data
-            angle = (ticks - self._centre) / self._ticks_per_rad
+            self._fw.written(self, address, data)
+            angle = self._fw.goal_angle(self, ticks)
             if self._latency > 0.0:  # the firmware acts on a new goal this much later
                 self._delayed.append((self.time_s + self._latency, angle))
             else:
@@ -298,15 +324,18 @@ class VirtualServo:
             return
         end = address + len(data)
         if address < 0 or end > self.table.size:
-            raise RegisterError(f"write of {len(data)} bytes at {address} is outside the table")
+            raise RegisterError(f"write of {len(data)} bytes at {address} is outside the table", "access")
         for reg in self.table.registers:
             if reg.address < end and address < reg.address + reg.size:
                 if reg.access == "R":
                     raise RegisterError(f"register {reg.name} ({reg.address}) is read-only", "access")
-                if reg.eeprom and self._torque_on:
+                if reg.eeprom and self._fw.eeprom_locked(self):
                     raise RegisterError(f"EEPROM register {reg.name} is locked while torque is on", "access")
         if self._wd_fired and any(a < end and address < b for a, b in self._wd_goal_spans):
             raise RegisterError("goal registers are read-only: the bus watchdog has fired", "range")
+        refusal = self._fw.refuse_write(self, address, data)
+        if refusal is not None:
+            raise RegisterError(*refusal)
         self._check_watchdog_write(address, data)
         id_reg = self.table["id"]
         if address <= id_reg.address < end:
@@ -331,6 +360,7 @@ class VirtualServo:
                 )
         was_on = self._torque_on
         self.regs[address:end] = data
+        self._fw.written(self, address, data)
         self._load_settings()
         if self._torque_on and not was_on:
             self._on_torque_enable()
@@ -339,7 +369,7 @@ class VirtualServo:
         """Read raw bytes; present values are encoded from the physics first."""
         self.heard()
         if address < 0 or length < 0 or address + length > self.table.size:
-            raise RegisterError(f"read of {length} bytes at {address} is outside the table")
+            raise RegisterError(f"read of {length} bytes at {address} is outside the table", "access")
         end = address + length
         if end > self._present_start:
             self._refresh_present()
@@ -375,6 +405,11 @@ class VirtualServo:
         reg = self.table[name]
         return reg.decode(self.read(reg.address, reg.size))
 
+    def poke(self, name: str, value: int) -> None:
+        """Store a register's value as the firmware itself does (no checks, no bus cost): what
+        an instruction sets besides a write (Registered Instruction on REG_WRITE)."""
+        self._set(name, value)
+
     def peek(self, name: str) -> int:
         """A register's stored value, without refreshing present values (no bus cost)."""
         return self._get(name)
@@ -402,6 +437,16 @@ class VirtualServo:
         return undo
 
     @property
+    def firmware(self) -> Firmware:
+        """The firmware model this servo runs (its protocol's)."""
+        return self._fw
+
+    @property
+    def goal_rad(self) -> float:
+        """Where the firmware is taking the shaft (rad, the shaft's own frame, as `position`)."""
+        return self._goal
+
+    @property
     def external_torque_nm(self) -> float:
         """The injected load against the output shaft (N·m); read-only."""
         return self._external_torque_nm
@@ -426,6 +471,7 @@ class VirtualServo:
         self._set("torque_enable", 0)
         if self._wd is not None:
             self._set(self._wd.register, 0)
+        self._fw.rebooted(self)
         self._load_settings()
 
     def _load_settings(self) -> None:
@@ -435,22 +481,30 @@ class VirtualServo:
             self.faults |= FAULT_INPUT_VOLTAGE  # an alarm only: it does not cut torque
         else:
             self.faults &= ~FAULT_INPUT_VOLTAGE
-        self._torque_on = bool(g("torque_enable")) and not self.faults & _SHUTDOWN
+        self._shutdown = self._fw.shutdown_mask(self)
+        self._torque_on = bool(g("torque_enable")) and not self.faults & self._shutdown
         if not self._torque_on and g("torque_enable"):
             self._set("torque_enable", 0)
         kp, ki, kd = self._gain_scale
         self._kp = g("position_p_gain") * kp * self.spec.p_gain_scale
         self._ki = g("position_i_gain") * ki
         self._kd = g("position_d_gain") * kd
-        self._goal = (g("goal_position") - self._centre) / self._ticks_per_rad
+        self._goal = self._fw.goal_angle(self, g("goal_position"))
         self._temp_limit = float(g("temperature_limit"))
         self.return_delay_s = g("return_delay_time") * 2e-6
         self._mode = self._modes[g("operating_mode")]
         self._pwm_mode = self._mode == "pwm"
         self._velocity_mode = self._mode == "velocity"
+        self._current_mode = self._mode == "current"
         lo, hi = g("min_position_limit"), g("max_position_limit")
-        self._goal_range = (lo, hi) if self._mode == "position" and hi > lo else (-(2**31), 2**31 - 1)
+        if self._mode == "position" and hi > lo:
+            self._goal_range, self._goal_kind = (lo, hi), "limit"
+        elif self._mode in _MULTI_TURN:
+            self._goal_range, self._goal_kind = (-GOAL_POSITION_EXTENDED, GOAL_POSITION_EXTENDED), "range"
+        else:
+            self._goal_range, self._goal_kind = (-(2**31), 2**31 - 1), "range"
         drive = self._fw.load_drive(self)
+        self._current_goal, self._current_cap = drive.current_goal_a, drive.current_cap_a
         self._open_pwm, self._goal_velocity = drive.open_pwm, drive.goal_velocity
         self._kv_p, self._kv_i, self._pwm_cap = drive.kv_p, drive.kv_i, drive.pwm_cap
         vel, acc = drive.profile_velocity, drive.profile_acceleration
@@ -494,11 +548,15 @@ class VirtualServo:
         elif self._pwm_mode:
             self._set(wd.pwm_goal, 0)
             self._open_pwm = 0.0
+        elif self._current_mode:
+            if "goal_current" in self.table:
+                self._set("goal_current", 0)
+            self._current_goal = 0.0
 
     def _hold_here(self) -> None:
         """Goal := the present position, reached at once (no profile)."""
         ticks = int(math.floor(self.position * self._ticks_per_rad + 0.5))
-        self._set("goal_position", ticks + self._centre)
+        self._set("goal_position", self._fw.goal_ticks(self, ticks + self._centre))
         self._goal = ticks / self._ticks_per_rad
         self._delayed.clear()
         self._setpoint = self.position
@@ -544,6 +602,8 @@ class VirtualServo:
                 u = self._open_pwm
             elif self._velocity_mode:
                 u = self._velocity_control()
+            elif self._current_mode:  # an ideal current loop: the PWM that gives kt·I now
+                u = (self._kt * self._current_goal + self._kw * velocity) / self._kv_supply
             else:
                 if self._profiled:
                     self._advance_setpoint(dt)
@@ -562,6 +622,12 @@ class VirtualServo:
             tau_m = self._kv_supply * u - self._kw * velocity
             tmax = self._tau_max
             tau_m = tmax if tau_m > tmax else (-tmax if tau_m < -tmax else tau_m)
+            cap = self._current_cap
+            if cap != math.inf:  # Current Limit / Goal Current: the torque the current allows
+                limit = self._kt * cap
+                if tau_m > limit or tau_m < -limit:
+                    tau_m = limit if tau_m > 0.0 else -limit
+                    u = (tau_m + self._kw * velocity) / self._kv_supply
             tau = tau_m
             half = self._half_gap
             if half > 0.0:  # backlash: nothing passes while the motor crosses the gap
@@ -582,6 +648,7 @@ class VirtualServo:
             u = 0.0
             tau_m = tau = -self._off_brake * velocity
         self.pwm = u
+        self._tau_m = tau_m
         if self.implicit_friction:
             x = velocity * self._inv_stribeck
             self.dry_friction_nm = self._static * math.exp(-x * x) + self._load_ratio * abs(tau_m)
@@ -636,5 +703,7 @@ class VirtualServo:
         self._heat_steps = 0
         if t >= self._temp_limit and not self.faults & FAULT_OVERHEAT:
             self.faults |= FAULT_OVERHEAT
-            self._torque_on = False
-            self._set("torque_enable", 0)
+            if self._shutdown & FAULT_OVERHEAT:
+                self._torque_on = False
+                self._set("torque_enable", 0)
+        self._fw.monitor(self, n * dt)

@@ -25,9 +25,9 @@ def test_unknown_model_lists_the_registered_ones() -> None:
     with pytest.raises(ConfigError) as info:
         servo_spec("ax12")
     assert str(info.value).startswith(
-        "unknown servo model 'ax12'; registered: sts3215, sts3250, sts3250-identified"
+        "unknown servo model 'ax12'; registered: sts3215, sts3215-c001, sts3215-c044, sts3215-c046, sts3250,"
     )
-    assert "xl330-m288, xl330-m288-identified, xl430-w250" in str(info.value)
+    assert "xl330-m077, xl330-m288, xl330-m288-identified, xl430-w250" in str(info.value)
 
 
 @pytest.fixture
