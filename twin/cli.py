@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--link", required=True, type=Path, help="path to make a link to the pseudo-terminal")
     e.add_argument("--baud", type=int, default=1_000_000, help="for --wire-timing (default 1000000)")
     e.add_argument("--wire-timing", action="store_true", help="answer when a real bus would")
+    e.add_argument(
+        "--out",
+        type=Path,
+        help="record the session into this directory: telemetry, the instructions as a trace, plots, report",
+    )
     sc = sub.add_parser("scan", help="list the servos that answer on a bus")
     sc.add_argument("url", help="e.g. dynamixel:///dev/ttyUSB0?baud=1000000, feetech:///dev/ttyACM0")
     sc.add_argument("--ids", default="0-252", help="ids to try, e.g. 1-20 (default 0-252)")
@@ -426,13 +431,22 @@ def _emulate(args: argparse.Namespace, out: TextIO) -> int:
     from hw_adapters.emulator import EmulatorServer
     from twin.assembly import build_plant
     from twin.emulation import EmulatedFaults
+    from twin.emulation_session import SessionRecorder
+    from twin.observe.rundir import check_writable
     from twin.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
+    if args.out is not None:
+        check_writable(args.out)
     plant, _ = build_plant(scenario)
     stop = threading.Event()
+    recorder = None
     try:
         server = EmulatorServer(plant, args.protocol, baud=args.baud, wire_timing=args.wire_timing)
+        if args.out is not None:
+            command = ["twin", *sys.argv[1:]] if sys.argv[1:2] == ["emulate"] else None
+            recorder = SessionRecorder(scenario, plant, args.protocol, args.out, command)
+            server.on_receive, server.on_tick = recorder.on_receive, recorder.on_tick
         faults = EmulatedFaults(
             scenario,
             plant,
@@ -454,6 +468,8 @@ def _emulate(args: argparse.Namespace, out: TextIO) -> int:
         finally:
             faults.stop()
             server.close()
+        if recorder is not None:
+            out.write(f"session recorded: {recorder.finish(server.stats.bytes_out) / 'report.md'}\n")
     finally:
         plant.close()
     return EXIT_OK

@@ -112,6 +112,10 @@ class EmulatorServer:
         self.device_path = os.ttyname(self._slave)
         self._pending: list[_Pending] = []
         self._soon: collections.deque[Callable[[], None]] = collections.deque()
+        # Watchers of a session (twin emulate --out), called on the serving thread: the bytes
+        # each read brought (with when they arrived, s), and every turn of the loop (now, s).
+        self.on_receive: Callable[[float, bytes], None] | None = None
+        self.on_tick: Callable[[float], None] | None = None
         self._line_free = 0.0  # with wire timing: when the last byte in or out leaves the line
         self._last_rx = 0.0
         self._link: Path | None = None
@@ -193,6 +197,8 @@ class EmulatorServer:
             self._sync()
             while self._soon:
                 self._soon.popleft()()
+            if self.on_tick is not None:
+                self.on_tick(self.now())
 
     def _receive(self) -> None:
         try:
@@ -207,6 +213,8 @@ class EmulatorServer:
         replies = self.responder.feed(data)
         if replies:
             self._schedule(replies)
+        if self.on_receive is not None:
+            self.on_receive(arrived, data)
 
     def _schedule(self, replies: list[Reply]) -> None:
         if not self.wire_timing:

@@ -64,10 +64,12 @@ def _packaged(file_name: str) -> Callable[[], str]:
 
 PAN_TILT = Robot(_packaged("pan_tilt.urdf"))
 ARM6 = Robot(_packaged("arm6.urdf"))
+KOCH = Robot(_packaged("koch.urdf"))
 PENDULUM = Robot(pendulum_urdf, ("length_m", "mass_kg", "arm_mass_kg"))
 
 # The package's entry points name these same objects, so loading them clashes with nothing.
 ROBOTS: Registry[Robot | Callable[..., str]] = Registry("servotwin.robots", "robot", _check)
 ROBOTS.register("pan_tilt", PAN_TILT)
 ROBOTS.register("arm6", ARM6)
+ROBOTS.register("koch", KOCH)
 ROBOTS.register("pendulum", PENDULUM)

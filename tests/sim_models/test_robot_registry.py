@@ -22,7 +22,8 @@ def test_built_in_robots_are_registered() -> None:
 
 
 def test_unknown_robot_lists_the_registered_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown robot 'crane'; registered: arm6, pan_tilt, pendulum"):
+    expected = "unknown robot 'crane'; registered: arm6, koch, pan_tilt, pendulum"
+    with pytest.raises(ConfigError, match=expected):
         robot_urdf_text("crane")
 
 

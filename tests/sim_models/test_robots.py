@@ -172,7 +172,7 @@ def test_continuous_and_unlimited_joints() -> None:
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: robot_urdf_text("hexapod"), "registered: arm6, pan_tilt, pendulum"),
+        (lambda: robot_urdf_text("hexapod"), "registered: arm6, koch, pan_tilt, pendulum"),
         (lambda: robot_urdf_text("pendulum", lenght_m=0.1), "length_m, mass_kg, arm_mass_kg"),
         (lambda: robot_urdf_text("arm6", length_m=0.1), "length_m"),
         (lambda: robot_urdf_text("pendulum", length_m=-0.1), "length_m"),

@@ -36,6 +36,16 @@ def test_shipped_scenarios_keep_their_contract() -> None:
     assert [s.id for s in arm.plant.servos] == [1, 2, 3, 4, 5, 6]
     assert {s.model for s in arm.plant.servos} == {"sts3215"}
     assert arm.task.type == "pick_and_place"
+    names = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+    so100 = load_scenario(root / "so100_follower.yaml")  # LeRobot's SO-100/SO-101 follower
+    assert [(s.id, s.joint, s.model) for s in so100.plant.servos] == [
+        (k, name, "sts3215") for k, name in enumerate(names, 1)
+    ]
+    koch = load_scenario(root / "koch_follower.yaml")  # LeRobot's Koch follower
+    models = ["xl430-w250"] * 2 + ["xl330-m288"] * 4
+    assert [(s.id, s.joint, s.model) for s in koch.plant.servos] == list(
+        zip(range(1, 7), names, models, strict=True)
+    )
 
 
 def _servos(*changes: dict) -> dict:

@@ -346,6 +346,7 @@ def write_report(
     *,
     failures: Sequence[tuple[str, str]] = (),
     incomplete: str | None = None,
+    verdict: str | None = None,
 ) -> Path:
     """Write ``run_dir/report.md`` and return its path.
 
@@ -377,7 +378,9 @@ def write_report(
 
     n = len(assertions)
     n_failed = sum(1 for a in assertions if not a.passed)
-    if incomplete is not None:
+    if verdict is not None:  # not a run with assertions (a recorded session): its own line
+        out.append(verdict)
+    elif incomplete is not None:
         out.append(f"**Verdict: INCOMPLETE** ({_cell(incomplete)}): the assertions below prove nothing")
     elif n == 0:
         out.append("**Verdict: PASS** (no assertions)")
