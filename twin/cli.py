@@ -441,6 +441,7 @@ def _emulate(args: argparse.Namespace, out: TextIO) -> int:
     plant, _ = build_plant(scenario)
     stop = threading.Event()
     recorder = None
+    served = False
     try:
         server = EmulatorServer(plant, args.protocol, baud=args.baud, wire_timing=args.wire_timing)
         if args.out is not None:
@@ -465,11 +466,18 @@ def _emulate(args: argparse.Namespace, out: TextIO) -> int:
             out.flush()
             faults.start()
             server.serve(stop)
+            served = True
         finally:
             faults.stop()
             server.close()
-        if recorder is not None:
-            out.write(f"session recorded: {recorder.finish(server.stats.bytes_out) / 'report.md'}\n")
+            if recorder is not None:
+                if not served:
+                    recorder.fail("the emulator stopped with an error")
+                elif server.watch_error is not None:
+                    recorder.fail(f"recording stopped: {server.watch_error}")
+                    sys.stderr.write(f"--out {args.out}: recording stopped: {server.watch_error}\n")
+                else:
+                    out.write(f"session recorded: {recorder.finish(server.stats.bytes_out) / 'report.md'}\n")
     finally:
         plant.close()
     return EXIT_OK

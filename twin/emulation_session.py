@@ -78,6 +78,13 @@ class SessionRecorder:
         self.log.sample(now, goals, actual)
 
     # -- at the end -------------------------------------------------------------------------------
+    def fail(self, reason: str) -> None:
+        """The session could not be recorded to its end: keep what is on disk, say why."""
+        try:
+            self.log.close()
+        finally:
+            self.run_dir.finish("failed", reason, self.now, "INCOMPLETE")
+
     def finish(self, bytes_out: int) -> Path:
         out = self.run_dir.path
         try:

@@ -185,8 +185,12 @@ class DynamixelResponder(ProtocolResponder):
             senders.append(servo)
         if not blocks:
             return []
+        try:
+            chunks = dxl.encode_fast_sync_status(blocks, len(ids))
+        except ValueError:  # more data than one status packet can carry (LEN over 65535)
+            self.devices.stats.refused += 1
+            return [self._status(senders[0], LENGTH_ERROR, b"")]
         self.devices.stats.replies += len(blocks)
-        chunks = dxl.encode_fast_sync_status(blocks, len(ids))
         return [Reply(s, c, follows=k > 0) for k, (s, c) in enumerate(zip(senders, chunks, strict=True))]
 
     # -- status packets ------------------------------------------------------------------

@@ -116,6 +116,7 @@ class EmulatorServer:
         # each read brought (with when they arrived, s), and every turn of the loop (now, s).
         self.on_receive: Callable[[float, bytes], None] | None = None
         self.on_tick: Callable[[float], None] | None = None
+        self.watch_error: Exception | None = None  # why the watchers were dropped, if they were
         self._line_free = 0.0  # with wire timing: when the last byte in or out leaves the line
         self._last_rx = 0.0
         self._link: Path | None = None
@@ -198,7 +199,7 @@ class EmulatorServer:
             while self._soon:
                 self._soon.popleft()()
             if self.on_tick is not None:
-                self.on_tick(self.now())
+                self._watch(self.on_tick, self.now())
 
     def _receive(self) -> None:
         try:
@@ -214,7 +215,15 @@ class EmulatorServer:
         if replies:
             self._schedule(replies)
         if self.on_receive is not None:
-            self.on_receive(arrived, data)
+            self._watch(self.on_receive, arrived, data)
+
+    def _watch(self, hook: Callable[..., None], *args: object) -> None:
+        """A watcher that fails (a full disk under --out) stops watching; the servos go on."""
+        try:
+            hook(*args)
+        except Exception as exc:
+            self.on_receive = self.on_tick = None
+            self.watch_error = exc
 
     def _schedule(self, replies: list[Reply]) -> None:
         if not self.wire_timing:

@@ -463,8 +463,8 @@ class DynamixelFirmware(Firmware):
         runs: list[tuple[int, bytearray]] = []
         for k, byte in enumerate(data):
             target = mapped.get(address + k)
-            if target is None:
-                continue
+            if target is None or target in state.indirect_data:
+                continue  # an entry that points at Indirect Data holds the byte itself: no chain
             if runs and runs[-1][0] + len(runs[-1][1]) == target:
                 runs[-1][1].append(byte)
             else:

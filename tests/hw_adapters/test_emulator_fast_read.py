@@ -70,3 +70,19 @@ def test_a_write_then_a_fast_read_take_at_least_their_wire_time(emulator) -> Non
             bus.write_goals(goals)
             bus.read_states(ARM6)
             assert time.perf_counter() - start >= wire_s
+
+
+@pytest.mark.realtime
+def test_a_fast_read_too_long_for_one_status_packet_gets_a_length_error(emulator) -> None:
+    import serial
+
+    emu = emulator("dynamixel", "xl430-w250", "arm6")
+    with serial.Serial(emu.path, 1_000_000, timeout=0.5) as port:
+        port.write(dxl.fast_sync_read(0, 20_000, ARM6))  # 6 x 20,000 bytes: LEN would pass 65,535
+        deadline = time.monotonic() + 2.0
+        parser, packets = dxl.PacketParser(), []
+        while not packets and time.monotonic() < deadline:
+            packets = parser.feed(port.read(64))
+    assert packets and packets[0].error == dxl.ErrorCode.DATA_LENGTH_ERROR
+    with open_bus(emu.url()) as bus:  # and the emulator still serves
+        assert bus.ping(1) is not None

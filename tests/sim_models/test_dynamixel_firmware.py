@@ -365,3 +365,11 @@ def test_xl330_m077_reports_its_model_number_and_has_the_current_modes() -> None
     servo.write_register("operating_mode", 5)
     servo.write_register("drive_mode", 1)
     assert servo.read_register("operating_mode") == 5
+
+
+def test_indirect_entries_pointing_at_each_other_hold_the_byte_and_never_recurse() -> None:
+    servo = xl330()
+    servo.write(168, (209).to_bytes(2, "little"))  # Indirect Address 1 -> Indirect Data 2
+    servo.write(170, (208).to_bytes(2, "little"))  # Indirect Address 2 -> Indirect Data 1
+    servo.write(208, bytes([1]))  # a client's loop must not crash the servo (RecursionError)
+    assert servo.read(208, 1) in (bytes([0]), bytes([1]))
