@@ -29,6 +29,7 @@ __all__ = [
     "LogNormalLatency",
     "Network",
     "NormalLatency",
+    "ScaledLatency",
     "Undo",
     "UniformLatency",
 ]
@@ -42,6 +43,17 @@ class Latency:
 
     def sample(self) -> float:
         raise NotImplementedError
+
+
+class ScaledLatency(Latency):
+    """Another distribution's delays times a factor (a link slower or faster than its kind)."""
+
+    def __init__(self, inner: Latency, factor: float) -> None:
+        super().__init__(inner.rng)
+        self.inner, self.factor = inner, factor
+
+    def sample(self) -> float:
+        return self.inner.sample() * self.factor
 
 
 class ConstantLatency(Latency):

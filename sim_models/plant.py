@@ -88,7 +88,10 @@ class Plant:
         initial_positions: dict[str, float] | None = None,
         solver_iterations: int = 50,
         urdf_path: str | None = None,
+        mass_scale: dict[str, float] | None = None,
     ) -> None:
+        """`mass_scale`: a factor on the mass and inertia of links by name (a robot that differs
+        from its drawing, as in a Monte Carlo run); applied before the servos' rotor inertia."""
         from sim_models.bullet import connect_direct, pybullet
 
         pb = pybullet()
@@ -106,6 +109,7 @@ class Plant:
             pb.setPhysicsEngineParameter(numSolverIterations=solver_iterations, physicsClientId=self.client)
             self.joint_index = self._joint_indices()
             self._disable_motors()
+            self._scale_masses(mass_scale or {})
             self.mounts = list(mounts)
             for mount in self.mounts:
                 if mount.joint not in self.joint_index:
@@ -155,6 +159,30 @@ class Plant:
                 linearDamping=0.0,
                 angularDamping=0.0,
                 jointDamping=0.0,
+                physicsClientId=self.client,
+            )
+
+    def link_names(self) -> list[str]:
+        """The robot's links: the base, then one per joint, in PyBullet's order."""
+        pb = self._pb
+        base = pb.getBodyInfo(self.body, physicsClientId=self.client)[0].decode()
+        n = pb.getNumJoints(self.body, physicsClientId=self.client)
+        return [base] + [
+            pb.getJointInfo(self.body, j, physicsClientId=self.client)[12].decode() for j in range(n)
+        ]
+
+    def _scale_masses(self, scale: dict[str, float]) -> None:
+        pb = self._pb
+        for index, name in enumerate(self.link_names(), start=-1):  # the base is link -1
+            factor = scale.get(name)
+            if factor is None:
+                continue
+            info = pb.getDynamicsInfo(self.body, index, physicsClientId=self.client)
+            pb.changeDynamics(
+                self.body,
+                index,
+                mass=info[0] * factor,
+                localInertiaDiagonal=[v * factor for v in info[2]],
                 physicsClientId=self.client,
             )
 

@@ -25,11 +25,12 @@ from sim_models.network import (
     LogNormalLatency,
     Network,
     NormalLatency,
+    ScaledLatency,
     UniformLatency,
 )
 from sim_models.plant import Mount, Plant, urdf_file
 from sim_models.rng import component_rng
-from sim_models.robots import actuated_joints, robot_urdf_text
+from sim_models.robots import actuated_joints, robot_links, robot_urdf_text
 from sim_models.servo.device import VirtualServo
 from twin import faults as F
 from twin.clock import WallClockEnvironment
@@ -78,6 +79,7 @@ from twin.services.hosting import EventHub, Hosting, ReplicaContext, serve
 from twin.services.messaging import MessageBus
 from twin.services.replica import Replica
 from twin.tasks import schedule
+from twin.tolerances import link_latency_scale, robot_mass_scales, servo_with_tolerances
 
 __all__ = [
     "BusWrapper",
@@ -154,13 +156,18 @@ def build_joints(scenario: Scenario, urdf_limits: dict[str, tuple[float, float]]
     return joints
 
 
-def build_plant(scenario: Scenario) -> tuple[Plant, dict[str, tuple[float, float]]]:
+def build_plant(scenario: Scenario, seed: int | None = None) -> tuple[Plant, dict[str, tuple[float, float]]]:
+    """The robot and its servos, as the scenario's `tolerances:` draw them for `seed` (default:
+    the scenario's own)."""
+    seed = scenario.seed if seed is None else seed
     robot = scenario.plant.robot
     urdf = robot_urdf_text(robot.urdf, **robot.params)
     limits = actuated_joints(urdf)
+    tolerances = scenario.tolerances
 
     def mount(sc: ServoConfig) -> Mount:
-        servo = VirtualServo(servo_model(sc), sc.id, sc.supply_v)
+        spec, supply_v = servo_with_tolerances(servo_model(sc), sc, tolerances, seed)
+        servo = VirtualServo(spec, sc.id, supply_v)
         return Mount(sc.joint, servo, float(sc.direction), math.radians(sc.offset_deg))
 
     plant = Plant(
@@ -171,6 +178,7 @@ def build_plant(scenario: Scenario) -> tuple[Plant, dict[str, tuple[float, float
         initial_positions={j: math.radians(d) for j, d in robot.initial_pose_deg.items()},
         solver_iterations=scenario.physics.solver_iterations,
         urdf_path=urdf_file(robot.urdf),
+        mass_scale=robot_mass_scales(tolerances, seed, robot_links(urdf)),
     )
     return plant, limits
 
@@ -312,7 +320,7 @@ def build(
     plant: Plant | None
     if bus_url is None:
         env: simpy.Environment = simpy.Environment()
-        plant, urdf_limits = build_plant(scenario)
+        plant, urdf_limits = build_plant(scenario, seed)
     else:
         env = WallClockEnvironment()
         robot = scenario.plant.robot
@@ -347,7 +355,9 @@ def _wire(
     network = Network(env, seed)
     for link in topo.links:
         a, b = link.between
-        network.add_link(a, b, latency_from(link.latency, seed, f"link:{link.name}"), link.loss)
+        latency = latency_from(link.latency, seed, f"link:{link.name}")
+        scale = link_latency_scale(scenario.tolerances, seed, link.name)
+        network.add_link(a, b, latency if scale == 1.0 else ScaledLatency(latency, scale), link.loss)
     tracer = Tracer(limit=scenario.outputs.trace_limit)
     traffic = Traffic()
     messages = MessageBus(env, network, tracer)

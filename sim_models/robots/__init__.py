@@ -24,6 +24,7 @@ __all__ = [
     "Robot",
     "actuated_joints",
     "pendulum_urdf",
+    "robot_links",
     "robot_names",
     "robot_urdf_text",
 ]
@@ -93,6 +94,12 @@ def _limit(joint: str, limit: ET.Element | None, attr: str) -> float:
     if math.isnan(value):
         raise ConfigError(f"joint {joint!r}: limit {attr} is NaN")
     return value
+
+
+def robot_links(urdf_text: str) -> list[str]:
+    """The names of a URDF's links, in document order (the text is checked as actuated_joints does)."""
+    actuated_joints(urdf_text)
+    return [str(link.get("name")) for link in ET.fromstring(urdf_text).findall("link")]
 
 
 def actuated_joints(urdf_text: str) -> dict[str, tuple[float, float]]:

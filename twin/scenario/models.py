@@ -534,6 +534,48 @@ class OutputsConfig(Model):
     )
 
 
+class Spread(Model):
+    """A relative variation drawn for each seed: the nominal value times (1 + x), with x normal
+    (`normal: 0.1`, a 10 % standard deviation) or uniform (`uniform: 0.2`, within ±20 %)."""
+
+    normal: float | None = Field(default=None, gt=0, le=0.5, description="relative standard deviation")
+    uniform: float | None = Field(default=None, gt=0, le=0.9, description="relative half-width")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Spread:
+        if (self.normal is None) == (self.uniform is None):
+            raise ValueError(
+                "give exactly one of normal: or uniform: (a relative spread, e.g. {uniform: 0.2})"
+            )
+        return self
+
+
+class Tolerances(Model):
+    """What differs between two real machines built to one design, drawn anew for every seed,
+    each servo, link and robot link on its own."""
+
+    servos: dict[str, Spread] = Field(
+        default_factory=dict,
+        description="servo model parameters (as in a parameters file: coulomb_friction_nm, stall_torque_nm, "
+        "position_p_gain, backlash_deg, ...) and their spread",
+    )
+    supply_v: Spread | None = Field(default=None, description="each servo's supply voltage")
+    link_latency: Spread | None = Field(default=None, description="each network link's latency (a scale)")
+    robot_masses: Spread | None = Field(default=None, description="each robot link's mass and inertia")
+
+    @field_validator("servos")
+    @classmethod
+    def _tunable(cls, servos: dict[str, Spread]) -> dict[str, Spread]:
+        from servo_core.catalogue import TUNABLE
+
+        unknown = sorted(set(servos) - TUNABLE)
+        if unknown:
+            raise ValueError(
+                f"unknown servo parameter(s) {', '.join(unknown)}; tunable: {', '.join(sorted(TUNABLE))}"
+            )
+        return servos
+
+
 class ShadowConfig(Model):
     """`twin run --bus URL --shadow`: when the real servos and the twin beside them part."""
 
@@ -561,6 +603,9 @@ class Scenario(Model):
     assertions: list[Assertion] = Field(default_factory=list)
     outputs: OutputsConfig = OutputsConfig()
     shadow: ShadowConfig = ShadowConfig()
+    tolerances: Tolerances = Field(
+        default_factory=Tolerances, description="Monte Carlo: per-seed variations of the physical world"
+    )
 
     @field_validator("python_path")
     @classmethod
