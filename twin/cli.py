@@ -108,9 +108,10 @@ def _parser() -> argparse.ArgumentParser:
         "report", help="rebuild a run directory's report, plots and metrics (after a crash too)"
     )
     rep.add_argument("run_dir", type=Path)
-    from twin import compare
+    from twin import compare, sweep
 
     compare.add_parser(sub)
+    sweep.add_parser(sub)
     sv = sub.add_parser("services", help="list the registered service types: parameters, requests, metrics")
     sv.add_argument("names", nargs="*", help="only these types")
     return p
@@ -127,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _emulate(args, sys.stdout)
         if args.command == "scan":
             return _scan(args.url, args.ids, sys.stdout)
+        if args.command == "sweep":
+            from twin import sweep
+
+            return sweep.main(args, sys.stdout, sys.stderr)
         if args.command == "compare":
             from twin import compare
 

@@ -40,8 +40,12 @@ def test_each_servo_draws_its_own_values_within_the_spread() -> None:
     b, _ = servo_with_tolerances(nominal, tilt, scenario.tolerances, 7)
     assert a.coulomb_friction_nm != b.coulomb_friction_nm
     for spec in (a, b):
-        assert 0.5 * nominal.coulomb_friction_nm <= spec.coulomb_friction_nm <= 1.5 * nominal.coulomb_friction_nm
-        assert isinstance(spec.position_p_gain, int | float) and spec.position_p_gain == round(spec.position_p_gain)
+        assert (
+            0.5 * nominal.coulomb_friction_nm <= spec.coulomb_friction_nm <= 1.5 * nominal.coulomb_friction_nm
+        )
+        assert isinstance(spec.position_p_gain, int | float) and spec.position_p_gain == round(
+            spec.position_p_gain
+        )
     assert supply_a is not None and supply_a != nominal.nominal_voltage_v
 
 

@@ -1,0 +1,575 @@
+"""Parameter sweeps: run a scenario over a grid of overrides × seeds, in parallel.
+
+`twin sweep SCENARIO --grid PATH=V1,V2 [--grid ...] [--seeds N] [--workers W | --dask local |
+--dask tcp://HOST:PORT] [--resume] --out DIR` runs every point of the cartesian product of the
+grid, `N` seeds each (the scenario's seed, +1, ...), on a local process pool or on Dask, and
+writes one row per point to DIR/results.csv and DIR/results.parquet, with a summary plot per
+asserted metric and swept parameter. Each point runs through :func:`run_point`, a pure
+module-level function, so the rows are the same whichever executor ran them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import io
+import itertools
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from servo_core.errors import TwinError
+
+__all__ = [
+    "FIXED_COLUMNS",
+    "Point",
+    "Progress",
+    "SweepError",
+    "SweepResult",
+    "add_parser",
+    "expand",
+    "main",
+    "parse_grid",
+    "point_key",
+    "read_csv",
+    "run_point",
+    "sweep",
+    "validate",
+]
+
+Grid = list[tuple[str, list[Any]]]
+Progress = Callable[[int, int, int, float], None]
+"""(done, failed, total, eta_s): called as each point finishes (eta_s is NaN until known)."""
+
+FIXED_COLUMNS = ("seed", "status", "error")
+STATUSES = ("passed", "failed", "error")
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+CONNECT_TIMEOUT = "3s"
+
+
+class SweepError(TwinError):
+    """Bad sweep input (grid, workers, executor) or an unreachable Dask scheduler."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of the sweep: its position in the sweep, the overrides and the seed."""
+
+    index: int
+    values: tuple[tuple[str, Any], ...]  # (path, parsed value) in grid order
+    seed: int
+
+    @property
+    def overrides(self) -> list[str]:
+        return [f"{path}={cell(value)}" for path, value in self.values]
+
+    @property
+    def key(self) -> str:
+        return point_key(dict(self.values), self.seed)
+
+
+def cell(value: Any) -> str:
+    """The text of one value in results.csv and in a point's key (deterministic, round-trips)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def point_key(values: dict[str, Any], seed: int | str) -> str:
+    """A stable key: `path=value;...;seed=N` with the values as results.csv writes them."""
+    return ";".join([*(f"{p}={cell(v)}" for p, v in values.items()), f"seed={seed}"])
+
+
+# --------------------------------------------------------------------------- grid
+
+
+def _parse_value(text: str, path: str) -> Any:
+    """One grid value, read as YAML with the rules of `--set`."""
+    from twin.scenario.overrides import _OverrideError
+    from twin.scenario.overrides import _parse_value as parse
+
+    try:
+        return parse(text, path)
+    except _OverrideError as exc:
+        raise SweepError(f"--grid {path}={text}: {exc.message}") from None
+
+
+def parse_grid(texts: Sequence[str]) -> Grid:
+    """`["a.b=1,2", "c=x,y"]` -> `[("a.b", [1, 2]), ("c", ["x", "y"])]`; SweepError if malformed."""
+    grid: Grid = []
+    seen: set[str] = set()
+    for text in texts:
+        raw_path, equals, raw_values = text.partition("=")
+        path = raw_path.strip()
+        if not equals or not path:
+            raise SweepError(f"--grid {text!r}: expected PATH=V1,V2,...")
+        if path in seen:
+            raise SweepError(f"--grid {path}: given twice; put all its values in one --grid")
+        seen.add(path)
+        parts = [part.strip() for part in raw_values.split(",")]
+        if not any(parts):
+            raise SweepError(f"--grid {path}: no values")
+        grid.append((path, [_parse_value(part, path) for part in parts]))
+    return grid
+
+
+def expand(grid: Grid, seeds: int, base_seed: int) -> list[Point]:
+    """Every point: the cartesian product of the grid (first path slowest) × seeds
+    `base_seed .. base_seed + seeds - 1` (fastest), in a deterministic order."""
+    if seeds < 1:
+        raise SweepError(f"--seeds must be at least 1, got {seeds}")
+    paths = [path for path, _ in grid]
+    points: list[Point] = []
+    for combo in itertools.product(*(values for _, values in grid)):
+        for offset in range(seeds):
+            values = tuple(zip(paths, combo, strict=True))
+            points.append(Point(len(points), values, base_seed + offset))
+    return points
+
+
+def validate(scenario_path: str | os.PathLike[str], grid: Grid) -> Any:
+    """Load the scenario with every grid value applied (ScenarioError naming the bad `--set`
+    otherwise); return the scenario as loaded with the grid's first values."""
+    from twin.api import load
+
+    rounds = max((len(values) for _, values in grid), default=1)
+    first = None
+    for i in range(rounds):
+        sets = [f"{path}={cell(values[min(i, len(values) - 1)])}" for path, values in grid]
+        scenario = load(scenario_path, sets)
+        first = first if first is not None else scenario
+    return first
+
+
+# --------------------------------------------------------------------------- one point
+
+
+def _numeric(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def run_point(scenario_path: str, overrides: Sequence[str], seed: int) -> dict[str, Any]:
+    """Run one point in this process (no run directory, no plots) and return its row: the
+    swept values by path, `seed`, `status` (passed/failed/error), `error` and the numeric
+    metrics by dotted path. An exception becomes a row with status 'error'."""
+    row: dict[str, Any] = {}
+    for item in overrides:
+        path, _, text = item.partition("=")
+        try:
+            row[path] = _parse_value(text, path)
+        except SweepError:
+            row[path] = text
+    row.update(seed=seed, status="error", error="")
+    try:
+        from twin.api import load, run
+        from twin.observe.metrics import flatten
+
+        result = run(load(scenario_path, list(overrides)), seed)
+        row["status"] = "passed" if result.passed else "failed"
+        if not result.complete:
+            row["error"] = f"incomplete: {result.reason}"
+        for path, value in flatten(result.metrics).items():
+            if _numeric(value) and path not in row:
+                row[path] = value
+    except Exception as exc:  # a point that raises is a row, never the end of the sweep
+        row["error"] = f"{type(exc).__name__}: {exc}".strip()
+    return row
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class _Tracker:
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total, self.progress = total, progress
+        self.done = self.failed = 0
+        self.start = time.monotonic()
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.done += 1
+        self.failed += row["status"] != "passed"
+        if self.progress is not None:
+            elapsed = time.monotonic() - self.start
+            eta = elapsed / self.done * (self.total - self.done)
+            self.progress(self.done, self.failed, self.total, eta)
+
+
+def _run_pool(
+    scenario: str, points: list[Point], workers: int, tracker: _Tracker, rows: dict[int, dict[str, Any]]
+) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe with PyBullet
+    with ProcessPoolExecutor(max_workers=min(workers, len(points)), mp_context=context) as pool:
+        futures = {pool.submit(run_point, scenario, p.overrides, p.seed): p for p in points}
+        try:
+            for future in as_completed(futures):
+                point = futures[future]
+                try:
+                    row = future.result()
+                except Exception as exc:  # the worker itself died
+                    row = _error_row(point, exc)
+                rows[point.index] = row
+                tracker.add(row)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _dask_client(dask: str, workers: int) -> tuple[Any, Any]:
+    try:
+        distributed = importlib.import_module("distributed")
+    except ImportError:
+        raise SweepError("--dask needs dask.distributed: pip install 'servotwin[scale]'") from None
+    if dask == "local":
+        cluster = distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        return distributed.Client(cluster), cluster
+    try:
+        return distributed.Client(dask, timeout=CONNECT_TIMEOUT), None
+    except (OSError, TimeoutError) as exc:
+        raise SweepError(f"--dask {dask}: cannot reach the Dask scheduler ({exc})") from None
+
+
+def _run_dask(
+    scenario: str,
+    points: list[Point],
+    dask: str,
+    workers: int,
+    tracker: _Tracker,
+    rows: dict[int, dict[str, Any]],
+) -> None:
+    client, cluster = _dask_client(dask, workers)
+    try:
+        distributed = importlib.import_module("distributed")
+        futures = {
+            client.submit(run_point, scenario, p.overrides, p.seed, pure=False, key=f"point-{p.index}"): p
+            for p in points
+        }
+        for future in distributed.as_completed(list(futures)):
+            point = futures[future]
+            try:
+                row = future.result()
+            except Exception as exc:
+                row = _error_row(point, exc)
+            rows[point.index] = row
+            tracker.add(row)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _error_row(point: Point, exc: BaseException) -> dict[str, Any]:
+    return {
+        **dict(point.values),
+        "seed": point.seed,
+        "status": "error",
+        "error": f"{type(exc).__name__}: {exc}".strip(),
+    }
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _columns(grid: Grid, rows: Sequence[dict[str, Any]]) -> list[str]:
+    fixed = [path for path, _ in grid] + list(FIXED_COLUMNS)
+    metrics = sorted({key for row in rows for key in row} - set(fixed))
+    return fixed + metrics
+
+
+def _csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([cell(row.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
+def _number(text: str) -> Any:
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_csv(path: Path, grid: Grid) -> dict[str, dict[str, Any]]:
+    """The rows of an earlier results.csv by point key (values typed back)."""
+    paths = {p for p, _ in grid}
+    out: dict[str, dict[str, Any]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for raw in csv.DictReader(f):
+            if any(p not in raw for p in paths) or "seed" not in raw:
+                raise SweepError(f"--resume: {path} was written by a sweep over other parameters")
+            key = ";".join([*(f"{p}={raw[p]}" for p, _ in grid), f"seed={raw['seed']}"])
+            row: dict[str, Any] = {}
+            for column, text in raw.items():
+                if column in paths:
+                    row[column] = _parse_value(text, column) if text != "" else None
+                elif column in ("status", "error"):
+                    row[column] = text
+                else:
+                    row[column] = _number(text)
+            out[key] = row
+    return out
+
+
+def _write_parquet(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    pa = importlib.import_module("pyarrow")
+    pq = importlib.import_module("pyarrow.parquet")
+    arrays = []
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        present = [v for v in values if v is not None]
+        if present and all(_numeric(v) for v in present) and any(isinstance(v, float) for v in present):
+            values = [None if v is None else float(v) for v in values]
+        elif present and not all(type(v) is type(present[0]) for v in present):
+            values = [None if v is None else cell(v) for v in values]
+        arrays.append(pa.array(values))
+    table = pa.Table.from_arrays(arrays, names=list(columns))
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def _plots(out: Path, grid: Grid, metrics: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[Path]:
+    """DIR/<metric>_vs_<param>.png: the metric's mean over seeds with its min-max spread, one
+    line per combination of the other swept parameters."""
+    if not rows or not metrics:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = []
+    for metric in metrics:
+        for index, (param, values) in enumerate(grid):
+            numeric_x = all(_numeric(v) and v is not None for v in values)
+            xs = list(values) if numeric_x else list(range(len(values)))
+            others = [p for i, (p, _) in enumerate(grid) if i != index]
+            groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+            for row in rows:
+                groups.setdefault(tuple(cell(row.get(p)) for p in others), []).append(row)
+            fig, ax = plt.subplots(figsize=(6, 4))
+            drawn = False
+            for label, group in groups.items():
+                mean, low, high = [], [], []
+                for value in values:
+                    ys = [
+                        float(r[metric])
+                        for r in group
+                        if cell(r.get(param)) == cell(value)
+                        and _numeric(r.get(metric))
+                        and r.get(metric) is not None
+                    ]
+                    ys = [y for y in ys if not math.isnan(y)]
+                    mean.append(sum(ys) / len(ys) if ys else math.nan)
+                    low.append(min(ys) if ys else math.nan)
+                    high.append(max(ys) if ys else math.nan)
+                name = ", ".join(f"{p}={v}" for p, v in zip(others, label, strict=True)) or "mean"
+                ax.plot(xs, mean, marker="o", label=name)
+                ax.fill_between(xs, low, high, alpha=0.2)
+                drawn = drawn or any(not math.isnan(m) for m in mean)
+            if not numeric_x:
+                ax.set_xticks(xs, [cell(v) for v in values])
+            ax.set_xlabel(param)
+            ax.set_ylabel(metric)
+            ax.set_title(f"{metric} vs {param} (mean, min-max over seeds)" if drawn else f"{metric}: no data")
+            if len(groups) > 1:
+                ax.legend(fontsize="small")
+            fig.tight_layout()
+            path = out / f"{_safe_name(metric)}_vs_{_safe_name(param)}.png"
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+            images.append(path)
+    return images
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+@dataclass
+class SweepResult:
+    """The rows of a sweep in point order (those resumed included) and where they went."""
+
+    rows: list[dict[str, Any]]
+    columns: list[str]
+    out: Path
+    skipped: int = 0  # points found in an earlier results.csv (--resume)
+    images: list[Path] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.rows) and all(row["status"] == "passed" for row in self.rows)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {s: sum(row["status"] == s for row in self.rows) for s in STATUSES}
+
+
+def sweep(
+    scenario_path: str | os.PathLike[str],
+    grid: Grid | Sequence[str],
+    seeds: int = 1,
+    workers: int | None = None,
+    dask: str | None = None,
+    resume: bool = False,
+    out: str | os.PathLike[str] = "sweep",
+    progress: Progress | None = None,
+    base_seed: int | None = None,
+    plots: bool = True,
+) -> SweepResult:
+    """Run `scenario_path` at every point of `grid` (parsed, or `--grid` texts) × `seeds`.
+
+    Everything is checked before the first run: the grid, every value applied to the scenario
+    (ScenarioError naming the bad `--set`), `workers` ≥ 1, a reachable Dask scheduler. `dask`
+    is None (a local process pool of `workers`, default os.cpu_count()), "local" (a Dask
+    LocalCluster of `workers` processes) or a scheduler address."""
+    if grid and isinstance(grid[0], str):
+        grid = parse_grid(grid)  # type: ignore[arg-type]
+    parsed: Grid = list(grid)  # type: ignore[arg-type]
+    if workers is not None and workers < 1:
+        raise SweepError(f"--workers must be at least 1, got {workers}")
+    n_workers = workers or os.cpu_count() or 1
+    scenario = validate(scenario_path, parsed)
+    points = expand(parsed, seeds, scenario.seed if base_seed is None else base_seed)
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SweepError(f"--out {out_dir}: not a directory")
+    csv_path = out_dir / "results.csv"
+    earlier = read_csv(csv_path, parsed) if resume and csv_path.exists() else {}
+    rows: dict[int, dict[str, Any]] = {}
+    for point in points:
+        if point.key in earlier:
+            rows[point.index] = earlier[point.key]
+    todo = [p for p in points if p.index not in rows]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tracker = _Tracker(len(todo), progress)
+    path = os.fspath(scenario_path)
+    try:
+        if todo and dask is not None:
+            _run_dask(path, todo, dask, n_workers, tracker, rows)
+        elif todo:
+            _run_pool(path, todo, n_workers, tracker, rows)
+    finally:  # what finished is kept, so that --resume goes on from there
+        ordered = [rows[p.index] for p in points if p.index in rows]
+        columns = _columns(parsed, ordered)
+        _write(out_dir, columns, ordered)
+    metrics = sorted({a.path for a in scenario.assertions})
+    images = _plots(out_dir, parsed, [m for m in metrics if m in columns], ordered) if plots else []
+    return SweepResult(ordered, columns, out_dir, len(points) - len(todo), images)
+
+
+def _write(out_dir: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    from twin.observe.files import write_text_atomic
+
+    write_text_atomic(out_dir / "results.csv", _csv_text(columns, rows))
+    _write_parquet(out_dir / "results.parquet", columns, rows)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `sweep` to the `twin` command's subparsers."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "sweep", help="run a scenario over a grid of overrides and seeds, in parallel"
+    )
+    p.add_argument("scenario", type=Path)
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        required=True,
+        metavar="PATH=V1,V2,...",
+        help="a swept field and its values (read as --set reads them); repeat for a cartesian product",
+    )
+    p.add_argument(
+        "--seeds", type=int, default=1, help="seeds per point, from the scenario's seed (default 1)"
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local processes (default: one per CPU)")
+    where.add_argument(
+        "--dask",
+        metavar="local|ADDRESS",
+        help="run on Dask: a local cluster or a scheduler (tcp://HOST:PORT)",
+    )
+    p.add_argument("--resume", action="store_true", help="skip the points already in DIR/results.csv")
+    p.add_argument("--out", type=Path, required=True, help="directory for results.csv/.parquet and plots")
+    return p
+
+
+def progress_printer(err: TextIO, tty: bool | None = None) -> Progress:
+    """On a terminal a `\\r` line; otherwise a line at every 10 %."""
+    tty = err.isatty() if tty is None else tty
+    last = [-1]
+
+    def show(done: int, failed: int, total: int, eta_s: float) -> None:
+        eta = f"ETA {eta_s:.0f} s" if done < total and not math.isnan(eta_s) else "done"
+        text = f"sweep: {done}/{total} runs, {failed} failed, {eta}"
+        if tty:
+            err.write(f"\r{text}" + ("\n" if done == total else ""))
+            err.flush()
+            return
+        decile = done * 10 // total
+        if decile > last[0]:
+            last[0] = decile
+            err.write(text + "\n")
+            err.flush()
+
+    return show
+
+
+def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`twin sweep`: 0 when every point passed, 1 otherwise, 2 for bad input."""
+    try:
+        result = sweep(
+            args.scenario,
+            parse_grid(args.grid),
+            args.seeds,
+            workers=args.workers,
+            dask=args.dask,
+            resume=args.resume,
+            out=args.out,
+            progress=progress_printer(err),
+        )
+    except TwinError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_BAD_INPUT
+    counts = result.counts
+    resumed = f" ({result.skipped} from an earlier sweep)" if result.skipped else ""
+    out.write(
+        f"{len(result.rows)} points{resumed}: {counts['passed']} passed, {counts['failed']} failed, "
+        f"{counts['error']} errors; results in {result.out / 'results.csv'}\n"
+    )
+    paths = [path for path, _ in parse_grid(args.grid)]
+    errors = [row for row in result.rows if row["status"] == "error"]
+    for row in errors[:10]:
+        where = point_key({p: row.get(p) for p in paths}, row["seed"])
+        out.write(f"  error at {where}: {row['error']}\n")
+    return EXIT_OK if result.passed else EXIT_FAILED
