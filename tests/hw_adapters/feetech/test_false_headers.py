@@ -11,7 +11,7 @@ carry no FF FF after their header, as pings, reads and small writes do not.
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hw_adapters.emulator.feetech import FeetechResponder
@@ -70,6 +70,22 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(packet)
 
 
+def _false_frame_with_valid_checksum(stream: bytes, noise_end: int) -> bool:
+    """Whether a header in the noise frames bytes reaching into the valid packets that end in a
+    valid checksum."""
+    at = stream.find(b"\xff\xff")
+    while 0 <= at < noise_end and at + 4 <= len(stream):
+        end = at + stream[at + 3] + 4
+        if (
+            end > noise_end
+            and end <= len(stream)
+            and sts.checksum(stream[at + 2 : end - 1]) == stream[end - 1]
+        ):
+            return True
+        at = stream.find(b"\xff\xff", at + 1)
+    return False
+
+
 def _decoded(packets: list[bytes]) -> list[sts.Packet]:
     return [sts.decode_instruction(p) for p in packets]
 
@@ -84,6 +100,10 @@ def test_after_noise_all_but_at_most_one_valid_packet_decode(
     noise: list[bytes], valid: list[bytes], cuts: list[int]
 ) -> None:
     stream = b"".join(noise) + b"".join(valid)
+    # Without byte stuffing nothing can tell a false header from a real one when the bytes it
+    # claims happen to end in a valid checksum (1 time in 256): a real servo takes that frame
+    # too. The guarantee holds for every other stream.
+    assume(not _false_frame_with_valid_checksum(stream, len(b"".join(noise))))
     parser = sts.PacketParser("instruction")
     found: list[sts.Packet] = []
     for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(stream)], strict=True):
