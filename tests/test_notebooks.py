@@ -24,14 +24,32 @@ assert after.mae_rad < before.mae_rad, "the fitted model predicts the held-out r
 assert held_out.name not in fit.train_mae_rad, "the judged recording was not fitted on"
 """,
 }
-FIGURES = {"quickstart.ipynb": 2, "identify_servo.ipynb": 1}
+CHECKS["breaker_study.ipynb"] = """
+assert result.counts["error"] == 0 and len(result.rows) == 2
+low, high = sorted(result.rows, key=lambda r: r["topology.calls.0.breaker.slow_call_ms"])
+assert low["breakers.gateway_to_planner_0.opened"] >= 1 and high["breakers.gateway_to_planner_0.opened"] == 0
+assert low["calls.operator_to_gateway.latency.p99_ms"] < high["calls.operator_to_gateway.latency.p99_ms"]
+"""
+CHECKS["latency_budget.ipynb"] = """
+assert result.counts["error"] == 0 and len(result.rows) == 4
+link = "topology.links.0.latency."
+p99 = {(r[link + "median_ms"], r[link + "sigma"]): r["latency.command.p99_ms"] for r in result.rows}
+assert p99[(40, 0.2)] > p99[(1, 0.2)] and p99[(40, 0.8)] >= p99[(40, 0.2)]
+"""
+FIGURES = {
+    "quickstart.ipynb": 2,
+    "identify_servo.ipynb": 1,
+    "breaker_study.ipynb": 1,
+    "latency_budget.ipynb": 1,
+}
 """How many images each notebook shows at least (a figure that prints as text has failed)."""
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_in_a_kernel(path: Path) -> None:
+def test_notebook_runs_in_a_kernel(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     notebook = nbformat.read(path, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(CHECKS[path.name]))
+    monkeypatch.setenv("SERVOTWIN_QUICK", "1")  # the kernel inherits it: the studies run small
     client = nbclient.NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
