@@ -247,7 +247,7 @@ def run(
             if out is not None:
                 run_dir = RunDirectory.start(Path(out), scenario, seed, bus=bus, command=command)
                 directory = run_dir.path
-                log.attach(directory, on_flush=lambda: directory_progress(run_dir, machine))
+                log.attach(directory, on_flush=lambda: _manifest_progress(run_dir, machine))
                 for sb in shadows:
                     sb.attach(directory)
             if shadows:
@@ -285,7 +285,7 @@ def run(
     return result
 
 
-def directory_progress(run_dir: RunDirectory, machine: Machine) -> None:
+def _manifest_progress(run_dir: RunDirectory, machine: Machine) -> None:
     run_dir.progress(machine.env.now)
 
 
