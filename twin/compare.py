@@ -8,7 +8,7 @@ tracking, ``DIR/compare_tracking.png``.
 
     from twin.compare import compare
     c = compare(["runs/a", "runs/b"])
-    print(c.to_text(pattern="tracking.*"))
+    text = c.to_text(pattern="tracking.*")  # the aligned table the CLI prints
 """
 
 from __future__ import annotations

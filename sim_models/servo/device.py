@@ -94,7 +94,7 @@ class VirtualServo:
         "_tau_m",
         "_current_mode",
         "_current_goal",
-        "_current_cap",
+        "_current_torque_cap",
         "_goal_kind",
         "_shutdown",
         "_full_pwm",
@@ -192,7 +192,7 @@ class VirtualServo:
     _pwm_cap: float  # a fraction of full scale
     _current_mode: bool  # current control: the loop holds _current_goal
     _current_goal: float  # A
-    _current_cap: float  # A: |current| at most (current and current-based position modes)
+    _current_torque_cap: float  # N·m: kt × the current cap (current modes); inf: no cap
     _goal_kind: str  # the RegisterError kind of a goal outside goal_range
     _shutdown: int  # the alarm bits that cut torque
     _fw_state: object  # the firmware's own per-servo state (firmware.py), set by its factory_defaults
@@ -504,7 +504,8 @@ class VirtualServo:
         else:
             self._goal_range, self._goal_kind = (-(2**31), 2**31 - 1), "range"
         drive = self._fw.load_drive(self)
-        self._current_goal, self._current_cap = drive.current_goal_a, drive.current_cap_a
+        self._current_goal = drive.current_goal_a
+        self._current_torque_cap = self._kt * drive.current_cap_a  # inf stays inf
         self._open_pwm, self._goal_velocity = drive.open_pwm, drive.goal_velocity
         self._kv_p, self._kv_i, self._pwm_cap = drive.kv_p, drive.kv_i, drive.pwm_cap
         vel, acc = drive.profile_velocity, drive.profile_acceleration
@@ -622,12 +623,10 @@ class VirtualServo:
             tau_m = self._kv_supply * u - self._kw * velocity
             tmax = self._tau_max
             tau_m = tmax if tau_m > tmax else (-tmax if tau_m < -tmax else tau_m)
-            cap = self._current_cap
-            if cap != math.inf:  # Current Limit / Goal Current: the torque the current allows
-                limit = self._kt * cap
-                if tau_m > limit or tau_m < -limit:
-                    tau_m = limit if tau_m > 0.0 else -limit
-                    u = (tau_m + self._kw * velocity) / self._kv_supply
+            limit = self._current_torque_cap  # Current Limit / Goal Current: what the current allows
+            if tau_m > limit or tau_m < -limit:
+                tau_m = limit if tau_m > 0.0 else -limit
+                u = (tau_m + self._kw * velocity) / self._kv_supply
             tau = tau_m
             half = self._half_gap
             if half > 0.0:  # backlash: nothing passes while the motor crosses the gap

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.observe.plots import MAX_POINTS, new_figure, save_figure
+from twin.observe.plots import new_figure, save_figure, thin
 from twin.observe.telemetry import Telemetry
 
 __all__ = ["common_joints", "plot_compare_tracking"]
@@ -29,12 +29,6 @@ def common_joints(telemetries: Sequence[Telemetry]) -> tuple[list[str], list[str
     for tel in telemetries:
         seen.extend(j for j in tel.joints if j not in seen)
     return [j for j in seen if j in everywhere], [j for j in seen if j not in everywhere]
-
-
-def _thin(*arrays: np.ndarray) -> list[np.ndarray]:
-    n = len(arrays[0])
-    step = max(1, -(-n // MAX_POINTS))
-    return [a[::step] for a in arrays]
 
 
 def plot_compare_tracking(runs: Sequence[tuple[str, Telemetry]], path: Path, title: str = "") -> Path:
@@ -55,7 +49,7 @@ def plot_compare_tracking(runs: Sequence[tuple[str, Telemetry]], path: Path, tit
         for row, (ax, joint) in enumerate(zip(axes, joints, strict=True)):
             for k, (label, tel, t, goal, actual) in enumerate(data):
                 j = tel.joints.index(joint)
-                tt, gg, aa = _thin(t, np.degrees(goal[:, j]), np.degrees(actual[:, j]))
+                tt, gg, aa = thin(t, np.degrees(goal[:, j]), np.degrees(actual[:, j]))
                 if k == 0:
                     ax.plot(tt, gg, linestyle="--", linewidth=1.0, color="black", label="goal (first run)")
                 ax.plot(tt, aa, linestyle="-", linewidth=1.1, color=f"C{k % 10}", label=label)

@@ -30,6 +30,7 @@ __all__ = [
     "plot_tracking",
     "plot_tracking_error",
     "save_figure",
+    "thin",
 ]
 
 DPI = 100
@@ -70,10 +71,15 @@ MAX_POINTS = 20_000
 """Samples drawn per line at most: a long run's plot is thinned (every k-th sample) to this."""
 
 
+def thin(*arrays: np.ndarray) -> list[np.ndarray]:
+    """Every k-th sample of arrays of equal length, so that at most MAX_POINTS are drawn."""
+    step = max(1, -(-len(arrays[0]) // MAX_POINTS))
+    return [a[::step] for a in arrays]
+
+
 def _thinned(tel: Telemetry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    t, goal, actual = tel.arrays()
-    step = max(1, -(-len(t) // MAX_POINTS))
-    return t[::step], goal[::step], actual[::step]
+    t, goal, actual = thin(*tel.arrays())
+    return t, goal, actual
 
 
 def plot_tracking(tel: Telemetry, path: Path, title: str = "") -> Path:

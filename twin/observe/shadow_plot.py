@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from servo_core.errors import ConfigError
-from twin.observe.plots import MAX_POINTS, new_figure, save_figure
+from twin.observe.plots import new_figure, save_figure, thin
 
 __all__ = ["plot_shadow", "read_shadow"]
 
@@ -29,8 +29,7 @@ def read_shadow(path: Path) -> tuple[list[str], np.ndarray]:
 
 def plot_shadow(csv: Path, alarms: Sequence[tuple[float, str, str]], path: Path, title: str) -> Path:
     joints, data = read_shadow(csv)
-    step = max(1, -(-len(data) // MAX_POINTS))
-    data = data[::step]
+    (data,) = thin(data)
     fig = new_figure(2.2 * max(1, len(joints)) + 0.6)
     t = data[:, 0]
     for k, name in enumerate(joints):

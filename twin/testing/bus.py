@@ -104,7 +104,7 @@ class ClockedBus(ServoBus):
         if self._waiter is not None:
             self._waiter(seconds)
         elif type(inner).wait is ServoBus.wait:  # a bus without a clock of its own: real servos
-            time.sleep(seconds)
+            time.sleep(seconds)  # wall-clock ok: real servos move on the wall clock
         else:
             inner.wait(seconds)
 
