@@ -1,23 +1,25 @@
 """Parameter sweeps: run a scenario over a grid of overrides × seeds, in parallel.
 
-`twin sweep SCENARIO --grid PATH=V1,V2 [--grid ...] [--seeds N] [--workers W | --dask local |
---dask tcp://HOST:PORT] [--resume] --out DIR` runs every point of the cartesian product of the
-grid, `N` seeds each (the scenario's seed, +1, ...), on a local process pool or on Dask, and
-writes one row per point to DIR/results.csv and DIR/results.parquet, with a summary plot per
-asserted metric and swept parameter. Each point runs through :func:`run_point`, a pure
-module-level function, so the rows are the same whichever executor ran them.
+`twin sweep SCENARIO [--grid PATH=V1,V2 ...] [--random PATH=DIST ...] [--seeds N] [--workers W |
+--dask local | --dask tcp://HOST:PORT] [--resume] --out DIR` runs every point of the cartesian
+product of the grid, `N` seeds each (the scenario's seed, +1, ...), with each `--random` path
+drawn from its distribution for the seed (see :mod:`twin.distributions`), on a local process
+pool or on Dask. It writes one row per point to DIR/results.csv and DIR/results.parquet, the
+sweep's definition to DIR/sweep.json, and a summary plot per asserted metric and swept
+parameter. Each point runs through :func:`run_point`, a pure module-level function, so the rows
+are the same whichever executor ran them.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import importlib
 import io
 import itertools
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from servo_core.errors import TwinError
+from twin.distributions import Distribution, DistributionError, parse_distribution, split_top_level
 
 __all__ = [
     "FIXED_COLUMNS",
@@ -36,6 +39,7 @@ __all__ = [
     "expand",
     "main",
     "parse_grid",
+    "parse_random",
     "point_key",
     "read_csv",
     "run_point",
@@ -44,6 +48,7 @@ __all__ = [
 ]
 
 Grid = list[tuple[str, list[Any]]]
+Randoms = list[tuple[str, Distribution]]
 Progress = Callable[[int, int, int, float], None]
 """(done, failed, total, eta_s): called as each point finishes (eta_s is NaN until known)."""
 
@@ -67,7 +72,7 @@ class Point:
 
     @property
     def overrides(self) -> list[str]:
-        return [f"{path}={cell(value)}" for path, value in self.values]
+        return [f"{path}={_set_text(value)}" for path, value in self.values]
 
     @property
     def key(self) -> str:
@@ -75,14 +80,26 @@ class Point:
 
 
 def cell(value: Any) -> str:
-    """The text of one value in results.csv and in a point's key (deterministic, round-trips)."""
+    """The text of one value in results.csv and in a point's key (deterministic, round-trips
+    through float() and, finite values, through YAML as `--set` reads it)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value)
+        text = repr(value)
+        if "e" in text and "." not in text:  # YAML 1.1 reads 1e-05 as a string, 1.0e-05 as a float
+            mantissa, _, exponent = text.partition("e")
+            text = f"{mantissa}.0e{exponent}"
+        return text
     return str(value)
+
+
+def _set_text(value: Any) -> str:
+    """A value as an override's text: YAML spells the non-finite floats its own way."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    return cell(value)
 
 
 def point_key(values: dict[str, Any], seed: int | str) -> str:
@@ -116,38 +133,100 @@ def parse_grid(texts: Sequence[str]) -> Grid:
         if path in seen:
             raise SweepError(f"--grid {path}: given twice; put all its values in one --grid")
         seen.add(path)
-        parts = [part.strip() for part in raw_values.split(",")]
+        # Commas inside brackets or quotes belong to a value: --grid 'a=[1,2],[3,4]' is two lists.
+        parts = split_top_level(raw_values)
         if not any(parts):
             raise SweepError(f"--grid {path}: no values")
+        if "" in parts:
+            raise SweepError(f"--grid {text!r}: an empty value (two commas in a row, or one at the end)")
         grid.append((path, [_parse_value(part, path) for part in parts]))
     return grid
 
 
-def expand(grid: Grid, seeds: int, base_seed: int) -> list[Point]:
+def _value_at(path: str, text: str) -> Any:
+    return _parse_value(text, path)
+
+
+def parse_random(texts: Sequence[str], grid: Sequence[tuple[str, list[Any]]] = ()) -> Randoms:
+    """`["a.b=uniform(0.5, 2)"]` -> `[("a.b", Distribution)]`; SweepError if malformed or if
+    a path is also on the grid."""
+    randoms: Randoms = []
+    seen = {path for path, _ in grid}
+    for text in texts:
+        raw_path, equals, raw_dist = text.partition("=")
+        path = raw_path.strip()
+        if not equals or not path:
+            raise SweepError(f"--random {text!r}: expected PATH=DIST, e.g. PATH=uniform(0.5, 2)")
+        if path in seen:
+            raise SweepError(f"--random {path}: already swept; a path takes one --grid or one --random")
+        seen.add(path)
+        try:
+            randoms.append((path, parse_distribution(raw_dist, functools.partial(_value_at, path))))
+        except (DistributionError, SweepError) as exc:
+            raise SweepError(f"--random {path}={raw_dist.strip()}: {exc}") from None
+    return randoms
+
+
+def expand(
+    grid: Grid, seeds: int, base_seed: int, randoms: Sequence[tuple[str, Distribution]] = ()
+) -> list[Point]:
     """Every point: the cartesian product of the grid (first path slowest) × seeds
-    `base_seed .. base_seed + seeds - 1` (fastest), in a deterministic order."""
+    `base_seed .. base_seed + seeds - 1` (fastest), in a deterministic order, each with the
+    random paths' draws for its seed (the same draws at every grid point)."""
     if seeds < 1:
         raise SweepError(f"--seeds must be at least 1, got {seeds}")
     paths = [path for path, _ in grid]
+    draws = {
+        seed: tuple((path, dist.draw(seed, path)) for path, dist in randoms)
+        for seed in _seeds(seeds, base_seed)
+    }
     points: list[Point] = []
     for combo in itertools.product(*(values for _, values in grid)):
-        for offset in range(seeds):
-            values = tuple(zip(paths, combo, strict=True))
-            points.append(Point(len(points), values, base_seed + offset))
+        for seed in _seeds(seeds, base_seed):
+            values = tuple(zip(paths, combo, strict=True)) + draws[seed]
+            points.append(Point(len(points), values, seed))
     return points
 
 
-def validate(scenario_path: str | os.PathLike[str], grid: Grid) -> Any:
-    """Load the scenario with every grid value applied (ScenarioError naming the bad `--set`
-    otherwise); return the scenario as loaded with the grid's first values."""
-    from twin.api import load
+def _seeds(seeds: int, base_seed: int) -> range:
+    return range(base_seed, base_seed + seeds)
 
-    rounds = max((len(values) for _, values in grid), default=1)
-    first = None
-    for i in range(rounds):
-        sets = [f"{path}={cell(values[min(i, len(values) - 1)])}" for path, values in grid]
-        scenario = load(scenario_path, sets)
-        first = first if first is not None else scenario
+
+def validate(
+    scenario_path: str | os.PathLike[str],
+    grid: Grid,
+    randoms: Sequence[tuple[str, Distribution]] = (),
+    seeds: int = 1,
+    base_seed: int | None = None,
+) -> Any:
+    """Load the scenario with every grid value applied (ScenarioError naming the bad `--set`
+    otherwise), and with the lowest and the highest draw of each random path, or each distinct
+    draw when they are not numbers (SweepError naming the `--random`, the seed and the draw);
+    return the scenario as loaded with the grid's first values."""
+    from twin.api import load
+    from twin.scenario import ScenarioError
+
+    base = [f"{path}={_set_text(values[0])}" for path, values in grid]
+    first = load(scenario_path, base)
+    for i in range(1, max((len(values) for _, values in grid), default=1)):
+        load(scenario_path, [f"{path}={_set_text(values[min(i, len(values) - 1)])}" for path, values in grid])
+    start = first.seed if base_seed is None else base_seed
+    for path, dist in randoms:
+        drawn = {seed: dist.draw(seed, path) for seed in _seeds(seeds, start)}
+        if all(_numeric(v) and v is not None for v in drawn.values()):
+            low, high = min(drawn, key=drawn.__getitem__), max(drawn, key=drawn.__getitem__)
+            checks = [low] if low == high else [low, high]
+        else:
+            checks = list({cell(v): seed for seed, v in drawn.items()}.values())
+        for seed in checks:
+            try:
+                load(scenario_path, [*base, f"{path}={_set_text(drawn[seed])}"])
+            except ScenarioError as exc:
+                problem = "; ".join(p.message for p in exc.problems)
+                raise SweepError(
+                    f"--random {path}={dist.text}: seed {seed} draws {cell(drawn[seed])}, "
+                    f"which the scenario refuses: {problem}"
+                ) from None
     return first
 
 
@@ -285,8 +364,8 @@ def _error_row(point: Point, exc: BaseException) -> dict[str, Any]:
 # --------------------------------------------------------------------------- output
 
 
-def _columns(grid: Grid, rows: Sequence[dict[str, Any]]) -> list[str]:
-    fixed = [path for path, _ in grid] + list(FIXED_COLUMNS)
+def _columns(params: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[str]:
+    fixed = list(params) + list(FIXED_COLUMNS)
     metrics = sorted({key for row in rows for key in row} - set(fixed))
     return fixed + metrics
 
@@ -313,15 +392,16 @@ def _number(text: str) -> Any:
         return text
 
 
-def read_csv(path: Path, grid: Grid) -> dict[str, dict[str, Any]]:
-    """The rows of an earlier results.csv by point key (values typed back)."""
-    paths = {p for p, _ in grid}
+def read_csv(path: Path, params: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The rows of an earlier results.csv by point key (values typed back); `params` are the
+    swept paths (grid, then random) in column order."""
+    paths = set(params)
     out: dict[str, dict[str, Any]] = {}
     with open(path, newline="", encoding="utf-8") as f:
         for raw in csv.DictReader(f):
             if any(p not in raw for p in paths) or "seed" not in raw:
                 raise SweepError(f"--resume: {path} was written by a sweep over other parameters")
-            key = ";".join([*(f"{p}={raw[p]}" for p, _ in grid), f"seed={raw['seed']}"])
+            key = ";".join([*(f"{p}={raw[p]}" for p in params), f"seed={raw['seed']}"])
             row: dict[str, Any] = {}
             for column, text in raw.items():
                 if column in paths:
@@ -352,64 +432,6 @@ def _write_parquet(path: Path, columns: Sequence[str], rows: Sequence[dict[str, 
     os.replace(tmp, path)
 
 
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
-
-
-def _plots(out: Path, grid: Grid, metrics: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[Path]:
-    """DIR/<metric>_vs_<param>.png: the metric's mean over seeds with its min-max spread, one
-    line per combination of the other swept parameters."""
-    if not rows or not metrics:
-        return []
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    images = []
-    for metric in metrics:
-        for index, (param, values) in enumerate(grid):
-            numeric_x = all(_numeric(v) and v is not None for v in values)
-            xs = list(values) if numeric_x else list(range(len(values)))
-            others = [p for i, (p, _) in enumerate(grid) if i != index]
-            groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-            for row in rows:
-                groups.setdefault(tuple(cell(row.get(p)) for p in others), []).append(row)
-            fig, ax = plt.subplots(figsize=(6, 4))
-            drawn = False
-            for label, group in groups.items():
-                mean, low, high = [], [], []
-                for value in values:
-                    ys = [
-                        float(r[metric])
-                        for r in group
-                        if cell(r.get(param)) == cell(value)
-                        and _numeric(r.get(metric))
-                        and r.get(metric) is not None
-                    ]
-                    ys = [y for y in ys if not math.isnan(y)]
-                    mean.append(sum(ys) / len(ys) if ys else math.nan)
-                    low.append(min(ys) if ys else math.nan)
-                    high.append(max(ys) if ys else math.nan)
-                name = ", ".join(f"{p}={v}" for p, v in zip(others, label, strict=True)) or "mean"
-                ax.plot(xs, mean, marker="o", label=name)
-                ax.fill_between(xs, low, high, alpha=0.2)
-                drawn = drawn or any(not math.isnan(m) for m in mean)
-            if not numeric_x:
-                ax.set_xticks(xs, [cell(v) for v in values])
-            ax.set_xlabel(param)
-            ax.set_ylabel(metric)
-            ax.set_title(f"{metric} vs {param} (mean, min-max over seeds)" if drawn else f"{metric}: no data")
-            if len(groups) > 1:
-                ax.legend(fontsize="small")
-            fig.tight_layout()
-            path = out / f"{_safe_name(metric)}_vs_{_safe_name(param)}.png"
-            fig.savefig(path, dpi=100)
-            plt.close(fig)
-            images.append(path)
-    return images
-
-
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -434,7 +456,7 @@ class SweepResult:
 
 def sweep(
     scenario_path: str | os.PathLike[str],
-    grid: Grid | Sequence[str],
+    grid: Grid | Sequence[str] = (),
     seeds: int = 1,
     workers: int | None = None,
     dask: str | None = None,
@@ -443,32 +465,41 @@ def sweep(
     progress: Progress | None = None,
     base_seed: int | None = None,
     plots: bool = True,
+    random: Randoms | Sequence[str] = (),
 ) -> SweepResult:
-    """Run `scenario_path` at every point of `grid` (parsed, or `--grid` texts) × `seeds`.
+    """Run `scenario_path` at every point of `grid` (parsed, or `--grid` texts) × `seeds`,
+    with the `random` paths (parsed, or `--random` texts) drawn for each seed.
 
-    Everything is checked before the first run: the grid, every value applied to the scenario
-    (ScenarioError naming the bad `--set`), `workers` ≥ 1, a reachable Dask scheduler. `dask`
-    is None (a local process pool of `workers`, default os.cpu_count()), "local" (a Dask
-    LocalCluster of `workers` processes) or a scheduler address."""
+    Everything is checked before the first run: the grid, the distributions, every value and
+    the extreme draws applied to the scenario (ScenarioError naming the bad `--set`),
+    `workers` ≥ 1, a reachable Dask scheduler. `dask` is None (a local process pool of
+    `workers`, default os.cpu_count()), "local" (a Dask LocalCluster of `workers` processes)
+    or a scheduler address."""
     if grid and isinstance(grid[0], str):
         grid = parse_grid(grid)  # type: ignore[arg-type]
     parsed: Grid = list(grid)  # type: ignore[arg-type]
+    if random and isinstance(random[0], str):
+        random = parse_random(random, parsed)  # type: ignore[arg-type]
+    randoms: Randoms = list(random)  # type: ignore[arg-type]
     if workers is not None and workers < 1:
         raise SweepError(f"--workers must be at least 1, got {workers}")
     n_workers = workers or os.cpu_count() or 1
-    scenario = validate(scenario_path, parsed)
-    points = expand(parsed, seeds, scenario.seed if base_seed is None else base_seed)
+    scenario = validate(scenario_path, parsed, randoms, seeds, base_seed)
+    start_seed = scenario.seed if base_seed is None else base_seed
+    points = expand(parsed, seeds, start_seed, randoms)
+    params = [path for path, _ in parsed] + [path for path, _ in randoms]
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise SweepError(f"--out {out_dir}: not a directory")
     csv_path = out_dir / "results.csv"
-    earlier = read_csv(csv_path, parsed) if resume and csv_path.exists() else {}
+    earlier = read_csv(csv_path, params) if resume and csv_path.exists() else {}
     rows: dict[int, dict[str, Any]] = {}
     for point in points:
         if point.key in earlier:
             rows[point.index] = earlier[point.key]
     todo = [p for p in points if p.index not in rows]
     out_dir.mkdir(parents=True, exist_ok=True)
+    _write_definition(out_dir, scenario_path, scenario, parsed, randoms, seeds, start_seed)
     tracker = _Tracker(len(todo), progress)
     path = os.fspath(scenario_path)
     try:
@@ -478,11 +509,47 @@ def sweep(
             _run_pool(path, todo, n_workers, tracker, rows)
     finally:  # what finished is kept, so that --resume goes on from there
         ordered = [rows[p.index] for p in points if p.index in rows]
-        columns = _columns(parsed, ordered)
+        columns = _columns(params, ordered)
         _write(out_dir, columns, ordered)
-    metrics = sorted({a.path for a in scenario.assertions})
-    images = _plots(out_dir, parsed, [m for m in metrics if m in columns], ordered) if plots else []
+    images: list[Path] = []
+    if plots:
+        from twin.observe.sweep_plot import plot_sweep
+
+        metrics = [m for m in sorted({a.path for a in scenario.assertions}) if m in columns]
+        images = plot_sweep(out_dir, parsed, [path for path, _ in randoms], metrics, ordered)
     return SweepResult(ordered, columns, out_dir, len(points) - len(todo), images)
+
+
+DEFINITION = "sweep.json"
+
+
+def _write_definition(
+    out_dir: Path,
+    scenario_path: str | os.PathLike[str],
+    scenario: Any,
+    grid: Grid,
+    randoms: Randoms,
+    seeds: int,
+    base_seed: int,
+) -> None:
+    """DIR/sweep.json: what was swept, so that the rows can be read (and compared) on their own."""
+    import hashlib
+    import json
+
+    from twin.observe.files import write_text_atomic
+
+    source = Path(scenario_path)
+    definition = {
+        "scenario": os.fspath(scenario_path),
+        "name": scenario.name,
+        "scenario_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "grid": {path: [cell(v) for v in values] for path, values in grid},
+        "random": {path: dist.text for path, dist in randoms},
+        "seeds": seeds,
+        "base_seed": base_seed,
+        "assertions": [{"path": a.path, "op": a.op, "bound": a.bound} for a in scenario.assertions],
+    }
+    write_text_atomic(out_dir / DEFINITION, json.dumps(definition, indent=2) + "\n")
 
 
 def _write(out_dir: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
@@ -505,9 +572,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--grid",
         action="append",
         default=[],
-        required=True,
         metavar="PATH=V1,V2,...",
-        help="a swept field and its values (read as --set reads them); repeat for a cartesian product",
+        help="a swept field and its values (read as --set reads them; a comma inside [...] or quotes "
+        "stays in its value); repeat for a cartesian product",
+    )
+    p.add_argument(
+        "--random",
+        action="append",
+        default=[],
+        metavar="PATH=DIST",
+        help="a field drawn per seed: uniform(LO,HI), normal(MEAN,SD[,LO,HI]), lognormal(MEDIAN,SIGMA), "
+        "loguniform(LO,HI), randint(LO,HI) or choice(V1,V2,...); the same draws at every grid point",
     )
     p.add_argument(
         "--seeds", type=int, default=1, help="seeds per point, from the scenario's seed (default 1)"
@@ -548,15 +623,18 @@ def progress_printer(err: TextIO, tty: bool | None = None) -> Progress:
 def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`twin sweep`: 0 when every point passed, 1 otherwise, 2 for bad input."""
     try:
+        grid = parse_grid(args.grid)
+        randoms = parse_random(args.random, grid)
         result = sweep(
             args.scenario,
-            parse_grid(args.grid),
+            grid,
             args.seeds,
             workers=args.workers,
             dask=args.dask,
             resume=args.resume,
             out=args.out,
             progress=progress_printer(err),
+            random=randoms,
         )
     except TwinError as exc:
         err.write(f"{exc}\n")
@@ -567,7 +645,7 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"{len(result.rows)} points{resumed}: {counts['passed']} passed, {counts['failed']} failed, "
         f"{counts['error']} errors; results in {result.out / 'results.csv'}\n"
     )
-    paths = [path for path, _ in parse_grid(args.grid)]
+    paths = [path for path, _ in grid] + [path for path, _ in randoms]
     errors = [row for row in result.rows if row["status"] == "error"]
     for row in errors[:10]:
         where = point_key({p: row.get(p) for p in paths}, row["seed"])

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytest
 
 from twin.scenario import ScenarioError
+from twin.scenario.overrides import _parse_value
 from twin.sweep import (
     SweepError,
     SweepResult,
@@ -17,6 +19,7 @@ from twin.sweep import (
     expand,
     main,
     parse_grid,
+    parse_random,
     run_point,
     sweep,
 )
@@ -138,3 +141,98 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     assert "sweep: 1/1 runs, 0 failed" in err
     code, _, err = _cli(["sweep", str(SCENARIO), "--grid", "bogus.path=1", "--out", str(tmp_path / "x")])
     assert code == 2 and "bogus" in err
+
+
+def test_grid_values_may_hold_commas_inside_brackets_or_quotes() -> None:
+    grid = parse_grid(["a=[1, 2],[3,4]", "b='x,y',z"])
+    assert grid == [("a", [[1, 2], [3, 4]]), ("b", ["x,y", "z"])]
+    with pytest.raises(SweepError, match="empty value"):
+        parse_grid(["a=1,,2"])
+
+
+def test_float_values_round_trip_through_the_override_text() -> None:
+    points = expand(parse_grid(["a=1.0e-05,2.5e+20"]), seeds=1, base_seed=0)
+    assert [p.overrides for p in points] == [["a=1.0e-05"], ["a=2.5e+20"]]
+    assert [_parse_value(p.overrides[0].partition("=")[2], "a") for p in points] == [1e-05, 2.5e20]
+
+
+def test_random_paths_are_drawn_per_seed_and_shared_by_the_grid_points() -> None:
+    randoms = parse_random(["c=uniform(0, 1)", "d=choice(x, y)"], parse_grid(["a=1,2"]))
+    points = expand(parse_grid(["a=1,2"]), seeds=3, base_seed=5, randoms=randoms)
+    assert len(points) == 6
+    values = [dict(p.values) for p in points]
+    assert [v["c"] for v in values[:3]] == [v["c"] for v in values[3:]], "common random numbers"
+    assert len({v["c"] for v in values[:3]}) == 3, "each seed draws its own"
+    assert values[0]["c"] == randoms[0][1].draw(5, "c")
+    assert points[0].key == f"a=1;c={values[0]['c']!r};d={values[0]['d']};seed=5"
+    with pytest.raises(SweepError, match="a path takes one --grid or one --random"):
+        parse_random(["a=uniform(0, 1)"], parse_grid(["a=1,2"]))
+    with pytest.raises(SweepError, match="--random c=uniform\\(1\\): .*expected uniform\\(LO, HI\\)"):
+        parse_random(["c=uniform(1)"])
+
+
+def test_a_random_supply_voltage_makes_seeds_track_differently(tmp_path: Path) -> None:
+    path = "plant.servos.0.supply_v"
+    plain = sweep(SCENARIO, ["duration=2"], seeds=3, workers=1, out=tmp_path / "plain", plots=False)
+    varied = sweep(
+        SCENARIO,
+        ["duration=2"],
+        seeds=3,
+        workers=1,
+        out=tmp_path / "varied",
+        random=[f"{path}=uniform(7.0, 12.5)"],
+    )
+    assert len({r["tracking.max_error_deg"] for r in plain.rows}) == 1, "no tolerances: seeds alike"
+    assert len({r["tracking.max_error_deg"] for r in varied.rows}) == 3, "each seed its own supply"
+    assert varied.columns[:3] == ["duration", path, "seed"]
+    assert all(7.0 <= r[path] < 12.5 for r in varied.rows)
+    assert (tmp_path / "varied" / f"tracking.max_error_deg_vs_{path}.png").exists()
+    definition = json.loads((tmp_path / "varied" / "sweep.json").read_text())
+    assert definition["random"] == {path: "uniform(7.0, 12.5)"} and definition["seeds"] == 3
+    again = sweep(
+        SCENARIO,
+        ["duration=2"],
+        seeds=3,
+        workers=1,
+        out=tmp_path / "varied",
+        random=[f"{path}=uniform(7.0, 12.5)"],
+        resume=True,
+        plots=False,
+    )
+    assert again.skipped == 3 and again.rows == varied.rows
+
+
+def test_a_draw_the_scenario_refuses_stops_the_sweep_before_any_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code, _, err = _cli(
+        [
+            "sweep",
+            str(SCENARIO),
+            "--random",
+            "plant.servos.0.supply_v=normal(3, 5)",
+            "--seeds",
+            "20",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 2
+    assert "--random plant.servos.0.supply_v=normal(3, 5): seed" in err and "greater than 0" in err
+    assert not out.exists()
+
+
+def test_seeds_alone_are_a_monte_carlo_with_a_histogram_per_metric(tmp_path: Path) -> None:
+    scenario = tmp_path / "spread.yaml"
+    scenario.write_text(
+        SCENARIO.read_text()
+        + "\ntolerances:\n  servos: {coulomb_friction_nm: {uniform: 0.5}}\n  supply_v: {normal: 0.1}\n"
+    )
+    result = sweep(scenario, [], seeds=4, workers=2, out=tmp_path / "mc", base_seed=1)
+    assert [r["seed"] for r in result.rows] == [1, 2, 3, 4]
+    assert result.columns[:3] == ["seed", "status", "error"]
+    assert len({r["tracking.max_error_deg"] for r in result.rows}) == 4, "tolerances: seeds differ"
+    assert (tmp_path / "mc" / "tracking.max_error_deg_hist.png").exists()
+    code, out, _ = _cli(
+        ["sweep", str(scenario), "--seeds", "2", "--workers", "1", "--out", str(tmp_path / "cli")]
+    )
+    assert code == 0 and "2 points" in out
