@@ -212,7 +212,9 @@ class Plant:
     def _run_steps(self, n: int) -> None:
         pb = self._pb
         body, client, dt = self.body, self.client, self.dt
-        indices, pairs = self._indices, self._pairs
+        indices = self._indices
+        # Each servo's bound step method, taken once per call rather than once per servo and step.
+        terms = [(servo.step, sign, off) for servo, sign, off in self._pairs]
         get_states = pb.getJointStates
         set_array = pb.setJointMotorControlArray
         step = pb.stepSimulation
@@ -224,8 +226,8 @@ class Plant:
         for _ in range(n):
             states = get_states(body, indices, physicsClientId=client)
             forces = [
-                sign * servo.step(sign * st[0] + off, sign * st[1], dt)
-                for (servo, sign, off), st in zip(pairs, states, strict=True)
+                sign * servo_step(sign * st[0] + off, sign * st[1], dt)
+                for (servo_step, sign, off), st in zip(terms, states, strict=True)
             ]
             set_array(body, indices, torque_mode, forces=forces, physicsClientId=client)
             if dry:  # friction that can hold the shaft: a velocity motor capped at the friction

@@ -95,6 +95,8 @@ class VirtualServo:
         "_current_mode",
         "_current_goal",
         "_current_torque_cap",
+        "_capped",
+        "_position_loop",
         "_goal_kind",
         "_shutdown",
         "_full_pwm",
@@ -193,6 +195,8 @@ class VirtualServo:
     _current_mode: bool  # current control: the loop holds _current_goal
     _current_goal: float  # A
     _current_torque_cap: float  # N·m: kt × the current cap (current modes); inf: no cap
+    _capped: bool  # whether _current_torque_cap is below _tau_max (else the cap never bites)
+    _position_loop: bool  # neither PWM, velocity nor current mode: the position PID runs
     _goal_kind: str  # the RegisterError kind of a goal outside goal_range
     _shutdown: int  # the alarm bits that cut torque
     _fw_state: object  # the firmware's own per-servo state (firmware.py), set by its factory_defaults
@@ -496,6 +500,7 @@ class VirtualServo:
         self._pwm_mode = self._mode == "pwm"
         self._velocity_mode = self._mode == "velocity"
         self._current_mode = self._mode == "current"
+        self._position_loop = not (self._pwm_mode or self._velocity_mode or self._current_mode)
         lo, hi = g("min_position_limit"), g("max_position_limit")
         if self._mode == "position" and hi > lo:
             self._goal_range, self._goal_kind = (lo, hi), "limit"
@@ -506,6 +511,8 @@ class VirtualServo:
         drive = self._fw.load_drive(self)
         self._current_goal = drive.current_goal_a
         self._current_torque_cap = self._kt * drive.current_cap_a  # inf stays inf
+        # Below the stall torque the cap can bite; at or above it the clamp to _tau_max already holds it.
+        self._capped = self._current_torque_cap < self._tau_max
         self._open_pwm, self._goal_velocity = drive.open_pwm, drive.goal_velocity
         self._kv_p, self._kv_i, self._pwm_cap = drive.kv_p, drive.kv_i, drive.pwm_cap
         vel, acc = drive.profile_velocity, drive.profile_acceleration
@@ -592,25 +599,20 @@ class VirtualServo:
         """
         self.position = position
         self.velocity = velocity
-        self.time_s += dt
-        if self.time_s > self._wd_deadline:
+        t = self.time_s + dt
+        self.time_s = t
+        if t > self._wd_deadline:
             self._watchdog_fire()
         delayed = self._delayed
-        while delayed and delayed[0][0] <= self.time_s:
+        while delayed and delayed[0][0] <= t:
             self._goal = delayed.popleft()[1]
         if self._torque_on:
-            if self._pwm_mode:
-                u = self._open_pwm
-            elif self._velocity_mode:
-                u = self._velocity_control()
-            elif self._current_mode:  # an ideal current loop: the PWM that gives kt·I now
-                u = (self._kt * self._current_goal + self._kw * velocity) / self._kv_supply
-            else:
+            if self._position_loop:  # the common case first: one test instead of three
                 if self._profiled:
-                    self._advance_setpoint(dt)
+                    sp = self._advance_setpoint(dt)
                 else:
-                    self._setpoint = self._goal
-                error = (self._setpoint - position) * self._ticks_per_rad
+                    sp = self._setpoint = self._goal
+                error = (sp - position) * self._ticks_per_rad
                 error = float(int(error + 0.5) if error >= 0.0 else -int(0.5 - error))  # encoder ticks
                 u = self._kp * error
                 if self._pid_full:
@@ -618,15 +620,23 @@ class VirtualServo:
                     u += self._ki * self._integral + self._kd * (error - self._prev_error)
                     self._prev_error = error
                 u /= self._full_pwm
+            elif self._pwm_mode:
+                u = self._open_pwm
+            elif self._velocity_mode:
+                u = self._velocity_control()
+            else:  # current mode: an ideal current loop, the PWM that gives kt·I now
+                u = (self._kt * self._current_goal + self._kw * velocity) / self._kv_supply
             cap = self._pwm_cap
             u = cap if u > cap else (-cap if u < -cap else u)
-            tau_m = self._kv_supply * u - self._kw * velocity
+            kw = self._kw
+            tau_m = self._kv_supply * u - kw * velocity
             tmax = self._tau_max
             tau_m = tmax if tau_m > tmax else (-tmax if tau_m < -tmax else tau_m)
-            limit = self._current_torque_cap  # Current Limit / Goal Current: what the current allows
-            if tau_m > limit or tau_m < -limit:
-                tau_m = limit if tau_m > 0.0 else -limit
-                u = (tau_m + self._kw * velocity) / self._kv_supply
+            if self._capped:  # Current Limit / Goal Current: what the current allows
+                limit = self._current_torque_cap
+                if tau_m > limit or tau_m < -limit:
+                    tau_m = limit if tau_m > 0.0 else -limit
+                    u = (tau_m + kw * velocity) / self._kv_supply
             tau = tau_m
             half = self._half_gap
             if half > 0.0:  # backlash: nothing passes while the motor crosses the gap
@@ -655,8 +665,9 @@ class VirtualServo:
         s = 1.0 if s > 1.0 else (-1.0 if s < -1.0 else s)
         tau -= self._coulomb * s + self._viscous * velocity + self._external_torque_nm
         self._heat_acc += tau_m * tau_m
-        self._heat_steps += 1
-        if self._heat_steps >= _HEAT_EVERY:
+        n = self._heat_steps + 1
+        self._heat_steps = n
+        if n >= _HEAT_EVERY:
             self._heat(dt)
         return tau
 
@@ -666,8 +677,8 @@ class VirtualServo:
         self._integral += error
         return (self._kv_p * error + self._kv_i * self._integral) / self._full_pwm
 
-    def _advance_setpoint(self, dt: float) -> None:
-        """Trapezoidal profile towards the goal (profile velocity/acceleration)."""
+    def _advance_setpoint(self, dt: float) -> float:
+        """Trapezoidal profile towards the goal (profile velocity/acceleration); returns the new setpoint."""
         sp, goal = self._setpoint, self._goal
         vmax, amax = self._profile_v, self._profile_a
         dist = goal - sp
@@ -682,6 +693,7 @@ class VirtualServo:
             sp, v = goal, 0.0
         self._sp_velocity = v
         self._setpoint = sp
+        return sp
 
     def _heat(self, dt: float) -> None:
         """I²R heating into a first-order thermal mass, over the steps since the last call."""

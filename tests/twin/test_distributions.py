@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from twin.distributions import DistributionError, parse_distribution, split_top_level
+from twin.distributions import Distribution, DistributionError, parse_distribution, split_top_level
 from twin.scenario.overrides import _parse_value
 
 
-def _parse(text: str):  # type: ignore[no-untyped-def]
+def _parse(text: str) -> Distribution:
     return parse_distribution(text, lambda v: _parse_value(v, "x"))
 
 
