@@ -1,5 +1,8 @@
 """`twin compare RUN_DIR RUN_DIR…`: what changed between runs.
 
+A sweep's rows compare the same way: `SWEEP_DIR` stands for every row of a `twin sweep`
+directory, `SWEEP_DIR#N` (or `#N,M,...`) for rows of its results.csv, numbered from 1.
+
 The first run is the baseline. The comparison has a header line per run (status, verdict,
 seed, scenario), the assertions whose verdict changed (same expression, different outcome),
 the numeric metrics side by side with each run's difference and relative change from the
@@ -60,8 +63,10 @@ class Run:
         role = "baseline" if index == 0 else f"run {index + 1}"
         m = self.manifest
         verdict = m.get("verdict") or "-"
+        overrides = m.get("overrides")
+        settings = f", {' '.join(overrides)}" if overrides else ""
         return (
-            f"{role}: {self.path}  scenario {self.scenario}, seed {m.get('seed', '?')}, "
+            f"{role}: {self.path}  scenario {self.scenario}, seed {m.get('seed', '?')}{settings}, "
             f"{m.get('status', '?')}, {verdict}"
         )
 
@@ -337,12 +342,16 @@ def _assertions(runs: Sequence[Run]) -> list[AssertionChange]:
 
 
 def compare(dirs: Iterable[str | os.PathLike[str]]) -> Comparison:
-    """Compare run directories, the first being the baseline. ConfigError naming a folder that
-    is not a run directory (or fewer than two folders)."""
-    paths = [Path(d) for d in dirs]
-    if len(paths) < 2:
-        raise ConfigError("twin compare needs at least two run directories")
-    runs = [_read_run(p) for p in paths]
+    """Compare run directories (or a sweep's rows: `SWEEP_DIR`, `SWEEP_DIR#N`), the first being
+    the baseline. ConfigError naming a folder that is neither (or fewer than two runs)."""
+    from twin.compare_sweep import is_sweep_reference, read_sweep_runs
+
+    runs: list[Run] = []
+    for d in dirs:
+        reference = os.fspath(d)
+        runs.extend(read_sweep_runs(reference) if is_sweep_reference(reference) else [_read_run(Path(d))])
+    if len(runs) < 2:
+        raise ConfigError("twin compare needs at least two runs (run directories or sweep rows)")
     names = sorted(set().union(*(r.metrics for r in runs)))
     rows = [MetricRow(name, tuple(r.metrics.get(name) for r in runs)) for name in names]
     return Comparison(runs, rows, _assertions(runs))
@@ -366,6 +375,12 @@ def write_outputs(
     series: list[tuple[str, Telemetry]] = []
     for label, run in zip(comparison.labels, comparison.runs, strict=True):
         file = run.path / "telemetry.csv"
+        if run.manifest.get("sweep_row"):
+            notes.append(
+                f"{run.path}: a sweep row keeps no telemetry, left out of the plot (`twin run` with its "
+                f"--seed and --set values runs it again)"
+            )
+            continue
         if not file.exists():
             notes.append(f"{run.path}: no telemetry.csv, left out of the plot")
             continue
@@ -391,7 +406,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Compare run directories with the first (the baseline).",
     )
     p.add_argument(
-        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories, baseline first"
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run directories, baseline first; a sweep's rows: SWEEP_DIR (all) or SWEEP_DIR#N[,M...]",
     )
     p.add_argument(
         "--all", action="store_true", dest="all_rows", help="every numeric metric, not only those that differ"

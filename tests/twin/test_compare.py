@@ -156,3 +156,41 @@ def test_a_folder_that_is_not_a_run_directory_is_bad_input(
 def test_one_run_is_not_enough(runs: dict[str, Path]) -> None:
     rc, _, err = _main([str(runs["a"])])
     assert rc == 2 and "at least two" in err
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from twin.sweep import sweep
+
+    out = tmp_path_factory.mktemp("sweep")
+    # a slower link breaks `latency.command.p99_ms <= 20` on the second value
+    sweep(SCENARIO, ["duration=2", "topology.links.1.latency.mean_ms=1,15"], workers=1, out=out, plots=False)
+    return out
+
+
+def test_a_sweep_row_compares_like_the_run_it_stands_for(
+    runs: dict[str, Path], swept: Path, tmp_path: Path
+) -> None:
+    again = tmp_path / "again"
+    sets = ["duration=2", "topology.links.1.latency.mean_ms=15"]
+    api.run(api.load(SCENARIO, sets), out=again)
+    comparison = cmp.compare([again, f"{swept}#2"])
+    assert not comparison.select(), "a row holds the metrics of the same run made on its own"
+    assert not comparison.verdict_changes
+    assert comparison.runs[1].header(1).endswith("FAIL")
+
+
+def test_a_sweep_directory_stands_for_all_its_rows(swept: Path, tmp_path: Path) -> None:
+    rc, out, err = _main([str(swept), "--metrics", "latency.command.*", "--out", str(tmp_path / "c")])
+    assert rc == 0, err
+    assert f"baseline: {swept}#1" in out and f"run 2: {swept}#2" in out
+    assert "topology.links.1.latency.mean_ms=15" in out
+    assert "latency.command.p99_ms <= 20: baseline PASS" in out and "run 2 FAIL" in out
+    assert "a sweep row keeps no telemetry" in err
+    assert (tmp_path / "c" / "compare.md").exists()
+
+
+@pytest.mark.parametrize("rows", ["3", "0", "x", "1,"])
+def test_a_row_the_sweep_does_not_have_is_bad_input(swept: Path, rows: str) -> None:
+    rc, _, err = _main([str(swept), f"{swept}#{rows}"])
+    assert rc == 2 and "is not a row of 1..2" in err
