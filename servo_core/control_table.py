@@ -7,7 +7,7 @@ of some fields with a bit instead of two's complement (`sign_bit`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from servo_core.units import decode_sign_magnitude
@@ -27,6 +27,8 @@ class Register:
     signed: bool = False  # two's complement
     sign_bit: int | None = None  # Feetech sign-magnitude fields
     unit: str = ""  # what one count means, e.g. "0.229 rpm", "0.1 V"; "" for plain numbers or flags
+    lowest: int = field(init=False, repr=False, compare=False)  # the range a value saturates to
+    highest: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         bits = 8 * self.size
@@ -46,7 +48,7 @@ class Register:
 
     def encode(self, value: int) -> bytes:
         """Little-endian bytes of `value`, saturated to the register's range."""
-        lo, hi = self.lowest, self.highest  # type: ignore[attr-defined]
+        lo, hi = self.lowest, self.highest
         value = lo if value < lo else (hi if value > hi else value)
         if self.sign_bit is not None:
             if value < 0:

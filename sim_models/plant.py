@@ -130,6 +130,14 @@ class Plant:
         self._signs = [m.direction for m in self.mounts]
         self._offsets = [m.offset_rad for m in self.mounts]
         self._pairs = list(zip(self._servos, self._signs, self._offsets, strict=True))
+        # For _run_steps, fixed once the plant is built: each servo's bound step method (taken
+        # once, not per servo and step), and whether every servo is mounted with direction 1
+        # (the usual case): then 1·x is x exactly and the multiplications by the sign are left
+        # out (the offset is still added, as before).
+        self._terms = [(servo.step, sign, off) for servo, sign, off in self._pairs]
+        self._direct = all(sign == 1 for sign in self._signs)
+        self._direct_terms = [(servo_step, off) for servo_step, _, off in self._terms]
+        self._dry = any(s.implicit_friction for s in self._servos)  # fixed when a servo is built
         self._sync_servo_state()
 
     # -- construction -------------------------------------------------------
@@ -213,22 +221,27 @@ class Plant:
         pb = self._pb
         body, client, dt = self.body, self.client, self.dt
         indices = self._indices
-        # Each servo's bound step method, taken once per call rather than once per servo and step.
-        terms = [(servo.step, sign, off) for servo, sign, off in self._pairs]
+        terms, direct, direct_terms = self._terms, self._direct, self._direct_terms
         get_states = pb.getJointStates
         set_array = pb.setJointMotorControlArray
         step = pb.stepSimulation
         torque_mode = pb.TORQUE_CONTROL
         velocity_mode = pb.VELOCITY_CONTROL
         servos = self._servos
-        dry = any(s.implicit_friction for s in servos)
+        dry = self._dry
         still = [0.0] * len(indices)
         for _ in range(n):
             states = get_states(body, indices, physicsClientId=client)
-            forces = [
-                sign * servo_step(sign * st[0] + off, sign * st[1], dt)
-                for (servo_step, sign, off), st in zip(terms, states, strict=True)
-            ]
+            if direct:
+                forces = [
+                    servo_step(st[0] + off, st[1], dt)
+                    for (servo_step, off), st in zip(direct_terms, states, strict=True)
+                ]
+            else:
+                forces = [
+                    sign * servo_step(sign * st[0] + off, sign * st[1], dt)
+                    for (servo_step, sign, off), st in zip(terms, states, strict=True)
+                ]
             set_array(body, indices, torque_mode, forces=forces, physicsClientId=client)
             if dry:  # friction that can hold the shaft: a velocity motor capped at the friction
                 holds = [s.dry_friction_nm for s in servos]

@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from servo_core.catalogue import ServoSpec
 from servo_core.control_table import ControlTable
@@ -112,6 +113,8 @@ class VirtualServo:
         "_goal",
         "_goal_range",
         "_goal_reg",
+        "_goal_reg_bounds",
+        "_table_size",
         "_goal_velocity",
         "_half_gap",
         "_heat_acc",
@@ -199,7 +202,7 @@ class VirtualServo:
     _position_loop: bool  # neither PWM, velocity nor current mode: the position PID runs
     _goal_kind: str  # the RegisterError kind of a goal outside goal_range
     _shutdown: int  # the alarm bits that cut torque
-    _fw_state: object  # the firmware's own per-servo state (firmware.py), set by its factory_defaults
+    _fw_state: Any  # the firmware's own per-servo state (firmware.py), set by its factory_defaults
 
     def __init__(self, spec: ServoSpec, servo_id: int, supply_v: float | None = None) -> None:
         self.spec = spec
@@ -254,7 +257,9 @@ class VirtualServo:
         self._integral = 0.0
         self._prev_error = 0.0
         self._centre = spec.resolution_ticks // 2
-        self._goal_reg = self.table["goal_position"]
+        self._goal_reg = goal = self.table["goal_position"]
+        self._goal_reg_bounds: tuple[int, int] = (goal.lowest, goal.highest)
+        self._table_size = self.table.size
         # Reads that reach the present-value area refresh it.
         self._present_start = self.table[self.protocol.refresh_register].address
         wd = self._wd = self._fw.watchdog
@@ -309,22 +314,7 @@ class VirtualServo:
         if address == goal.address and len(data) == goal.size:  # the hot path: a new goal
             if self._wd_fired:
                 raise RegisterError("goal position is read-only: the bus watchdog has fired", "range")
-            ticks = goal.decode(data)
-            lo, hi = self._goal_range
-            if ticks < lo or ticks > hi:
-                if self._refuses_goals:  # Dynamixel: Data Limit (position limits) or Range Error
-                    raise RegisterError(
-                        f"goal position {ticks} is outside the goal range [{lo}, {hi}]", self._goal_kind
-                    )
-                ticks = lo if ticks < lo else hi  # Feetech clamps to its angle limits
-                data = goal.encode(ticks)
-            self.regs[address : address + goal.size] = data
-            self._fw.written(self, address, data)
-            angle = self._fw.goal_angle(self, ticks)
-            if self._latency > 0.0:  # the firmware acts on a new goal this much later
-                self._delayed.append((self.time_s + self._latency, angle))
-            else:
-                self._goal = angle
+            self._take_goal(goal.decode(data), data)
             return
         end = address + len(data)
         if address < 0 or end > self.table.size:
@@ -372,17 +362,45 @@ class VirtualServo:
     def read(self, address: int, length: int) -> bytes:
         """Read raw bytes; present values are encoded from the physics first."""
         self.heard()
-        if address < 0 or length < 0 or address + length > self.table.size:
-            raise RegisterError(f"read of {length} bytes at {address} is outside the table", "access")
         end = address + length
+        if address < 0 or length < 0 or end > self._table_size:
+            raise RegisterError(f"read of {length} bytes at {address} is outside the table", "access")
         if end > self._present_start:
             self._refresh_present()
         return bytes(self.regs[address:end])
 
     def write_register(self, name: str, value: int) -> None:
         """Write one register by name, encoded as the protocol would (RegisterError if refused)."""
+        if name == "goal_position":  # the hot path: as write(), without decoding what was just encoded
+            data = self._goal_reg.encode(value)  # saturated to the register's range
+            lo, hi = self._goal_reg_bounds
+            self.heard()
+            if self._wd_fired:
+                raise RegisterError("goal position is read-only: the bus watchdog has fired", "range")
+            self._take_goal(lo if value < lo else (hi if value > hi else value), data)
+            return
         reg = self.table[name]
         self.write(reg.address, reg.encode(value))
+
+    def _take_goal(self, ticks: int, data: bytes) -> None:
+        """A write of Goal Position alone (`data`, holding `ticks`), the watchdog checked."""
+        lo, hi = self._goal_range
+        if ticks < lo or ticks > hi:
+            if self._refuses_goals:  # Dynamixel: Data Limit (position limits) or Range Error
+                raise RegisterError(
+                    f"goal position {ticks} is outside the goal range [{lo}, {hi}]", self._goal_kind
+                )
+            ticks = lo if ticks < lo else hi  # Feetech clamps to its angle limits
+            data = self._goal_reg.encode(ticks)
+        address = self._goal_reg.address
+        self.regs[address : address + len(data)] = data
+        fw = self._fw
+        fw.goal_written(self, address, data)
+        angle = fw.goal_angle(self, ticks)
+        if self._latency > 0.0:  # the firmware acts on a new goal this much later
+            self._delayed.append((self.time_s + self._latency, angle))
+        else:
+            self._goal = angle
 
     def heard(self, t: float | None = None) -> None:
         """An instruction packet reached the servo at `t` (s on its clock; default: now).
@@ -585,9 +603,11 @@ class VirtualServo:
         """
         noise = self._encoder_noise
         position = self.position if noise is None else self.position + noise()
-        ticks = int(math.floor(position * self._ticks_per_rad + 0.5)) + self._centre
-        moving = 1 if abs(self.velocity) > 0.02 else 0
-        temperature = min(255, max(0, int(round(self.temperature_c))))
+        ticks = math.floor(position * self._ticks_per_rad + 0.5) + self._centre
+        velocity = self.velocity
+        moving = 1 if velocity > 0.02 or velocity < -0.02 else 0
+        temperature = int(round(self.temperature_c))
+        temperature = 0 if temperature < 0 else (255 if temperature > 255 else temperature)
         self._fw.refresh_present(self, ticks, moving, temperature)
 
     # -- physics ----------------------------------------------------------

@@ -8,11 +8,12 @@ It also says whether the firmware has a communication watchdog (`Watchdog`).
 Hooks the virtual servo calls, whose defaults (on `Firmware`) are what every firmware did
 before they existed: `eeprom_locked` (Dynamixel X: EEPROM is read-only while torque is on),
 `refuse_write` (values and spans the firmware does not take), `written` (after a write
-is applied), `goal_angle` / `goal_ticks` (goal register <-> shaft angle, where a homing
-offset applies) and `monitor` (protections, every few physics steps). A firmware keeps
-per-servo state of its own in `servo._fw_state` (set in `factory_defaults`). Per model:
-`table_for` (the model's control table), `operating_modes` (the modes it has),
-`shutdown_mask` (the alarms that cut torque) and `rebooted` (after a reboot instruction).
+is applied; `goal_written` for a write of Goal Position alone, the bus's hot path),
+`goal_angle` / `goal_ticks` (goal register <-> shaft angle, where a homing offset applies)
+and `monitor` (protections, every few physics steps). A firmware keeps per-servo state of
+its own in `servo._fw_state` (set in `factory_defaults`). Per model: `table_for` (the
+model's control table), `operating_modes` (the modes it has), `shutdown_mask` (the alarms
+that cut torque) and `rebooted` (after a reboot instruction).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from typing import Protocol as Structural
 
 from servo_core.catalogue import ServoSpec
@@ -30,7 +31,6 @@ from servo_core.dynamixel_table import GOAL_POSITION_EXTENDED, XModel, XRegister
 from servo_core.errors import ConfigError
 from servo_core.feetech_table import STS_RANGES
 from servo_core.protocol import DXL_STATE_BLOCK, DYNAMIXEL, FEETECH, STS_STATE_BLOCK, Protocol
-from servo_core.units import encode_sign_magnitude
 
 __all__ = [
     "DXL_PROFILE_ACC_UNIT",
@@ -75,7 +75,9 @@ class Servo(Structural):
     _torque_on: bool
     _pwm_cap: float
     _setpoint: float
-    _fw_state: object  # the firmware's own per-servo state (None when it keeps none)
+    # The firmware's own per-servo state (None when it keeps none). Any: the hot paths take it
+    # as their own type without a call; the cold ones check it (_dxl_state, _sts_state).
+    _fw_state: Any
     _mode: str  # the operating mode's name (see Firmware.operating_modes)
     _goal: float  # rad: the goal the position loop is taking the shaft to
     _sp_velocity: float  # rad/s: the profile's velocity at the setpoint
@@ -153,6 +155,11 @@ class Firmware:
     def written(self, servo: Servo, address: int, data: bytes) -> None:
         """A write has been applied to the control table (before the settings are reloaded)."""
 
+    def goal_written(self, servo: Servo, address: int, data: bytes) -> None:
+        """A write of Goal Position alone has been applied (the bus's hot path; no settings reload).
+        Default: `written`."""
+        self.written(servo, address, data)
+
     def goal_angle(self, servo: Servo, ticks: int) -> float:
         """The shaft angle (rad) the goal register value `ticks` asks for."""
         return (ticks - servo._centre) / servo._ticks_per_rad
@@ -180,7 +187,12 @@ class Firmware:
         """The servo has been rebooted (alarms cleared, torque off), before its settings reload."""
 
 
-_DXL_TRAJECTORY = struct.Struct("<ii")  # 136 Velocity Trajectory, 140 Position Trajectory
+# What a read refreshes, in one pack from 120: Realtime Tick, then protocol.DXL_STATE_BLOCK
+# (122 Moving .. 146 Present Temperature) with its pad bytes taken by Moving Status (123) and
+# the trajectories (136 Velocity Trajectory, 140 Position Trajectory).
+_DXL_PRESENT = struct.Struct("<HBBhhiiiiHB")
+assert _DXL_PRESENT.size == 2 + DXL_STATE_BLOCK.size and DYNAMIXEL.state_address == 122
+_I32 = 2**31 - 1
 _DXL_POSITION_LOOPS = frozenset({"position", "extended position", "current-based position"})
 # The X series has no In-Position Threshold register: Moving Status' In-Position bit is set
 # when the profile has ended and the present position is this close to the goal (the twin's
@@ -207,6 +219,7 @@ class _DxlState:
     # Indirect Data that stands for another address: (its own address, the target's).
     indirect: tuple[tuple[int, int], ...] = ()
     indirect_data: frozenset[int] = frozenset()  # the addresses of Indirect Data 1..n
+    voltage: int = 0  # Present Input Voltage: the supply never changes after the servo is built
 
 
 _OWNERS: dict[int, tuple[XRegister | None, ...]] = {}
@@ -316,6 +329,7 @@ class DynamixelFirmware(Firmware):
         if "goal_current" in table:
             put("goal_current", servo._get("current_limit"))
         state = _DxlState(model, _owners(table), indirect_data=frozenset(indirect_data))
+        state.voltage = min(65535, int(round(servo.supply_v * 10)))
         servo._fw_state = state
         self._frame(servo, state)
 
@@ -345,7 +359,7 @@ class DynamixelFirmware(Firmware):
         return int(math.floor(angle * servo._ticks_per_rad + 0.5)) + servo._centre
 
     def goal_angle(self, servo: Servo, ticks: int) -> float:
-        state = _dxl_state(servo)
+        state: _DxlState = servo._fw_state  # on every goal write: no checked lookup
         # A reset still pending (at power-on) counts from where the shaft is now, and stays
         # pending: the plant may yet move the shaft before anyone looks at it.
         turns = self._turns_now(servo, state, self._raw(servo, servo.position)) if state.wrap else state.turns
@@ -353,7 +367,8 @@ class DynamixelFirmware(Firmware):
         return (raw - servo._centre) / servo._ticks_per_rad
 
     def goal_ticks(self, servo: Servo, actual_ticks: int) -> int:
-        return self._present(servo, _dxl_state(servo), actual_ticks)
+        state: _DxlState = servo._fw_state
+        return self._present(servo, state, actual_ticks)
 
     def clear_turns(self, servo: Servo) -> bool:
         """The CLEAR instruction (0x01): reset Present Position to within one turn. False (Result
@@ -472,7 +487,7 @@ class DynamixelFirmware(Firmware):
         return [(t, bytes(b)) for t, b in runs]
 
     def written(self, servo: Servo, address: int, data: bytes) -> None:
-        state = _dxl_state(servo)
+        state: _DxlState = servo._fw_state  # on every goal write: no checked lookup
         end = address + len(data)
         if state.wrap:  # a reset still pending happened before this instruction arrived
             self._present(servo, state, self._raw(servo, servo.position))
@@ -569,35 +584,45 @@ class DynamixelFirmware(Firmware):
 
     # -- present values -------------------------------------------------------------------------
     def refresh_present(self, servo: Servo, ticks: int, moving: int, temperature: int) -> None:
-        regs, state = servo.regs, _dxl_state(servo)
-        present = self._present(servo, state, ticks)
+        # On every read of every servo: _present, _raw and _clamp are inlined, and the block is
+        # packed once with Realtime Tick, Moving Status and the trajectories (_DXL_PRESENT).
+        regs = servo.regs
+        state: _DxlState = servo._fw_state
+        if state.wrap:
+            state.turns, state.wrap = self._turns_now(servo, state, ticks), False
+        direction, turns, home = state.direction, state.turns, state.home
+        present = direction * ticks + turns + home  # _present(servo, state, ticks)
         loop = servo._torque_on and servo._mode in _DXL_POSITION_LOOPS
         ongoing = loop and servo._profiled and servo._setpoint != servo._goal
+        velocity = servo.velocity
         threshold = int.from_bytes(regs[24:28], "little") * DXL_VELOCITY_UNIT  # Moving Threshold
-        DXL_STATE_BLOCK.pack_into(
-            regs,
-            self.protocol.state_address,
-            1 if ongoing or abs(servo.velocity) > threshold else 0,
-            _clamp(int(round(servo.pwm * servo._full_pwm)), 32767),
-            _clamp(self._current_units(servo, state), 32767),
-            _clamp(int(round(servo.velocity / DXL_VELOCITY_UNIT)), 2**31 - 1),
-            _clamp(present, 2**31 - 1),
-            min(65535, int(round(servo.supply_v * 10))),
-            temperature,
-        )
         status, velocity_trajectory, position_trajectory = 0, 0, 0
         if loop:
             goal = int.from_bytes(regs[116:120], "little", signed=True)
             status = state.profile | (0x02 if ongoing else 0)
             if not ongoing and abs(goal - present) <= IN_POSITION_TICKS:
                 status |= 0x01
-            velocity_trajectory = int(round(state.direction * servo._sp_velocity / DXL_VELOCITY_UNIT))
-            position_trajectory = self._present(servo, state, self._raw(servo, servo._setpoint))
-        regs[123] = status
-        _DXL_TRAJECTORY.pack_into(
-            regs, 136, _clamp(velocity_trajectory, 2**31 - 1), _clamp(position_trajectory, 2**31 - 1)
+            velocity_trajectory = int(round(direction * servo._sp_velocity / DXL_VELOCITY_UNIT))
+            raw = int(math.floor(servo._setpoint * servo._ticks_per_rad + 0.5)) + servo._centre
+            position_trajectory = direction * raw + turns + home
+        pwm = int(round(servo.pwm * servo._full_pwm))
+        current = self._current_units(servo, state)
+        speed = int(round(velocity / DXL_VELOCITY_UNIT))
+        _DXL_PRESENT.pack_into(
+            regs,
+            120,
+            int(servo.time_s * 1000) % 32768,
+            1 if ongoing or abs(velocity) > threshold else 0,
+            status,
+            -32767 if pwm < -32767 else (32767 if pwm > 32767 else pwm),
+            -32767 if current < -32767 else (32767 if current > 32767 else current),
+            -_I32 if speed < -_I32 else (_I32 if speed > _I32 else speed),
+            -_I32 if present < -_I32 else (_I32 if present > _I32 else present),
+            _clamp(velocity_trajectory, _I32),
+            _clamp(position_trajectory, _I32),
+            state.voltage,
+            temperature,
         )
-        regs[120:122] = (int(servo.time_s * 1000) % 32768).to_bytes(2, "little")
         regs[70] = servo.faults
         for own, target in state.indirect:  # Indirect Data reads the byte it stands for
             regs[own] = regs[target]
@@ -627,6 +652,14 @@ _STS_RAM = (_STS_TORQUE, _STS_LOCK + 1)  # SRAM control, 40..55
 _STS_PRESENT_GOAL = _STS["present_goal"].address
 _STS_FACTORY = _STS["moving_velocity_threshold"].address  # 80: the factory area starts
 _STS_CURRENT_UNIT_A = 0.0065
+_STS_STATE = FEETECH.state_address  # 56: Present Position, the block a read refreshes
+# The state block and Present Goal (67, inside the block's padding) in one pack: the layout of
+# protocol.STS_STATE_BLOCK with its two pad bytes at 67 taken by Present Goal.
+_STS_PRESENT = struct.Struct("<HHHBBxBBHH")
+assert _STS_PRESENT.size == STS_STATE_BLOCK.size and _STS_PRESENT_GOAL == _STS_STATE + 11
+# encode_sign_magnitude's limits and sign bits for 15- and 10-bit fields (inlined in refresh_present).
+_M15, _S15 = (1 << 15) - 1, 1 << 15
+_M10, _S10 = (1 << 10) - 1, 1 << 10
 
 
 @dataclass
@@ -649,6 +682,10 @@ class _StsState:
     overcurrent_s: float = 0.0  # how long the current has been at or above Protection Current
     alarms: int = 0  # status bits the protections raised (STS_OVERLOAD, STS_OVERCURRENT)
     protecting: bool = False  # overload protection holds the output at Protective Torque
+    # Per-servo constants for the hot paths (spec and supply voltage never change after the
+    # servo is built; the state is rebuilt by factory_defaults): ticks per turn, Present Voltage.
+    turn: int = 4096
+    voltage: int = 0
 
 
 def _sts_state(servo: Servo) -> _StsState:
@@ -711,6 +748,8 @@ class FeetechFirmware(Firmware):
         put("overcurrent_protection_time", 200)
         put("lock", 1)
         state = _StsState(saved=bytearray(servo.regs))
+        state.turn = s.resolution_ticks
+        state.voltage = min(255, int(round(servo.supply_v * 10)))
         servo._fw_state = state
         self._cache(servo, state)
 
@@ -787,21 +826,27 @@ class FeetechFirmware(Firmware):
         state.current_time_s = g("overcurrent_protection_time") * 0.01
 
     # -- positions --------------------------------------------------------------------------
+    def goal_written(self, servo: Servo, address: int, data: bytes) -> None:
+        """Goal Position is SRAM: nothing to save and no cached setting changes (see `written`)."""
+
     def goal_angle(self, servo: Servo, ticks: int) -> float:
-        state = _sts_state(servo)
-        actual = ticks + state.offset
+        state: _StsState = servo._fw_state  # on every goal write: no checked lookup
+        offset, centre = state.offset, servo._centre
         if state.single_turn:
             lo, hi = state.limits
-            actual = (lo if ticks < lo else (hi if ticks > hi else ticks)) + state.offset
+            actual = (lo if ticks < lo else (hi if ticks > hi else ticks)) + offset
             # The loop works on readings: the goal is in the turn the reading is in.
-            reading = math.floor(servo.position * servo._ticks_per_rad + 0.5) + servo._centre - state.offset
-            actual += servo.spec.resolution_ticks * (reading // servo.spec.resolution_ticks)
-        return (actual - servo._centre) / servo._ticks_per_rad
+            reading = math.floor(servo.position * servo._ticks_per_rad + 0.5) + centre - offset
+            turn = state.turn
+            actual += turn * (reading // turn)
+        else:
+            actual = ticks + offset
+        return (actual - centre) / servo._ticks_per_rad
 
     def goal_ticks(self, servo: Servo, actual_ticks: int) -> int:
-        state = _sts_state(servo)
+        state: _StsState = servo._fw_state
         ticks = actual_ticks - state.offset
-        return ticks % servo.spec.resolution_ticks if state.single_turn else ticks
+        return ticks % state.turn if state.single_turn else ticks
 
     # -- drive and feedback ------------------------------------------------------------------
     def load_drive(self, servo: Servo) -> Drive:
@@ -825,27 +870,57 @@ class FeetechFirmware(Firmware):
         )
 
     def refresh_present(self, servo: Servo, ticks: int, moving: int, temperature: int) -> None:
-        state = _sts_state(servo)
-        regs = servo.regs
-        STS_STATE_BLOCK.pack_into(
-            regs,
-            self.protocol.state_address,
-            encode_sign_magnitude(self.goal_ticks(servo, ticks), 15),
-            encode_sign_magnitude(int(round(servo.velocity * servo._ticks_per_rad)), 15),
-            encode_sign_magnitude(int(round(1000.0 * servo.pwm)), 10),
-            min(255, int(round(servo.supply_v * 10))),
+        # On every read of every servo: goal_ticks and encode_sign_magnitude are inlined
+        # (encode_sign_magnitude(v, bit): min(v, M) for v >= 0, else min(-v, M) | S).
+        state: _StsState = servo._fw_state
+        offset, turn, single_turn = state.offset, state.turn, state.single_turn
+        per_rad = servo._ticks_per_rad
+        position = ticks - offset  # goal_ticks(servo, ticks)
+        if single_turn:
+            position %= turn
+        if position < 0:
+            position = (-position if -position < _M15 else _M15) | _S15
+        elif position > _M15:
+            position = _M15
+        speed = int(round(servo.velocity * per_rad))
+        if speed < 0:
+            speed = (-speed if -speed < _M15 else _M15) | _S15
+        elif speed > _M15:
+            speed = _M15
+        load = int(round(1000.0 * servo.pwm))
+        if load < 0:
+            load = (-load if -load < _M10 else _M10) | _S10
+        elif load > _M10:
+            load = _M10
+        current = int(round(servo.current_a / _STS_CURRENT_UNIT_A))
+        if current < 0:
+            current = (-current if -current < _M15 else _M15) | _S15
+        elif current > _M15:
+            current = _M15
+        target = math.floor(servo._setpoint * per_rad + 0.5) + servo._centre - offset  # goal_ticks
+        if single_turn:
+            target %= turn
+        if target < 0:
+            target = (-target if -target < _M15 else _M15) | _S15
+        elif target > _M15:
+            target = _M15
+        _STS_PRESENT.pack_into(
+            servo.regs,
+            _STS_STATE,
+            position,
+            speed,
+            load,
+            state.voltage,
             temperature,
             servo.faults & _STS_REPORTED | state.alarms,
             moving,
-            encode_sign_magnitude(int(round(servo.current_a / _STS_CURRENT_UNIT_A)), 15),
+            target,
+            current,
         )
-        target = math.floor(servo._setpoint * servo._ticks_per_rad + 0.5) + servo._centre
-        setpoint = encode_sign_magnitude(self.goal_ticks(servo, target), 15)
-        regs[_STS_PRESENT_GOAL : _STS_PRESENT_GOAL + 2] = setpoint.to_bytes(2, "little")
 
     # -- protections -------------------------------------------------------------------------
     def monitor(self, servo: Servo, dt: float) -> None:
-        state = _sts_state(servo)
+        state: _StsState = servo._fw_state  # every few physics steps: no checked lookup
         if not servo._torque_on:
             state.overload_s = state.overcurrent_s = 0.0
             return

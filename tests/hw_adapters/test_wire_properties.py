@@ -82,7 +82,7 @@ REGISTERS = [
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_register_round_trip(reg: Register, data: st.DataObject) -> None:
-    lo, hi = reg.lowest, reg.highest  # type: ignore[attr-defined]
+    lo, hi = reg.lowest, reg.highest
     value = data.draw(st.integers(lo, hi) | st.sampled_from([lo, hi, 0]), label="value")
     raw = reg.encode(value)
     assert len(raw) == reg.size
@@ -93,13 +93,13 @@ def test_register_round_trip(reg: Register, data: st.DataObject) -> None:
 @settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_register_encode_saturates(reg: Register, data: st.DataObject) -> None:
-    lo, hi = reg.lowest, reg.highest  # type: ignore[attr-defined]
+    lo, hi = reg.lowest, reg.highest
     value = data.draw(st.integers(max_value=lo - 1) | st.integers(min_value=hi + 1), label="value")
     assert reg.decode(reg.encode(value)) == (lo if value < lo else hi)
 
 
 @pytest.mark.parametrize("reg", REGISTERS)
 def test_register_range_fills_its_bytes(reg: Register) -> None:
-    lo, hi = reg.lowest, reg.highest  # type: ignore[attr-defined]
+    lo, hi = reg.lowest, reg.highest
     bits = 8 * reg.size if reg.sign_bit is None else reg.sign_bit + 1
     assert hi - lo + 1 == (1 << bits) - (1 if reg.sign_bit is not None else 0)

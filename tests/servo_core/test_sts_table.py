@@ -166,14 +166,14 @@ def test_homing_offset_bytes_as_lerobot_writes_them() -> None:
     reg = FEETECH_STS["homing_offset"]
     assert reg.encode(-1238) == bytes([0xD6, 0x0C])  # 1238 = 0x4D6, sign bit 11 = 0x800
     assert reg.encode(553) == bytes([0x29, 0x02])
-    assert (reg.lowest, reg.highest) == (-2047, 2047)  # type: ignore[attr-defined]
+    assert (reg.lowest, reg.highest) == (-2047, 2047)
 
 
 def test_ranges_name_writable_registers() -> None:
     for name, (lo, hi) in STS_RANGES.items():
         reg = FEETECH_STS[name]
         assert reg.access == "RW", name
-        assert reg.lowest <= lo <= hi <= reg.highest, name  # type: ignore[attr-defined]
+        assert reg.lowest <= lo <= hi <= reg.highest, name
     assert STS_RANGES["operating_mode"] == (0, 3)  # 0 position, 1 speed, 2 PWM, 3 step
     assert STS_RANGES["lock"] == (0, 1)
     assert STS_RANGES["id"] == (0, 253)
