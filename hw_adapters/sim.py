@@ -83,6 +83,7 @@ class SimBus(ServoBus):
             raise ConfigError("one bus cannot mix servos of different protocols")
         self.protocol = protocols.pop() if protocols else DYNAMIXEL
         self._closed = False
+        self._layout: tuple[int, int, bool, float] | None = None
         self._transactions = 0
         self._no_reply = 0
 
@@ -126,32 +127,46 @@ class SimBus(ServoBus):
         ids = list(ids)
         self._transactions += 1
         proto = self.protocol
-        try:
-            servos = [self._servo(i) for i in ids]
-        except NoReplyError:
+        table = self._servos
+        servos = [table.get(i) for i in ids]
+        if None in servos:
             self._no_reply += 1
             self._spend(proto.sync_read_time(len(ids), 0, self.baud, 0.0))
-            raise
-        address, length = proto.state_address, proto.state_length
-        alarm = proto.table["hardware_error_status"]
-        # Dynamixel reports alarms by a bit in the status packet, after which the adapter
-        # reads Hardware Error Status; Feetech carries them inside the state block.
-        alarm_read = bytes_time(proto.instruction_size(4) + proto.status_size(alarm.size), self.baud)
+            missing = ids[servos.index(None)]
+            raise NoReplyError(f"servo {missing} did not answer (no status packet)")
+        address, length, alarm_in_block, alarm_read = self._state_layout()
+        decode = proto.decode
         out: dict[int, ServoState] = {}
         delays = 0.0
         extra = 0.0
         for i, servo in zip(ids, servos, strict=True):
+            assert servo is not None
             delays += servo.return_delay_s
             block = servo.read(address, length)
             hw_error = 0
-            if not address <= alarm.address < address + length:
+            if not alarm_in_block:
+                # Dynamixel reports alarms by a bit in the status packet, after which the adapter
+                # reads Hardware Error Status; Feetech carries them inside the state block.
                 hw_error = servo.read_register("hardware_error_status")
                 if hw_error:
                     extra += alarm_read
             spec = servo.spec
-            out[i] = proto.decode(i, block, hw_error, spec.name, spec.resolution_ticks)
+            out[i] = decode(i, block, hw_error, spec.name, spec.resolution_ticks)
         self._spend(proto.sync_read_time(len(ids), length, self.baud, delays) + extra)
         return out
+
+    def _state_layout(self) -> tuple[int, int, bool, float]:
+        """(address, length) of the state block, whether the alarm byte is in it, and the wire
+        time of reading the alarm register on its own: fixed by the protocol, computed once."""
+        layout = self._layout
+        if layout is None:
+            proto = self.protocol
+            address, length = proto.state_address, proto.state_length
+            alarm = proto.table["hardware_error_status"]
+            in_block = address <= alarm.address < address + length
+            alarm_read = bytes_time(proto.instruction_size(4) + proto.status_size(alarm.size), self.baud)
+            layout = self._layout = (address, length, in_block, alarm_read)
+        return layout
 
     def goal_write_time(self, n_servos: int) -> float:
         """Wire time of a sync write of `n_servos` goals (s), without sending it."""
@@ -159,19 +174,23 @@ class SimBus(ServoBus):
 
     def write_goals(self, goals: Mapping[int, float]) -> None:
         self._sync()
-        proto = self.protocol
+        refuses = self.protocol.refuses_out_of_range_goals
+        table = self._servos
         # A sync write gets no status packets back, so a servo that refuses its goal
         # would do so silently: check every id and goal first and send nothing if one is bad.
         targets = []
         for servo_id, angle in goals.items():
-            servo = self._servo(servo_id)
+            servo = table.get(servo_id)
+            if servo is None:
+                servo = self._servo(servo_id)  # raises NoReplyError
             ticks = rad_to_ticks(angle, servo.spec.resolution_ticks)
-            lo, hi = servo.goal_range
-            if proto.refuses_out_of_range_goals and not lo <= ticks <= hi:
-                raise ConfigError(
-                    f"servo {servo_id}: goal {angle:.4g} rad (tick {ticks}) is outside its position limits "
-                    f"[{lo}, {hi}]"
-                )
+            if refuses:
+                lo, hi = servo.goal_range
+                if not lo <= ticks <= hi:
+                    raise ConfigError(
+                        f"servo {servo_id}: goal {angle:.4g} rad (tick {ticks}) is outside its position "
+                        f"limits [{lo}, {hi}]"
+                    )
             targets.append((servo, ticks))
         for servo, ticks in targets:
             servo.write_register("goal_position", ticks)

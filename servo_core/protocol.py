@@ -184,12 +184,15 @@ def _decode_sts(servo_id: int, block: bytes, hw_error: int, model: str, resoluti
     position, speed, load, voltage, temperature, error, moving, current = STS_STATE_BLOCK.unpack(block)
     error |= hw_error
     step = TWO_PI / resolution
-    return ServoState(  # positional: this runs for every servo in every cycle
+    # Sign-magnitude fields (units.decode_sign_magnitude), inline: this runs for every servo in
+    # every cycle. Bit 15 is the sign of position, speed and current, bit 10 that of load.
+    ticks = -(position & 0x7FFF) if position & 0x8000 else position & 0x7FFF
+    return ServoState(  # positional, for the same reason
         servo_id,
-        (decode_sign_magnitude(position, 15) - resolution // 2) * step,
-        decode_sign_magnitude(speed, 15) * step,
-        decode_sign_magnitude(load, 10) / 1000.0,
-        decode_sign_magnitude(current, 15) * 0.0065,
+        (ticks - resolution // 2) * step,
+        (-(speed & 0x7FFF) if speed & 0x8000 else speed & 0x7FFF) * step,
+        (-(load & 0x3FF) if load & 0x400 else load & 0x3FF) / 1000.0,
+        (-(current & 0x7FFF) if current & 0x8000 else current & 0x7FFF) * 0.0065,
         float(temperature),
         voltage / 10.0,
         _faults(error, _STS_FAULT_BITS) if error else ServoFault.NONE,

@@ -491,11 +491,16 @@ def delivery_tracer(tracer: Tracer, messages: MessageBus, traffic: Traffic | Non
     """Event-bus deliveries drawn in the trace as messages from publisher to subscriber (and
     counted in `traffic`)."""
 
+    nodes: dict[str, str] = {}  # a replica stays on its node: looked up once per name
+
     def node(name: str) -> str:
-        try:
-            return messages.replica(name.split(":", 1)[0]).node
-        except TwinError:
-            return ""
+        found = nodes.get(name)
+        if found is None:
+            try:
+                found = nodes[name] = messages.replica(name.split(":", 1)[0]).node
+            except TwinError:
+                return ""  # not (yet) a replica: asked again next time
+        return found
 
     def traced(
         topic: str, publisher: str, subscriber: str, sent_s: float, arrived_s: float | None, outcome: str

@@ -90,7 +90,7 @@ class RunLog:
         self._recent: deque[float] = deque(maxlen=_RECENT)
         self._recent_set: set[float] = set()
         self._last_final = -math.inf
-        self._columns = [array("d") for _ in range(1 + 2 * len(self.joints))]
+        self._rows = array("d")  # in memory: t, goal, actual per joint, ..., row after row
         self._wall = wall_clock
         self._last_flush = wall_clock()
         self._on_flush: Callable[[], None] | None = None
@@ -181,8 +181,11 @@ class RunLog:
         if self.directory is not None:
             t, goal, actual = Telemetry.from_csv(self.directory / "telemetry.csv").arrays()
         else:
-            cols = [np.frombuffer(c, dtype=np.float64).copy() for c in self._columns]
-            t, goal, actual = cols[0], np.column_stack(cols[1::2]), np.column_stack(cols[2::2])
+            width = 1 + 2 * len(self.joints)
+            rows = np.frombuffer(self._rows, dtype=np.float64).reshape(-1, width)  # copied below
+            t = rows[:, 0].copy()
+            goal, actual = rows[:, 1::2].copy(), rows[:, 2::2].copy()
+            del rows  # a live view would stop the array from growing
         if self.late_samples:  # the very late ones were written where they arrived
             order = np.argsort(t, kind="stable")
             t, goal, actual = t[order], goal[order], actual[order]
@@ -196,16 +199,13 @@ class RunLog:
         self._recent.append(t)
         self._recent_set.add(t)
         self.tracking.add(goal, actual)
+        values = [t]
+        for g, a in zip(goal, actual, strict=True):
+            values += (g, a)
         if self._telemetry_file is not None:
-            values = [t]
-            for g, a in zip(goal, actual, strict=True):
-                values += (g, a)
             self._telemetry_file.write(csv_row(values))
         else:
-            self._columns[0].append(t)
-            for k, (g, a) in enumerate(zip(goal, actual, strict=True)):
-                self._columns[1 + 2 * k].append(g)
-                self._columns[2 + 2 * k].append(a)
+            self._rows.extend(values)
 
     def _maybe_flush(self) -> None:
         if self._wall() - self._last_flush >= FLUSH_EVERY_S:

@@ -183,6 +183,9 @@ class Driver(Service[DriverParams]):
         period = self.period_s
         self._last_trajectory_t = env.now
         torque_resent = env.now
+        # The metrics, bound once: each attribute access goes through a descriptor.
+        cycles, cycle_work, clipped_goals = self.cycles, self.cycle_work, self.clipped_goals
+        n_joints = len(ids)
         while True:
             start = env.now
             stamp = wall.real_now() if wall is not None else start  # on the wall clock: when it ran
@@ -207,15 +210,19 @@ class Driver(Service[DriverParams]):
             yield env.timeout(bus.last_duration_s)
             writing_s = 0.0
             if states is not None:
-                live_now = set(live)
-                for k in range(len(ids)):
-                    actual[k] = cal[k].to_joint(states[ids[k]].position) if k in live_now else math.nan
+                if len(live) == n_joints:
+                    for k in range(n_joints):
+                        actual[k] = cal[k].to_joint(states[ids[k]].position)
+                else:
+                    live_now = set(live)
+                    for k in range(n_joints):
+                        actual[k] = cal[k].to_joint(states[ids[k]].position) if k in live_now else math.nan
                 self._watch_servos(states)
-                shut_down = [i for i, st in states.items() if st.faults & SHUTDOWN_FAULTS]
+                shut_down = [i for i, st in states.items() if st.faults and st.faults & SHUTDOWN_FAULTS]
                 if shut_down:  # the servo's own firmware cut its torque: it is lost to us too
                     live = self._servos_failed(shut_down, live, ids)
                 goals, clipped = clip_to_limits(self._next_setpoint(env.now), limits)
-                self.clipped_goals.inc(clipped)
+                clipped_goals.inc(clipped)
                 try:
                     if not self._limp:  # torque is off: only watch (telemetry goes on)
                         bus.write_goals({ids[k]: cal[k].to_servo(goals[k]) for k in live})
@@ -235,9 +242,9 @@ class Driver(Service[DriverParams]):
                 if not published.triggered:  # a `block` subscriber is full: backpressure
                     self.blocked.inc()
                     yield published
-            self.cycles.inc()
+            cycles.inc()
             done = env.now + writing_s
-            self.cycle_work.observe(done - start)
+            cycle_work.observe(done - start)
             next_t += period
             if done > next_t + 1e-12:
                 skipped = int((done - next_t) // period) + 1
