@@ -6,6 +6,8 @@ constructor that knows mappings, lists, strings, numbers, booleans and null, not
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -317,7 +319,15 @@ def read_yaml(file: str | os.PathLike[str]) -> tuple[Any, LineMap]:
     or nesting deeper than ``MAX_DEPTH``, and a top level that is not a mapping.
     """
     name = os.fspath(file)
-    root = compose(_read_text(name), name)
+    data, lines = _parse_document(name, _read_text(name))
+    return copy.deepcopy(data), lines
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_document(name: str, text: str) -> tuple[Any, LineMap]:
+    # Cached by the text: a sweep worker loads the same scenario for every run, and PyYAML's
+    # pure-Python scanner is most of a load. Callers get a copy of the data (read_yaml).
+    root = compose(text, name)
     if root is None or _is_empty(root):
         raise problem_error(name, "file is empty")
     if not isinstance(root, MappingNode) and _explicit_tag(root) in (None, *_ALLOWED_TAGS):
