@@ -31,16 +31,27 @@ def urdf_file(robot: str) -> str | None:
     return None
 
 
-def check_loadable(urdf_text: str, path: str | None = None) -> None:
-    """Load the URDF into a throwaway PyBullet client; ConfigError with PyBullet's reason if it fails."""
-    from sim_models.bullet import connect_direct, pybullet
+_loadable: set[tuple[str, str | None, float]] = set()  # descriptions that loaded in this process
 
+
+def check_loadable(urdf_text: str, path: str | None = None) -> None:
+    """Load the URDF into a throwaway PyBullet client; ConfigError with PyBullet's reason if it
+    fails. A description that loaded once (same text, same file and modification time) is not
+    loaded again: a sweep worker checks the same robot for every run."""
+    from sim_models.bullet import connect_direct, pybullet, release
+
+    key = (urdf_text, path, os.path.getmtime(path) if path is not None and os.path.exists(path) else 0.0)
+    if key in _loadable:
+        return
+    if len(_loadable) >= 64:  # a bound, for a long-lived process that loads many robots
+        _loadable.clear()
     pb = pybullet()
     client = connect_direct()
     try:
         _load_urdf(pb, client, urdf_text, path)
     finally:
-        pb.disconnect(client)
+        release(client)
+    _loadable.add(key)
 
 
 def _load_urdf(pb: Any, client: int, urdf_text: str, path: str | None) -> int:
@@ -92,7 +103,7 @@ class Plant:
     ) -> None:
         """`mass_scale`: a factor on the mass and inertia of links by name (a robot that differs
         from its drawing, as in a Monte Carlo run); applied before the servos' rotor inertia."""
-        from sim_models.bullet import connect_direct, pybullet
+        from sim_models.bullet import connect_direct, pybullet, release
 
         pb = pybullet()
 
@@ -123,7 +134,7 @@ class Plant:
                     raise ConfigError(f"initial position for unknown joint {name!r}")
                 pb.resetJointState(self.body, self.joint_index[name], q, 0.0, physicsClientId=self.client)
         except BaseException:
-            pb.disconnect(self.client)
+            release(self.client)
             raise
         self._indices = [self.joint_index[m.joint] for m in self.mounts]
         self._servos = [m.servo for m in self.mounts]
@@ -287,8 +298,10 @@ class Plant:
         return [s[0] for s in pb.getJointStates(self.body, idx, physicsClientId=self.client)]
 
     def close(self) -> None:
-        if self.client is not None and self._pb.isConnected(self.client):
-            self._pb.disconnect(self.client)
+        if self.client is not None:
+            from sim_models.bullet import release
+
+            release(self.client)  # emptied and kept for the next plant in this process
         self.client = None  # type: ignore[assignment]
 
     def __enter__(self) -> Plant:

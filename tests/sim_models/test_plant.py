@@ -8,7 +8,7 @@ import pytest
 
 from servo_core.catalogue import servo_spec
 from servo_core.errors import ConfigError
-from sim_models.bullet import pybullet
+from sim_models.bullet import MAX_IDLE, connect_direct, pybullet, release
 from sim_models.plant import Mount, Plant
 from sim_models.robots import pendulum_urdf, robot_urdf_text
 from sim_models.servo.device import VirtualServo
@@ -192,35 +192,40 @@ def test_plants_use_private_clients() -> None:
         b.close()
 
 
-def test_close_disconnects_and_is_idempotent() -> None:
+def test_close_hands_the_client_back_empty_and_is_idempotent() -> None:
     pb = pybullet()
     plant = pendulum_plant()
     client = plant.client
-    assert pb.isConnected(client)
     other = pendulum_plant()
     try:
         plant.close()
-        assert not pb.isConnected(client)
+        assert pb.isConnected(client) and pb.getNumBodies(physicsClientId=client) == 0
         plant.close()  # again: no error
-        assert pb.isConnected(other.client)  # the other plant is untouched
+        assert pb.getNumBodies(physicsClientId=other.client) == 1  # the other plant is untouched
         other.advance_to(0.01)
+        with pendulum_plant() as reused:
+            assert reused.client == client  # the emptied client serves the next plant
+            assert pb.getNumBodies(physicsClientId=client) == 1
     finally:
         other.close()
-    with pendulum_plant() as ctx:
-        ctx_client = ctx.client
-    assert not pb.isConnected(ctx_client)
+
+
+def test_only_a_few_emptied_clients_are_kept() -> None:
+    pb = pybullet()
+    plants = [pendulum_plant() for _ in range(MAX_IDLE + 2)]
+    clients = [p.client for p in plants]
+    for plant in plants:
+        plant.close()
+    assert sum(pb.isConnected(c) for c in clients) == MAX_IDLE  # the rest were disconnected
 
 
 def test_failed_construction_releases_its_client() -> None:
     pb = pybullet()
     servo = VirtualServo(servo_spec("sts3215"), 1)
-    before = pb.connect(pb.DIRECT)
-    pb.disconnect(before)
     with pytest.raises(ConfigError):
         Plant(pendulum_urdf(), [Mount("nope", servo)])
-    # the failed plant's client was given back: its id is free again
-    after = pb.connect(pb.DIRECT)
+    client = connect_direct()  # the failed plant's client, given back with its world emptied
     try:
-        assert after == before
+        assert pb.getNumBodies(physicsClientId=client) == 0
     finally:
-        pb.disconnect(after)
+        release(client)
