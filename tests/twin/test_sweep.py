@@ -236,3 +236,27 @@ def test_seeds_alone_are_a_monte_carlo_with_a_histogram_per_metric(tmp_path: Pat
         ["sweep", str(scenario), "--seeds", "2", "--workers", "1", "--out", str(tmp_path / "cli")]
     )
     assert code == 0 and "2 points" in out
+
+
+@pytest.mark.parametrize("dask", [None, "local"])
+def test_an_interrupted_sweep_keeps_what_finished_and_resumes(tmp_path: Path, dask: str | None) -> None:
+    def interrupt(done: int, failed: int, total: int, eta: float) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(
+            SCENARIO,
+            ["duration=1"],
+            seeds=6,
+            workers=2,
+            dask=dask,
+            out=tmp_path,
+            progress=interrupt,
+            plots=False,
+        )
+    with open(tmp_path / "results.csv", newline="") as f:
+        kept = list(csv.DictReader(f))
+    assert 2 <= len(kept) < 6 and all(r["status"] == "passed" for r in kept)
+    rest = sweep(SCENARIO, ["duration=1"], seeds=6, workers=2, out=tmp_path, resume=True, plots=False)
+    assert rest.skipped == len(kept) and [r["seed"] for r in rest.rows] == list(range(7, 13))
