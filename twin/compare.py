@@ -349,7 +349,10 @@ def compare(dirs: Iterable[str | os.PathLike[str]]) -> Comparison:
     runs: list[Run] = []
     for d in dirs:
         reference = os.fspath(d)
-        runs.extend(read_sweep_runs(reference) if is_sweep_reference(reference) else [_read_run(Path(d))])
+        if is_sweep_reference(reference):
+            runs.extend(Run(*row) for row in read_sweep_runs(reference))
+        else:
+            runs.append(_read_run(Path(d)))
     if len(runs) < 2:
         raise ConfigError("twin compare needs at least two runs (run directories or sweep rows)")
     names = sorted(set().union(*(r.metrics for r in runs)))

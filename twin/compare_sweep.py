@@ -1,9 +1,10 @@
 """A sweep's rows as runs for `twin compare`: `SWEEP_DIR` (every row) or `SWEEP_DIR#N[,M...]`.
 
 A sweep directory holds results.csv (one row per run, numbered from 1 in file order) and
-sweep.json (what was swept, the scenario's assertions). Each selected row becomes a
-:class:`twin.compare.Run` whose metrics are the row's numbers and whose assertion outcomes are
-the scenario's assertions evaluated on them, as the run itself evaluated them.
+sweep.json (what was swept, the scenario's assertions). Each selected row becomes what a
+:class:`twin.compare.Run` holds: a label, a manifest whose assertion outcomes are the
+scenario's assertions evaluated on the row's numbers (as the run itself evaluated them), and
+those numbers as the metrics.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from servo_core.errors import ConfigError
-from twin.compare import Run
 from twin.scenario.assertions import Assertion
 
-__all__ = ["is_sweep_reference", "read_sweep_runs"]
+__all__ = ["RowRun", "is_sweep_reference", "read_sweep_runs"]
+
+RowRun = tuple[Path, dict[str, Any], dict[str, int | float | None]]
+"""A row as a run: its label (`SWEEP_DIR#N`), a manifest as run.json has it, its metrics."""
 
 RESULTS, DEFINITION = "results.csv", "sweep.json"
 _NOT_METRICS = ("status", "error")  # the seed is a metric too, as in metrics.json
@@ -59,7 +62,7 @@ def _number(text: str) -> int | float | None:
         return None
 
 
-def read_sweep_runs(reference: str) -> list[Run]:
+def read_sweep_runs(reference: str) -> list[RowRun]:
     """The rows `reference` names, as runs labelled `SWEEP_DIR#N`. ConfigError naming what is
     missing or which row does not exist."""
     folder, rows = _split(reference)
@@ -74,7 +77,7 @@ def read_sweep_runs(reference: str) -> list[Run]:
     params = [*definition.get("grid", {}), *definition.get("random", {})]
     with open(folder / RESULTS, newline="", encoding="utf-8") as f:
         table = list(csv.DictReader(f))
-    runs = []
+    runs: list[RowRun] = []
     for n in _selection(reference, rows, len(table)):
         raw = table[n - 1]
         metrics = {
@@ -95,7 +98,7 @@ def read_sweep_runs(reference: str) -> list[Run]:
         }
         if raw.get("status") != "error":
             manifest["assertions"] = [_outcome(a, metrics) for a in definition.get("assertions", [])]
-        runs.append(Run(Path(f"{folder}#{n}"), manifest, metrics))
+        runs.append((Path(f"{folder}#{n}"), manifest, metrics))
     return runs
 
 
