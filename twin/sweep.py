@@ -524,7 +524,10 @@ def sweep(
         from twin.observe.sweep_plot import plot_sweep
 
         metrics = [m for m in sorted({a.path for a in scenario.assertions}) if m in columns]
-        images = plot_sweep(out_dir, parsed, [path for path, _ in randoms], metrics, ordered)
+        bounds: dict[str, list[tuple[str, float]]] = {}
+        for assertion in scenario.assertions:
+            bounds.setdefault(assertion.path, []).append((assertion.op, assertion.bound))
+        images = plot_sweep(out_dir, parsed, [path for path, _ in randoms], metrics, ordered, bounds)
     return SweepResult(ordered, columns, out_dir, len(points) - len(todo), images)
 
 

@@ -6,7 +6,8 @@
 - Nothing swept (seeds only, a Monte Carlo over the scenario's tolerances): a histogram of the
   metric over the seeds.
 
-Drawn on Agg-backed figures (never pyplot), so a notebook's backend is left alone.
+The scenario's assertion bounds on the metric are drawn as dashed lines. Drawn on Agg-backed
+figures (never pyplot), so a notebook's backend is left alone.
 """
 
 from __future__ import annotations
@@ -23,6 +24,22 @@ __all__ = ["plot_sweep"]
 
 _HEIGHT_IN = 4.0
 Row = dict[str, Any]
+Bounds = dict[str, list[tuple[str, float]]]
+"""Per metric, the (operator, bound) of each assertion on it."""
+
+
+def _bounds(ax: Any, bounds: list[tuple[str, float]], vertical: bool = False) -> None:
+    for op, bound in bounds:
+        line = ax.axvline if vertical else ax.axhline
+        line(bound, color="red", linestyle="--", linewidth=1, label=f"assertion {op} {bound:g}")
+
+
+def _finish(fig: Any, ax: Any, title: str, legend: bool) -> Any:
+    ax.set_title(title, fontsize="medium")
+    if legend:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
 
 
 def _number(value: Any) -> float | None:
@@ -40,7 +57,12 @@ def _text(value: Any) -> str:
 
 
 def _grid_figure(
-    metric: str, param: str, values: Sequence[Any], others: Sequence[str], rows: Sequence[Row]
+    metric: str,
+    param: str,
+    values: Sequence[Any],
+    others: Sequence[str],
+    rows: Sequence[Row],
+    bounds: list[tuple[str, float]],
 ) -> Any:
     fig = new_figure(_HEIGHT_IN)
     ax = fig.add_subplot(1, 1, 1)
@@ -69,13 +91,14 @@ def _grid_figure(
         ax.set_xticks(xs, [_text(v) for v in values])
     ax.set_xlabel(param)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} vs {param} (mean, min-max over seeds)" if drawn else f"{metric}: no data")
-    if len(groups) > 1:
-        ax.legend(fontsize="small")
-    return fig
+    _bounds(ax, bounds)
+    title = "mean over the seeds, min-max shaded" if drawn else f"{metric}: no data"
+    return _finish(fig, ax, title, len(groups) > 1 or bool(bounds))
 
 
-def _scatter_figure(metric: str, param: str, grid_params: Sequence[str], rows: Sequence[Row]) -> Any:
+def _scatter_figure(
+    metric: str, param: str, grid_params: Sequence[str], rows: Sequence[Row], bounds: list[tuple[str, float]]
+) -> Any:
     fig = new_figure(_HEIGHT_IN)
     ax = fig.add_subplot(1, 1, 1)
     groups: dict[tuple[str, ...], list[tuple[float, float]]] = {}
@@ -88,13 +111,12 @@ def _scatter_figure(metric: str, param: str, grid_params: Sequence[str], rows: S
         ax.plot([p[0] for p in points], [p[1] for p in points], "o", alpha=0.7, label=name)
     ax.set_xlabel(f"{param} (drawn)")
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} vs {param}, one dot per run" if groups else f"{metric}: no data")
-    if len(groups) > 1:
-        ax.legend(fontsize="small")
-    return fig
+    _bounds(ax, bounds)
+    title = "one dot per run" if groups else f"{metric}: no data"
+    return _finish(fig, ax, title, len(groups) > 1 or bool(bounds))
 
 
-def _histogram_figure(metric: str, rows: Sequence[Row]) -> Any:
+def _histogram_figure(metric: str, rows: Sequence[Row], bounds: list[tuple[str, float]]) -> Any:
     fig = new_figure(_HEIGHT_IN)
     ax = fig.add_subplot(1, 1, 1)
     ys = [y for r in rows if (y := _number(r.get(metric))) is not None]
@@ -102,11 +124,10 @@ def _histogram_figure(metric: str, rows: Sequence[Row]) -> Any:
         ax.hist(ys, bins=max(5, min(30, int(math.sqrt(len(ys))) + 1)))
         mean = sum(ys) / len(ys)
         ax.axvline(mean, color="black", linestyle="--", label=f"mean {mean:.4g}")
-        ax.legend(fontsize="small")
+    _bounds(ax, bounds, vertical=True)
     ax.set_xlabel(metric)
     ax.set_ylabel("runs")
-    ax.set_title(f"{metric} over {len(ys)} seeds" if ys else f"{metric}: no data")
-    return fig
+    return _finish(fig, ax, f"over {len(ys)} seeds" if ys else f"{metric}: no data", bool(ys or bounds))
 
 
 def plot_sweep(
@@ -115,6 +136,7 @@ def plot_sweep(
     random_params: Sequence[str],
     metrics: Sequence[str],
     rows: Sequence[Row],
+    bounds: Bounds | None = None,
 ) -> list[Path]:
     """Write DIR/<metric>_vs_<param>.png for every metric and swept parameter (DIR/<metric>_hist.png
     when nothing is swept); return the paths."""
@@ -123,16 +145,16 @@ def plot_sweep(
     grid_params = [p for p, _ in grid]
     images = []
     for metric in metrics:
+        lines = (bounds or {}).get(metric, [])
         figures: list[tuple[str, Any]] = []
         for index, (param, values) in enumerate(grid):
             others = [p for i, p in enumerate(grid_params) if i != index]
-            figures.append((param, _grid_figure(metric, param, values, others, rows)))
+            figures.append((param, _grid_figure(metric, param, values, others, rows, lines)))
         for param in random_params:
-            figures.append((param, _scatter_figure(metric, param, grid_params, rows)))
+            figures.append((param, _scatter_figure(metric, param, grid_params, rows, lines)))
         if not figures:
-            images.append(
-                save_figure(_histogram_figure(metric, rows), out / f"{_safe_name(metric)}_hist.png")
-            )
+            histogram = _histogram_figure(metric, rows, lines)
+            images.append(save_figure(histogram, out / f"{_safe_name(metric)}_hist.png"))
         for param, fig in figures:
             images.append(save_figure(fig, out / f"{_safe_name(metric)}_vs_{_safe_name(param)}.png"))
     return images
