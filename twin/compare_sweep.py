@@ -17,6 +17,7 @@ from typing import Any
 
 from servo_core.errors import ConfigError
 from twin.scenario.assertions import Assertion
+from twin.sweep import parse_cell
 
 __all__ = ["RowRun", "is_sweep_reference", "read_sweep_runs"]
 
@@ -50,16 +51,8 @@ def _selection(reference: str, rows: str | None, count: int) -> list[int]:
 
 
 def _number(text: str) -> int | float | None:
-    if text == "":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return None
+    value = parse_cell(text)
+    return value if isinstance(value, int | float) else None
 
 
 def read_sweep_runs(reference: str) -> list[RowRun]:

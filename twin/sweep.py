@@ -38,6 +38,7 @@ __all__ = [
     "add_parser",
     "expand",
     "main",
+    "parse_cell",
     "parse_grid",
     "parse_random",
     "point_key",
@@ -110,15 +111,27 @@ def point_key(values: dict[str, Any], seed: int | str) -> str:
 # --------------------------------------------------------------------------- grid
 
 
-def _parse_value(text: str, path: str) -> Any:
-    """One grid value, read as YAML with the rules of `--set`."""
+def _parse_value(text: str, path: str, option: str = "--grid") -> Any:
+    """One value, read as YAML with the rules of `--set`."""
     from twin.scenario.overrides import _OverrideError
     from twin.scenario.overrides import _parse_value as parse
 
     try:
         return parse(text, path)
     except _OverrideError as exc:
-        raise SweepError(f"--grid {path}={text}: {exc.message}") from None
+        raise SweepError(f"{option} {path}={text}: {exc.message}") from None
+
+
+def _assignment(text: str, option: str, usage: str, seen: set[str], again: str) -> tuple[str, str]:
+    """`PATH=REST` of one option -> (path, rest); SweepError if malformed or the path is taken."""
+    raw_path, equals, rest = text.partition("=")
+    path = raw_path.strip()
+    if not equals or not path:
+        raise SweepError(f"{option} {text!r}: expected {usage}")
+    if path in seen:
+        raise SweepError(f"{option} {path}: {again}")
+    seen.add(path)
+    return path, rest
 
 
 def parse_grid(texts: Sequence[str]) -> Grid:
@@ -126,13 +139,9 @@ def parse_grid(texts: Sequence[str]) -> Grid:
     grid: Grid = []
     seen: set[str] = set()
     for text in texts:
-        raw_path, equals, raw_values = text.partition("=")
-        path = raw_path.strip()
-        if not equals or not path:
-            raise SweepError(f"--grid {text!r}: expected PATH=V1,V2,...")
-        if path in seen:
-            raise SweepError(f"--grid {path}: given twice; put all its values in one --grid")
-        seen.add(path)
+        path, raw_values = _assignment(
+            text, "--grid", "PATH=V1,V2,...", seen, "given twice; put all its values in one --grid"
+        )
         # Commas inside brackets or quotes belong to a value: --grid 'a=[1,2],[3,4]' is two lists.
         parts = split_top_level(raw_values)
         if not any(parts):
@@ -143,28 +152,29 @@ def parse_grid(texts: Sequence[str]) -> Grid:
     return grid
 
 
-def _value_at(path: str, text: str) -> Any:
-    return _parse_value(text, path)
-
-
 def parse_random(texts: Sequence[str], grid: Sequence[tuple[str, list[Any]]] = ()) -> Randoms:
     """`["a.b=uniform(0.5, 2)"]` -> `[("a.b", Distribution)]`; SweepError if malformed or if
     a path is also on the grid."""
     randoms: Randoms = []
     seen = {path for path, _ in grid}
     for text in texts:
-        raw_path, equals, raw_dist = text.partition("=")
-        path = raw_path.strip()
-        if not equals or not path:
-            raise SweepError(f"--random {text!r}: expected PATH=DIST, e.g. PATH=uniform(0.5, 2)")
-        if path in seen:
-            raise SweepError(f"--random {path}: already swept; a path takes one --grid or one --random")
-        seen.add(path)
+        path, raw_dist = _assignment(
+            text,
+            "--random",
+            "PATH=DIST, e.g. PATH=uniform(0.5, 2)",
+            seen,
+            "already swept; a path takes one --grid or one --random",
+        )
         try:
-            randoms.append((path, parse_distribution(raw_dist, functools.partial(_value_at, path))))
-        except (DistributionError, SweepError) as exc:
+            choice_value = functools.partial(_choice_value, path)
+            randoms.append((path, parse_distribution(raw_dist, choice_value)))
+        except DistributionError as exc:
             raise SweepError(f"--random {path}={raw_dist.strip()}: {exc}") from None
     return randoms
+
+
+def _choice_value(path: str, text: str) -> Any:
+    return _parse_value(text, path, "--random")
 
 
 def expand(
@@ -387,7 +397,8 @@ def _csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _number(text: str) -> Any:
+def parse_cell(text: str) -> Any:
+    """A results.csv cell typed back: None (empty), an int, a float, else the text."""
     if text == "":
         return None
     try:
@@ -417,7 +428,7 @@ def read_csv(path: Path, params: Sequence[str]) -> dict[str, dict[str, Any]]:
                 elif column in ("status", "error"):
                     row[column] = text
                 else:
-                    row[column] = _number(text)
+                    row[column] = parse_cell(text)
             out[key] = row
     return out
 
