@@ -11,6 +11,7 @@ counted in integers so that the plant's time never drifts from k·dt.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import tempfile
@@ -40,7 +41,8 @@ def check_loadable(urdf_text: str, path: str | None = None) -> None:
     loaded again: a sweep worker checks the same robot for every run."""
     from sim_models.bullet import connect_direct, pybullet, release
 
-    key = (urdf_text, path, os.path.getmtime(path) if path is not None and os.path.exists(path) else 0.0)
+    digest = hashlib.sha256(urdf_text.encode("utf-8")).hexdigest()  # a robot file may be megabytes
+    key = (digest, path, os.path.getmtime(path) if path is not None and os.path.exists(path) else 0.0)
     if key in _loadable:
         return
     if len(_loadable) >= 64:  # a bound, for a long-lived process that loads many robots

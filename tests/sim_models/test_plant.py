@@ -229,3 +229,27 @@ def test_failed_construction_releases_its_client() -> None:
         assert pb.getNumBodies(physicsClientId=client) == 0
     finally:
         release(client)
+
+
+def test_a_description_that_loaded_is_not_loaded_again_and_a_bad_one_always_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sim_models.bullet as bullet
+    from sim_models.plant import check_loadable
+
+    connects: list[int] = []
+    real = bullet.connect_direct
+
+    def counting() -> int:
+        connects.append(1)
+        return real()
+
+    monkeypatch.setattr(bullet, "connect_direct", counting)
+    text = pendulum_urdf(0.123, 0.2)  # a description no other test loads
+    check_loadable(text)
+    check_loadable(text)
+    assert len(connects) == 1
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="PyBullet could not load"):
+            check_loadable("<robot name='broken'><link name='a'/><joint/></robot>")
+    assert len(connects) == 3
