@@ -4,7 +4,8 @@ A sweep directory holds results.csv (one row per run, numbered from 1 in file or
 sweep.json (what was swept, the scenario's assertions). Each selected row becomes what a
 :class:`twin.compare.Run` holds: a label, a manifest whose assertion outcomes are the
 scenario's assertions evaluated on the row's numbers (as the run itself evaluated them), and
-those numbers as the metrics.
+those numbers as the metrics. A row whose run directory was kept (`twin sweep --keep-runs`)
+is that directory, with its own manifest and telemetry.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from servo_core.errors import ConfigError
+from twin.observe.rundir import read_manifest
 from twin.scenario.assertions import Assertion
 from twin.sweep import parse_cell
 
@@ -25,7 +27,7 @@ RowRun = tuple[Path, dict[str, Any], dict[str, int | float | None]]
 """A row as a run: its label (`SWEEP_DIR#N`), a manifest as run.json has it, its metrics."""
 
 RESULTS, DEFINITION = "results.csv", "sweep.json"
-_NOT_METRICS = ("status", "error")  # the seed is a metric too, as in metrics.json
+_NOT_METRICS = ("status", "error", "run")  # the seed is a metric too, as in metrics.json
 
 
 def _split(reference: str) -> tuple[Path, str | None]:
@@ -91,7 +93,11 @@ def read_sweep_runs(reference: str) -> list[RowRun]:
         }
         if raw.get("status") != "error":
             manifest["assertions"] = [_outcome(a, metrics) for a in definition.get("assertions", [])]
-        runs.append((Path(f"{folder}#{n}"), manifest, metrics))
+        kept = folder / raw["run"] if raw.get("run") else None
+        if kept is not None and (kept / "run.json").is_file():  # twin sweep --keep-runs: the real thing
+            runs.append((kept, {**read_manifest(kept), "overrides": overrides}, metrics))
+        else:
+            runs.append((Path(f"{folder}#{n}"), manifest, metrics))
     return runs
 
 

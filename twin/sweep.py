@@ -54,6 +54,9 @@ Progress = Callable[[int, int, int, float], None]
 """(done, failed, total, eta_s): called as each point finishes (eta_s is NaN until known)."""
 
 FIXED_COLUMNS = ("seed", "status", "error")
+RUN_COLUMN = "run"
+"""With keep_runs (--keep-runs): the point's run directory, relative to the sweep's."""
+RUNS_FOLDER = "runs"
 STATUSES = ("passed", "failed", "error")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 CONNECT_TIMEOUT = "3s"
@@ -247,10 +250,13 @@ def _numeric(value: Any) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
-def run_point(scenario_path: str, overrides: Sequence[str], seed: int) -> dict[str, Any]:
-    """Run one point in this process (no run directory, no plots) and return its row: the
-    swept values by path, `seed`, `status` (passed/failed/error), `error` and the numeric
-    metrics by dotted path. An exception becomes a row with status 'error'."""
+def run_point(
+    scenario_path: str, overrides: Sequence[str], seed: int, run_dir: str | None = None
+) -> dict[str, Any]:
+    """Run one point in this process and return its row: the swept values by path, `seed`,
+    `status` (passed/failed/error), `error` and the numeric metrics by dotted path. An
+    exception becomes a row with status 'error'. No run directory and no plots, unless
+    `run_dir` asks for the run's directory to be written there (as `twin run --out` does)."""
     row: dict[str, Any] = {}
     for item in overrides:
         path, _, text = item.partition("=")
@@ -263,7 +269,7 @@ def run_point(scenario_path: str, overrides: Sequence[str], seed: int) -> dict[s
         from twin.api import load, run
         from twin.observe.metrics import flatten
 
-        result = run(load(scenario_path, list(overrides)), seed)
+        result = run(load(scenario_path, list(overrides)), seed, out=run_dir)
         row["status"] = "passed" if result.passed else "failed"
         if not result.complete:
             row["error"] = f"incomplete: {result.reason}"
@@ -294,14 +300,21 @@ class _Tracker:
 
 
 def _run_pool(
-    scenario: str, points: list[Point], workers: int, tracker: _Tracker, rows: dict[int, dict[str, Any]]
+    scenario: str,
+    points: list[Point],
+    workers: int,
+    tracker: _Tracker,
+    rows: dict[int, dict[str, Any]],
+    run_dirs: dict[int, str],
 ) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe with PyBullet
     with ProcessPoolExecutor(max_workers=min(workers, len(points)), mp_context=context) as pool:
-        futures = {pool.submit(run_point, scenario, p.overrides, p.seed): p for p in points}
+        futures = {
+            pool.submit(run_point, scenario, p.overrides, p.seed, run_dirs.get(p.index)): p for p in points
+        }
         try:
             for future in as_completed(futures):
                 point = futures[future]
@@ -344,12 +357,21 @@ def _run_dask(
     workers: int,
     tracker: _Tracker,
     rows: dict[int, dict[str, Any]],
+    run_dirs: dict[int, str],
 ) -> None:
     client, cluster = _dask_client(dask, workers)
     try:
         distributed = importlib.import_module("distributed")
         futures = {
-            client.submit(run_point, scenario, p.overrides, p.seed, pure=False, key=f"point-{p.index}"): p
+            client.submit(
+                run_point,
+                scenario,
+                p.overrides,
+                p.seed,
+                run_dirs.get(p.index),
+                pure=False,
+                key=f"point-{p.index}",
+            ): p
             for p in points
         }
         try:
@@ -383,7 +405,7 @@ def _error_row(point: Point, exc: BaseException) -> dict[str, Any]:
 
 
 def _columns(params: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[str]:
-    fixed = list(params) + list(FIXED_COLUMNS)
+    fixed = list(params) + list(FIXED_COLUMNS) + ([RUN_COLUMN] if any(RUN_COLUMN in r for r in rows) else [])
     metrics = sorted({key for row in rows for key in row} - set(fixed))
     return fixed + metrics
 
@@ -425,7 +447,7 @@ def read_csv(path: Path, params: Sequence[str]) -> dict[str, dict[str, Any]]:
             for column, text in raw.items():
                 if column in paths:
                     row[column] = _parse_value(text, column) if text != "" else None
-                elif column in ("status", "error"):
+                elif column in ("status", "error", RUN_COLUMN):
                     row[column] = text
                 else:
                     row[column] = parse_cell(text)
@@ -485,6 +507,7 @@ def sweep(
     base_seed: int | None = None,
     plots: bool = True,
     random: Randoms | Sequence[str] = (),
+    keep_runs: bool = False,
 ) -> SweepResult:
     """Run `scenario_path` at every point of `grid` (parsed, or `--grid` texts) × `seeds`,
     with the `random` paths (parsed, or `--random` texts) drawn for each seed.
@@ -493,7 +516,9 @@ def sweep(
     the extreme draws applied to the scenario (ScenarioError naming the bad `--set`),
     `workers` ≥ 1, a reachable Dask scheduler. `dask` is None (a local process pool of
     `workers`, default os.cpu_count()), "local" (a Dask LocalCluster of `workers` processes)
-    or a scheduler address."""
+    or a scheduler address. `keep_runs` also has each point write its run directory (telemetry,
+    plots, report) to DIR/runs/point-NNNN, named in the row's `run` column; on a scheduler
+    elsewhere, DIR must be on a file system the workers share."""
     if grid and isinstance(grid[0], str):
         grid = parse_grid(grid)  # type: ignore[arg-type]
     parsed: Grid = list(grid)  # type: ignore[arg-type]
@@ -521,12 +546,18 @@ def sweep(
     _write_definition(out_dir, scenario_path, scenario, parsed, randoms, seeds, start_seed)
     tracker = _Tracker(len(todo), progress)
     path = os.fspath(scenario_path)
+    width = max(4, len(str(len(points) - 1)))
+    names = {p.index: f"{RUNS_FOLDER}/point-{p.index:0{width}d}" for p in todo} if keep_runs else {}
+    run_dirs = {index: os.fspath((out_dir / name).resolve()) for index, name in names.items()}
     try:
         if todo and dask is not None:
-            _run_dask(path, todo, dask, n_workers, tracker, rows)
+            _run_dask(path, todo, dask, n_workers, tracker, rows, run_dirs)
         elif todo:
-            _run_pool(path, todo, n_workers, tracker, rows)
+            _run_pool(path, todo, n_workers, tracker, rows, run_dirs)
     finally:  # what finished is kept, so that --resume goes on from there
+        for index, name in names.items():
+            if index in rows:
+                rows[index][RUN_COLUMN] = name
         ordered = [rows[p.index] for p in points if p.index in rows]
         columns = _columns(params, ordered)
         _write(out_dir, columns, ordered)
@@ -617,6 +648,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run on Dask: a local cluster or a scheduler (tcp://HOST:PORT)",
     )
     p.add_argument("--resume", action="store_true", help="skip the points already in DIR/results.csv")
+    p.add_argument(
+        "--keep-runs",
+        action="store_true",
+        help="also write each point's run directory (telemetry, plots, report) under DIR/runs/",
+    )
     p.add_argument("--out", type=Path, required=True, help="directory for results.csv/.parquet and plots")
     return p
 
@@ -657,6 +693,7 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out=args.out,
             progress=progress_printer(err),
             random=randoms,
+            keep_runs=args.keep_runs,
         )
     except TwinError as exc:
         err.write(f"{exc}\n")

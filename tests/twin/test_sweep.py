@@ -260,3 +260,27 @@ def test_an_interrupted_sweep_keeps_what_finished_and_resumes(tmp_path: Path, da
     assert 2 <= len(kept) < 6 and all(r["status"] == "passed" for r in kept)
     rest = sweep(SCENARIO, ["duration=1"], seeds=6, workers=2, out=tmp_path, resume=True, plots=False)
     assert rest.skipped == len(kept) and [r["seed"] for r in rest.rows] == list(range(7, 13))
+
+
+def test_keep_runs_writes_each_points_run_directory(tmp_path: Path) -> None:
+    from twin.compare import compare
+    from twin.observe.metrics import flatten
+
+    result = sweep(SCENARIO, ["duration=1,2"], workers=2, out=tmp_path, keep_runs=True, plots=False)
+    assert result.columns[:5] == ["duration", "seed", "status", "error", "run"]
+    assert [r["run"] for r in result.rows] == ["runs/point-0000", "runs/point-0001"]
+    for row in result.rows:
+        run_dir = tmp_path / row["run"]
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+        assert (run_dir / "tracking.png").exists()
+        metrics = flatten(json.loads((run_dir / "metrics.json").read_text()))
+        assert metrics["tracking.max_error_deg"] == row["tracking.max_error_deg"]
+        telemetry = (run_dir / "telemetry.csv").read_text().splitlines()
+        assert len(telemetry) == 1 + 100 * row["duration"]  # header + a sample every 10 ms
+    comparison = compare([tmp_path])
+    assert [run.path for run in comparison.runs] == [
+        tmp_path / "runs/point-0000",
+        tmp_path / "runs/point-0001",
+    ]
+    resumed = sweep(SCENARIO, ["duration=1,2"], workers=1, out=tmp_path, resume=True, plots=False)
+    assert resumed.skipped == 2 and [r["run"] for r in resumed.rows] == ["runs/point-0000", "runs/point-0001"]
