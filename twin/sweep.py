@@ -1,7 +1,7 @@
 """Parameter sweeps: run a scenario over a grid of overrides × seeds, in parallel.
 
 `twin sweep SCENARIO [--grid PATH=V1,V2 ...] [--random PATH=DIST ...] [--seeds N] [--workers W |
---dask local | --dask tcp://HOST:PORT] [--resume] --out DIR` runs every point of the cartesian
+--dask local | --dask tcp://HOST:PORT] [--resume] [--keep-runs] --out DIR` runs every point of the cartesian
 product of the grid, `N` seeds each (the scenario's seed, +1, ...), with each `--random` path
 drawn from its distribution for the seed (see :mod:`twin.distributions`), on a local process
 pool or on Dask. It writes one row per point to DIR/results.csv and DIR/results.parquet, the
@@ -21,6 +21,7 @@ import itertools
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,6 +361,7 @@ def _run_dask(
     run_dirs: dict[int, str],
 ) -> None:
     client, cluster = _dask_client(dask, workers)
+    sweep_id = uuid.uuid4().hex[:12]  # keys unique on a scheduler that other sweeps share
     try:
         distributed = importlib.import_module("distributed")
         futures = {
@@ -370,7 +372,7 @@ def _run_dask(
                 p.seed,
                 run_dirs.get(p.index),
                 pure=False,
-                key=f"point-{p.index}",
+                key=f"twin-sweep-{sweep_id}-point-{p.index}",
             ): p
             for p in points
         }
