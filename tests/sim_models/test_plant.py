@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ CENTRE = 2048
 RAD_PER_TICK = 2.0 * math.pi / 4096
 
 
-def pendulum_plant(model: str = "xl430-w250", direction: float = 1.0, **kw: float) -> Plant:
+def pendulum_plant(model: str = "xl430-w250", direction: float = 1.0, **kw: Any) -> Plant:
     servo = VirtualServo(servo_spec(model), 1)
     return Plant(pendulum_urdf(0.1, 0.2), [Mount("pivot", servo, direction=direction)], **kw)
 
