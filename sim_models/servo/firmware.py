@@ -290,7 +290,7 @@ class DynamixelFirmware(Firmware):
     # Dynamixel X position controller, after the e-Manual's block diagram:
     # KP = P/128, KI = I/65536, KD = D/16, output in PWM units (885 = 100 %).
     gain_scale = (1.0 / 128.0, 1.0 / 65536.0, 1.0 / 16.0)
-    watchdog = Watchdog("bus_watchdog", 0.020, 127, "goal_pwm", "goal_velocity")
+    watchdog: Watchdog | None = Watchdog("bus_watchdog", 0.020, 127, "goal_pwm", "goal_velocity")
 
     # -- model ------------------------------------------------------------------------------
     def table_for(self, spec: ServoSpec) -> ControlTable:
