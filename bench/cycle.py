@@ -1,17 +1,23 @@
-"""Where a control cycle's time goes: a full run's cost per driver cycle, by layer.
+"""Where a control cycle's time goes: a full run's cost per driver cycle, by part.
 
-Runs scenarios/arm6_pick_place.yaml (six STS3215 servos, 1 ms physics, driver at 100 Hz)
-twice: once timed, once under cProfile. The profile's own time per function is grouped by
-the layer its code lives in (time in a built-in such as a PyBullet call or struct.pack goes
-to the layer that called it, and PyBullet's calls get a line of their own), and the shares
-are scaled to the timed run's wall time per control cycle. A bare PyBullet loop stepping the
-same robot for one cycle's worth of steps (bench/rtf.py's baseline) is printed alongside.
+Runs scenarios/arm6_pick_place.yaml (six STS3215 servos, 1 ms physics, driver at 100 Hz).
+Three loops are timed, interleaved, best of --repeats (bench/rtf.py's loops):
 
-cProfile adds a cost to every call it records, which would make layers of many small calls
-look bigger than they are: that cost per call is calibrated as (profiled time - timed time) /
-calls recorded, and taken off each layer for the calls charged to it.
+- the full run;
+- the plant with its six servos alone;
+- the bare PyBullet loop.
 
-    python bench/cycle.py [--sim-seconds 20]
+Per control cycle:
+
+- the bare loop is PyBullet's share;
+- plant + servos minus the bare loop is the servo models' share;
+- the full run minus plant + servos is the rest.
+
+The rest is split by layer with a cProfile of the full run. Time in a built-in goes to the
+layer that called it. cProfile's own cost per recorded call is calibrated as (profiled time
+of those layers - their timed time) / their calls, and taken off each layer for its calls.
+
+    python bench/cycle.py [--sim-seconds 20] [--repeats 3]
 """
 
 from __future__ import annotations
