@@ -89,6 +89,7 @@ __all__ = [
     "build_joints",
     "build_plant",
     "check_servos_present",
+    "open_checked_bus",
     "latency_from",
     "servo_model",
     "servo_range_in_joint",
@@ -285,6 +286,18 @@ def check_servos_present(bus: ServoBus, scenario: Scenario) -> None:
         raise ConfigError("the bus does not match the scenario: " + "; ".join(problems))
 
 
+def open_checked_bus(url: str, scenario: Scenario) -> ServoBus:
+    """The bus at `url`, once every servo of the scenario has answered as the model it says
+    (check_servos_present); closed again, and ConfigError, when one does not."""
+    bus = open_bus(url)
+    try:
+        check_servos_present(bus, scenario)
+    except BaseException:
+        bus.close()
+        raise
+    return bus
+
+
 def _open_servo_bus(
     scenario: Scenario, plant: Plant | None, env: simpy.Environment, bus_url: str | None
 ) -> ServoBus:
@@ -292,13 +305,7 @@ def _open_servo_bus(
         inner = open_bus(f"sim://?baud={scenario.plant.bus.baud}", plant=plant, clock=lambda: env.now)
         return FaultInjectingBus(inner)
     assert bus_url is not None
-    bus = open_bus(bus_url)
-    try:
-        check_servos_present(bus, scenario)
-    except BaseException:
-        bus.close()
-        raise
-    return bus
+    return open_checked_bus(bus_url, scenario)
 
 
 BusWrapper = Callable[[ServoBus, simpy.Environment], ServoBus]

@@ -327,7 +327,7 @@ def load_model(
     Raises :class:`ScenarioError`, and nothing else, for any bad input.
     """
     name = os.fspath(file)
-    data, lines = read_yaml(name)
+    data, lines = read_yaml(name, shared=True)  # apply_overrides_tracked works on a copy
     data, applied = apply_overrides_tracked(data, sets, name)
     context = {"base_dir": os.path.dirname(os.path.abspath(name))}
     return validate(model_cls, data, lines.with_overrides(applied), name, checks, context, notes)

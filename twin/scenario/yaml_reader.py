@@ -308,7 +308,7 @@ def _is_empty(root: Node | None) -> bool:
     )
 
 
-def read_yaml(file: str | os.PathLike[str]) -> tuple[Any, LineMap]:
+def read_yaml(file: str | os.PathLike[str], *, shared: bool = False) -> tuple[Any, LineMap]:
     """Safely parse a YAML file into plain data (a ``dict``) and its :class:`LineMap`.
 
     Only mappings, lists, strings, integers, floats, booleans and null are built; mapping keys
@@ -317,16 +317,19 @@ def read_yaml(file: str | os.PathLike[str]) -> tuple[Any, LineMap]:
     syntax errors, any tag other than the core ones (``!!python/...``, ``!custom``,
     ``!!timestamp``...), duplicate keys, documents expanding to more than ``MAX_NODES`` values
     or nesting deeper than ``MAX_DEPTH``, and a top level that is not a mapping.
+
+    The parse is cached by the file's text; the data returned is the caller's own copy, unless
+    `shared` (for a caller that copies before changing anything, as applying overrides does).
     """
     name = os.fspath(file)
     data, lines = _parse_document(name, _read_text(name))
-    return copy.deepcopy(data), lines
+    return (data if shared else copy.deepcopy(data)), lines
 
 
 @functools.lru_cache(maxsize=32)
 def _parse_document(name: str, text: str) -> tuple[Any, LineMap]:
     # Cached by the text: a sweep worker loads the same scenario for every run, and PyYAML's
-    # pure-Python scanner is most of a load. Callers get a copy of the data (read_yaml).
+    # pure-Python scanner is most of a load.
     root = compose(text, name)
     if root is None or _is_empty(root):
         raise problem_error(name, "file is empty")

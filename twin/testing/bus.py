@@ -167,16 +167,9 @@ def open_url_bus(url: str, scenario: Scenario | None = None, *, exclusive: bool 
     `exclusive`: the bus holds a port that a run on the same URL needs (`released()` gives it up).
     """
     from hw_adapters import open_bus
-    from twin.assembly import check_servos_present
+    from twin.assembly import open_checked_bus
 
     def connect() -> ServoBus:
-        bus = open_bus(url)
-        if scenario is not None:
-            try:
-                check_servos_present(bus, scenario)
-            except BaseException:
-                bus.close()
-                raise
-        return bus
+        return open_bus(url) if scenario is None else open_checked_bus(url, scenario)
 
     return ClockedBus(connect(), reopen=connect if exclusive else None)
